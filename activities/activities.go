@@ -1,0 +1,234 @@
+// Package activities holds every side effect of dsrflow's workflows: ledger
+// writes, identity resolution, batch membership, Mixpanel calls, member
+// notifications and status callbacks. Activities read secrets from their own
+// configuration, never from their inputs.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dsrflow/dsrflow/internal/callback"
+	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/mixpanel"
+)
+
+// Activities carries the dependencies of every activity. Workflows reference
+// its methods through a nil pointer.
+type Activities struct {
+	Config    config.Config
+	Ledger    *ledger.Store
+	Temporal  client.Client
+	Mixpanel  map[string]*mixpanel.Client
+	Callbacks *callback.Sender
+	Metrics   *Metrics
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now().UTC()
+}
+
+func (a *Activities) mixpanelClient(destination string) (*mixpanel.Client, error) {
+	c, ok := a.Mixpanel[destination]
+	if !ok {
+		return nil, temporal.NewNonRetryableApplicationError("destination "+destination+" is not configured on this worker", ErrTypeBadRequest, nil)
+	}
+	return c, nil
+}
+
+// RecordStatus writes one status transition to the ledger (a local activity).
+func (a *Activities) RecordStatus(ctx context.Context, c StatusChange) error {
+	key := ledger.Key{ControllerID: c.ControllerID, RequestID: c.RequestID}
+	if err := a.Ledger.SetStatus(ctx, key, ledger.Status(c.To), c.Reason, c.At); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	a.Metrics.statusChanged(string(c.To))
+	return nil
+}
+
+// Enqueue adds a request to its destination's batch, starting the batch if needed.
+func (a *Activities) Enqueue(ctx context.Context, in EnqueueInput) error {
+	_, err := a.Temporal.SignalWithStartWorkflow(ctx, dsr.BatchWorkflowID(in.Destination, in.Regulation), dsr.SignalEnqueue, in.Member,
+		client.StartWorkflowOptions{
+			ID:            dsr.BatchWorkflowID(in.Destination, in.Regulation),
+			TaskQueue:     a.Config.TaskQueue,
+			StaticSummary: "Batch of " + in.Regulation + " erasures for " + in.Destination,
+		},
+		dsr.WorkflowBatch, dsr.BatchInput{Destination: in.Destination, Regulation: in.Regulation, Settings: a.batchSettings()})
+	if err != nil {
+		return fmt.Errorf("joining the batch: %w", err)
+	}
+	return nil
+}
+
+// batchSettings are the flush rules from configuration, taken by a batch when it starts.
+func (a *Activities) batchSettings() dsr.BatchSettings {
+	return dsr.BatchSettings{
+		MaxSize:          a.Config.BatchMaxSize,
+		MaxWait:          a.Config.BatchMaxWait,
+		MaxIDs:           a.Config.MixpanelMaxIDs,
+		MaxSignalsPerRun: maxSignalsPerRun,
+		PollInterval:     a.Config.MixpanelPollInterval,
+		MaxTaskAge:       a.Config.MixpanelMaxTaskAge,
+	}
+}
+
+// maxSignalsPerRun keeps a batch run far below Temporal's 10,000 signals per run.
+const maxSignalsPerRun = 2000
+
+// RemoveFromBatch takes a request out of its batch if the batch has not sent it.
+func (a *Activities) RemoveFromBatch(ctx context.Context, in RemoveInput) (dsr.RemoveResult, error) {
+	h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   dsr.BatchWorkflowID(in.Destination, in.Regulation),
+		UpdateName:   dsr.UpdateRemove,
+		Args:         []any{dsr.Member{ControllerID: in.ControllerID, RequestID: in.RequestID}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return dsr.RemoveResult{}, fmt.Errorf("asking the batch to drop the request: %w", err)
+	}
+	var res dsr.RemoveResult
+	if err := h.Get(ctx, &res); err != nil {
+		return dsr.RemoveResult{}, fmt.Errorf("asking the batch to drop the request: %w", err)
+	}
+	return res, nil
+}
+
+// TrackTask hands members to the workflow that follows a Mixpanel task, starting it if needed.
+func (a *Activities) TrackTask(ctx context.Context, in dsr.TaskInput) error {
+	members := in.Members
+	in.Members = nil
+	id := dsr.TaskWorkflowID(in.Destination, in.TaskID)
+	_, err := a.Temporal.SignalWithStartWorkflow(ctx, id, dsr.SignalAddMembers, members,
+		client.StartWorkflowOptions{
+			ID:            id,
+			TaskQueue:     a.Config.TaskQueue,
+			StaticSummary: "Mixpanel deletion task " + in.TaskID + " at " + in.Destination,
+		},
+		dsr.WorkflowMixpanelTask, in)
+	if err != nil {
+		return fmt.Errorf("starting the task workflow: %w", err)
+	}
+	return nil
+}
+
+// notifyConcurrency bounds parallel signals from one NotifyMembers activity.
+const notifyConcurrency = 16
+
+// NotifyMembers records a task's news in the ledger for every member at once,
+// then signals each member's DSR workflow. Progress is heartbeated, so a retry
+// resumes where the last attempt stopped.
+func (a *Activities) NotifyMembers(ctx context.Context, in NotifyInput) error {
+	if err := a.recordForwarding(ctx, in); err != nil {
+		return err
+	}
+	start := 0
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &start)
+	}
+	for start < len(in.Members) {
+		end := min(start+notifyConcurrency*4, len(in.Members))
+		if err := a.signalMembers(ctx, in, in.Members[start:end]); err != nil {
+			return err
+		}
+		start = end
+		activity.RecordHeartbeat(ctx, start)
+	}
+	return nil
+}
+
+func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error {
+	// Members of one notice share a row unless their task lists differ.
+	groups := map[string][]ledger.Key{}
+	tasks := map[string]string{}
+	for _, m := range in.Members {
+		taskIDs := joinIDs(m.TaskIDs)
+		if in.Result != nil && in.Result.TaskID != "" && taskIDs == "" {
+			taskIDs = in.Result.TaskID
+		}
+		groups[taskIDs] = append(groups[taskIDs], ledger.Key{ControllerID: m.ControllerID, RequestID: m.RequestID})
+		tasks[taskIDs] = taskIDs
+	}
+	for taskIDs, keys := range groups {
+		f := ledger.Forwarding{Destination: in.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingSent), TaskID: tasks[taskIDs], TaskStatus: "PENDING", StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
+		if r := in.Result; r != nil {
+			f.TaskStatus = r.TaskStatus
+			if r.Succeeded {
+				f.StatusMessage = "Mixpanel task ended " + r.TaskStatus
+			} else {
+				f.Status, f.StatusMessage = ledger.ForwardingStatus(dsr.ForwardingFailed), r.Reason
+			}
+		}
+		if err := a.Ledger.SetForwarding(ctx, keys, f); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		if in.Result != nil {
+			a.Metrics.forwarded(in.Destination, string(f.Status), len(keys))
+		}
+	}
+	return nil
+}
+
+func (a *Activities) signalMembers(ctx context.Context, in NotifyInput, members []dsr.Member) error {
+	errs := make([]error, len(members))
+	sem := make(chan struct{}, notifyConcurrency)
+	done := make(chan struct{})
+	for i, m := range members {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; done <- struct{}{} }()
+			var err error
+			if in.Result != nil {
+				err = a.Temporal.SignalWorkflow(ctx, m.WorkflowID(), "", dsr.SignalTaskResult, *in.Result)
+			} else {
+				err = a.Temporal.SignalWorkflow(ctx, m.WorkflowID(), "", dsr.SignalForwarded, dsr.Forwarded{Destination: in.Destination, TaskIDs: m.TaskIDs})
+			}
+			var notFound *serviceerror.NotFound
+			if errors.As(err, &notFound) {
+				err = nil // the request's workflow is gone (terminated by an operator); the ledger has the news
+			}
+			errs[i] = err
+		}()
+	}
+	for range members {
+		<-done
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("signalling requests: %w", err)
+	}
+	return nil
+}
+
+func joinIDs(ids []string) string {
+	out := ""
+	for i, id := range ids {
+		if i > 0 {
+			out += ","
+		}
+		out += id
+	}
+	return out
+}
+
+// PurgeExpired deletes ledger records past DSR_RECORD_RETENTION.
+func (a *Activities) PurgeExpired(ctx context.Context) (int64, error) {
+	n, err := a.Ledger.PurgeExpired(ctx, a.now())
+	if err != nil {
+		return n, fmt.Errorf("ledger: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,137 @@
+// Package app wires dsrflow's shared dependencies (logger, Temporal client,
+// Mixpanel clients, signer, search attributes) from a Config, for the worker,
+// the API and the dsr CLI.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/mixpanel"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/workflows"
+)
+
+// Version is dsrflow's version, sent in the Mixpanel User-Agent.
+const Version = "0.1.0"
+
+// Logger returns the JSON logger every binary writes to stderr.
+func Logger(component string) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", component)
+}
+
+// TemporalOptions are the client options for cfg: address, namespace, and TLS or an
+// API key for a Temporal cluster or Temporal Cloud.
+func TemporalOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
+	opts := client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+	}
+	if cfg.TemporalTLS || cfg.TemporalAPIKey.IsSet() || cfg.TemporalTLSCertFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TemporalTLSServerName}
+		if cfg.TemporalTLSCertFile != "" {
+			pair, err := tls.LoadX509KeyPair(cfg.TemporalTLSCertFile, cfg.TemporalTLSKeyFile)
+			if err != nil {
+				return client.Options{}, fmt.Errorf("TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		if cfg.TemporalTLSCAFile != "" {
+			pem, err := os.ReadFile(cfg.TemporalTLSCAFile)
+			if err != nil {
+				return client.Options{}, fmt.Errorf("TEMPORAL_TLS_CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return client.Options{}, errors.New("TEMPORAL_TLS_CA: no certificate found in the file")
+			}
+			tc.RootCAs = pool
+		}
+		opts.ConnectionOptions.TLS = tc
+	}
+	if cfg.TemporalAPIKey.IsSet() {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey.Reveal())
+	}
+	return opts, nil
+}
+
+// DialTemporal connects to Temporal with TemporalOptions.
+func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+	opts, err := TemporalOptions(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Temporal at %s (is it running? `make dev` starts one): %w", cfg.TemporalAddress, err)
+	}
+	return c, nil
+}
+
+// MixpanelClients builds one GDPR API client per configured destination.
+func MixpanelClients(cfg config.Config) (map[string]*mixpanel.Client, error) {
+	out := map[string]*mixpanel.Client{}
+	for _, d := range cfg.Destinations {
+		c, err := mixpanel.New(mixpanel.Options{
+			BaseURL: d.APIURL, ProjectToken: d.ProjectToken, OAuthToken: d.OAuthToken,
+			UserAgent: "dsrflow/" + Version + " (+https://github.com/dsrflow/dsrflow)",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+		}
+		out[d.Name] = c
+	}
+	return out, nil
+}
+
+// Signer loads the response and callback signing key named by DSR_SIGNING_KEY / DSR_SIGNING_CERT.
+func Signer(cfg config.Config) (*opendsr.Signer, error) {
+	if cfg.SigningKeyFile == "" || cfg.SigningCertFile == "" {
+		return nil, errors.New("DSR_SIGNING_KEY and DSR_SIGNING_CERT must name PEM files: create a pair with `dsr keys generate`")
+	}
+	return opendsr.LoadSigner(cfg.SigningKeyFile, cfg.SigningCertFile)
+}
+
+// RegisterSearchAttributes adds dsrflow's search attributes that the namespace lacks.
+func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	ops := c.OperatorService()
+	have, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("listing search attributes: %w", err)
+	}
+	want := workflows.SearchAttributes()
+	missing := &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: map[string]enums.IndexedValueType{}}
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing.SearchAttributes[name] = want[name]
+		}
+	}
+	if len(missing.SearchAttributes) == 0 {
+		return nil
+	}
+	_, err = ops.AddSearchAttributes(ctx, missing)
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("registering search attributes: %w", err)
+	}
+	return nil
+}

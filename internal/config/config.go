@@ -1,0 +1,384 @@
+// Package config turns the environment into one typed Config shared by the
+// worker, the API and the dsr CLI. Secrets are read from VAR or VAR_FILE and
+// held as Secret so that no dump of a Config can reveal them.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Destination is one Mixpanel project that requests are forwarded to.
+type Destination struct {
+	// Name identifies the destination in workflow IDs, the ledger and the API.
+	Name string
+	// APIURL is the GDPR API base, e.g. https://eu.mixpanel.com/api/app.
+	APIURL       string
+	ProjectToken Secret
+	OAuthToken   Secret
+	// IdentityType is the OpenDSR identity type whose value is the Mixpanel distinct_id.
+	IdentityType string
+	// DeviceIDPrefix, when set, forwards device-only subjects as "<prefix><device id>"
+	// (Simplified ID Merge uses "$device:").
+	DeviceIDPrefix string
+	Active         bool
+}
+
+// Config is every setting dsrflow reads. The zero value is not useful: use Load.
+type Config struct {
+	TemporalAddress   string
+	TemporalNamespace string
+	// TemporalAPIKey authenticates to Temporal Cloud (implies TLS).
+	TemporalAPIKey Secret
+	// TemporalTLS turns on TLS; the cert/key pair is for mTLS, the CA for a private CA.
+	TemporalTLS                                                bool
+	TemporalTLSCertFile, TemporalTLSKeyFile, TemporalTLSCAFile string
+	TemporalTLSServerName                                      string
+	// TaskQueue is the queue for workflows and ordinary activities.
+	TaskQueue string
+	// WorkerMetricsAddr serves the worker's /metrics and /healthz.
+	WorkerMetricsAddr string
+
+	DB string
+
+	WaitingPeriod time.Duration
+	BatchMaxSize  int
+	BatchMaxWait  time.Duration
+
+	Destinations         []Destination
+	MixpanelMaxIDs       int
+	MixpanelPollInterval time.Duration
+	MixpanelRateLimit    float64
+	// MixpanelMaxTaskAge bounds how long one Mixpanel task is polled.
+	MixpanelMaxTaskAge time.Duration
+
+	APIAddr string
+	// APITokens maps a bearer token to the controller id it authenticates.
+	APITokens       map[string]string
+	ProcessorDomain string
+	SigningKeyFile  string
+	SigningCertFile string
+
+	// APIRateLimit is requests per second per controller (0 = unlimited); APIRateBurst its burst.
+	APIRateLimit float64
+	APIRateBurst int
+
+	CallbackAllowPrivate bool
+
+	ResultsDir      string
+	ResultsTTL      time.Duration
+	RecordRetention time.Duration
+
+	// Controller is the default controller id of the dsr CLI.
+	Controller string
+}
+
+// DefaultDestination is the name of the destination the MIXPANEL_* variables define.
+const DefaultDestination = "mixpanel"
+
+// Region hosts of Mixpanel's GDPR API.
+var regionHosts = map[string]string{
+	"us": "https://mixpanel.com/api/app",
+	"eu": "https://eu.mixpanel.com/api/app",
+	"in": "https://in.mixpanel.com/api/app",
+}
+
+// RegionURL returns the GDPR API base URL for a data residency region.
+func RegionURL(region string) (string, error) {
+	u, ok := regionHosts[strings.ToLower(strings.TrimSpace(region))]
+	if !ok {
+		return "", fmt.Errorf("unknown Mixpanel region %q: use us, eu or in", region)
+	}
+	return u, nil
+}
+
+// FromEnv loads the configuration from the process environment.
+func FromEnv() (Config, error) { return Load(os.Getenv) }
+
+// Load builds a Config from a variable lookup function (os.Getenv in production).
+func Load(getenv func(string) string) (Config, error) {
+	l := loader{getenv: getenv}
+	c := Config{
+		TemporalAddress:       l.str("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace:     l.str("TEMPORAL_NAMESPACE", "default"),
+		TemporalAPIKey:        l.secret("TEMPORAL_API_KEY"),
+		TemporalTLS:           l.boolean("TEMPORAL_TLS", false),
+		TemporalTLSCertFile:   l.str("TEMPORAL_TLS_CERT", ""),
+		TemporalTLSKeyFile:    l.str("TEMPORAL_TLS_KEY", ""),
+		TemporalTLSCAFile:     l.str("TEMPORAL_TLS_CA", ""),
+		TemporalTLSServerName: l.str("TEMPORAL_TLS_SERVER_NAME", ""),
+		TaskQueue:             l.str("DSR_TASK_QUEUE", "dsrflow"),
+		WorkerMetricsAddr:     l.str("WORKER_METRICS_ADDR", "127.0.0.1:9090"),
+		DB:                    l.str("DSR_DB", ".data/dsrflow.db"),
+		WaitingPeriod:         l.duration("DSR_WAITING_PERIOD", 168*time.Hour),
+		BatchMaxSize:          l.integer("DSR_BATCH_MAX_SIZE", 1000),
+		BatchMaxWait:          l.duration("DSR_BATCH_MAX_WAIT", time.Hour),
+		MixpanelMaxIDs:        l.integer("MIXPANEL_MAX_IDS_PER_TASK", 1999),
+		MixpanelPollInterval:  l.duration("MIXPANEL_POLL_INTERVAL", 10*time.Minute),
+		MixpanelRateLimit:     l.float("MIXPANEL_RATE_LIMIT", 1),
+		MixpanelMaxTaskAge:    l.duration("MIXPANEL_MAX_TASK_AGE", 45*24*time.Hour),
+		APIAddr:               l.str("API_ADDR", "127.0.0.1:8080"),
+		APITokens:             l.tokens("API_TOKENS"),
+		ProcessorDomain:       l.str("DSR_PROCESSOR_DOMAIN", "localhost"),
+		SigningKeyFile:        l.str("DSR_SIGNING_KEY", ""),
+		SigningCertFile:       l.str("DSR_SIGNING_CERT", ""),
+		CallbackAllowPrivate:  l.boolean("DSR_CALLBACK_ALLOW_PRIVATE", false),
+		APIRateLimit:          l.float("API_RATE_LIMIT", 100),
+		APIRateBurst:          l.integer("API_RATE_BURST", 200),
+		ResultsDir:            l.str("DSR_RESULTS_DIR", ".data/results"),
+		ResultsTTL:            l.duration("DSR_RESULTS_TTL", 168*time.Hour),
+		RecordRetention:       l.duration("DSR_RECORD_RETENTION", 8760*time.Hour),
+		Controller:            l.str("DSR_CONTROLLER", "dev"),
+	}
+	c.Destinations = l.destinations()
+	if err := errors.Join(l.errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.BatchMaxSize < 1 {
+		errs = append(errs, errors.New("DSR_BATCH_MAX_SIZE must be at least 1"))
+	}
+	if c.MixpanelMaxIDs < 1 {
+		errs = append(errs, errors.New("MIXPANEL_MAX_IDS_PER_TASK must be at least 1"))
+	}
+	if c.MixpanelPollInterval <= 0 || c.BatchMaxWait <= 0 {
+		errs = append(errs, errors.New("MIXPANEL_POLL_INTERVAL and DSR_BATCH_MAX_WAIT must be positive"))
+	}
+	if c.WaitingPeriod < 0 {
+		errs = append(errs, errors.New("DSR_WAITING_PERIOD must not be negative"))
+	}
+	if c.MixpanelRateLimit < 0 {
+		errs = append(errs, errors.New("MIXPANEL_RATE_LIMIT must not be negative"))
+	}
+	seen := map[string]bool{}
+	for _, d := range c.Destinations {
+		if !validName(d.Name) {
+			errs = append(errs, fmt.Errorf("destination name %q: use letters, digits, '-' and '_'", d.Name))
+		}
+		if seen[d.Name] {
+			errs = append(errs, fmt.Errorf("destination %q is defined twice", d.Name))
+		}
+		seen[d.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
+// Destination returns the named destination.
+func (c Config) Destination(name string) (Destination, bool) {
+	for _, d := range c.Destinations {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return Destination{}, false
+}
+
+// ActiveDestinations returns the destinations requests are forwarded to, sorted by name.
+func (c Config) ActiveDestinations() []Destination {
+	var out []Destination
+	for _, d := range c.Destinations {
+		if d.Active {
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (l *loader) str(key, def string) string {
+	if v := strings.TrimSpace(l.getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (l *loader) duration(key string, def time.Duration) time.Duration {
+	v := l.str(key, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		l.errs = append(l.errs, fmt.Errorf("%s: %q is not a duration like 30s, 10m or 168h", key, v))
+		return def
+	}
+	return d
+}
+
+func (l *loader) integer(key string, def int) int {
+	v := l.str(key, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		l.errs = append(l.errs, fmt.Errorf("%s: %q is not an integer", key, v))
+		return def
+	}
+	return n
+}
+
+func (l *loader) float(key string, def float64) float64 {
+	v := l.str(key, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		l.errs = append(l.errs, fmt.Errorf("%s: %q is not a number", key, v))
+		return def
+	}
+	return f
+}
+
+func (l *loader) boolean(key string, def bool) bool {
+	v := l.str(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		l.errs = append(l.errs, fmt.Errorf("%s: %q is not true or false", key, v))
+		return def
+	}
+	return b
+}
+
+// secret reads KEY, or the file named by KEY_FILE. It never puts the value in an error.
+func (l *loader) secret(key string) Secret {
+	if v := strings.TrimSpace(l.getenv(key)); v != "" {
+		return NewSecret(v)
+	}
+	path := strings.TrimSpace(l.getenv(key + "_FILE"))
+	if path == "" {
+		return Secret{}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		l.errs = append(l.errs, fmt.Errorf("%s_FILE: cannot read the file: %w", key, err))
+		return Secret{}
+	}
+	return NewSecret(strings.TrimSpace(string(b)))
+}
+
+// tokens parses "token:controller,token:controller" (or KEY_FILE with the same content).
+func (l *loader) tokens(key string) map[string]string {
+	raw := l.secret(key).Reveal()
+	out := map[string]string{}
+	for i, part := range strings.Split(raw, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		tok, controller, ok := strings.Cut(part, ":")
+		if !ok || tok == "" || !validName(controller) {
+			l.errs = append(l.errs, fmt.Errorf("%s: entry %d is not token:controller_id (controller ids use letters, digits, '-' and '_')", key, i+1))
+			continue
+		}
+		out[tok] = controller
+	}
+	return out
+}
+
+// destinationFile is one entry of the DSR_DESTINATIONS JSON file.
+type destinationFile struct {
+	Name            string `json:"name"`
+	Region          string `json:"region"`
+	APIURL          string `json:"api_url"`
+	ProjectTokenEnv string `json:"project_token_env"`
+	OAuthTokenEnv   string `json:"oauth_token_env"`
+	IdentityType    string `json:"identity_type"`
+	DeviceIDPrefix  string `json:"device_id_prefix"`
+	Active          *bool  `json:"active"`
+}
+
+func (l *loader) destinations() []Destination {
+	if path := l.str("DSR_DESTINATIONS", ""); path != "" {
+		return l.destinationsFromFile(path)
+	}
+	apiURL := l.str("MIXPANEL_API_URL", "")
+	if apiURL == "" {
+		u, err := RegionURL(l.str("MIXPANEL_REGION", "us"))
+		if err != nil {
+			l.errs = append(l.errs, fmt.Errorf("MIXPANEL_REGION: %w", err))
+		}
+		apiURL = u
+	}
+	return []Destination{{
+		Name:           DefaultDestination,
+		APIURL:         strings.TrimRight(apiURL, "/"),
+		ProjectToken:   l.secret("MIXPANEL_PROJECT_TOKEN"),
+		OAuthToken:     l.secret("MIXPANEL_OAUTH_TOKEN"),
+		IdentityType:   l.str("MIXPANEL_IDENTITY_TYPE", "controller_customer_id"),
+		DeviceIDPrefix: l.str("MIXPANEL_DEVICE_ID_PREFIX", ""),
+		Active:         true,
+	}}
+}
+
+func (l *loader) destinationsFromFile(path string) []Destination {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		l.errs = append(l.errs, fmt.Errorf("DSR_DESTINATIONS: %w", err))
+		return nil
+	}
+	var entries []destinationFile
+	if err := json.Unmarshal(b, &entries); err != nil {
+		l.errs = append(l.errs, fmt.Errorf("DSR_DESTINATIONS: %s is not a JSON list of destinations: %w", path, err))
+		return nil
+	}
+	out := make([]Destination, 0, len(entries))
+	for _, e := range entries {
+		apiURL := e.APIURL
+		if apiURL == "" {
+			u, err := RegionURL(orDefault(e.Region, "us"))
+			if err != nil {
+				l.errs = append(l.errs, fmt.Errorf("DSR_DESTINATIONS %q: %w", e.Name, err))
+			}
+			apiURL = u
+		}
+		out = append(out, Destination{
+			Name:           e.Name,
+			APIURL:         strings.TrimRight(apiURL, "/"),
+			ProjectToken:   l.secret(e.ProjectTokenEnv),
+			OAuthToken:     l.secret(e.OAuthTokenEnv),
+			IdentityType:   orDefault(e.IdentityType, "controller_customer_id"),
+			DeviceIDPrefix: e.DeviceIDPrefix,
+			Active:         e.Active == nil || *e.Active,
+		})
+	}
+	return out
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

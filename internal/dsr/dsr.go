@@ -1,0 +1,228 @@
+// Package dsr is the contract between dsrflow's workflows, activities, API and
+// CLI: workflow IDs, signal/update/query names, and the payloads they carry.
+// It holds no I/O so that deterministic workflow code can import it.
+package dsr
+
+import (
+	"strings"
+	"time"
+)
+
+// Status is a request's OpenDSR request_status (plus "failed").
+type Status string
+
+// Request statuses.
+const (
+	StatusPending    Status = "pending"
+	StatusInProgress Status = "in_progress"
+	StatusCompleted  Status = "completed"
+	StatusCancelled  Status = "cancelled"
+	StatusFailed     Status = "failed"
+)
+
+// ForwardingStatus is the state of a request at one destination.
+type ForwardingStatus string
+
+// Forwarding statuses, as mParticle reports them per destination.
+const (
+	ForwardingPending ForwardingStatus = "pending"
+	ForwardingSkipped ForwardingStatus = "skipped"
+	ForwardingSent    ForwardingStatus = "sent"
+	ForwardingFailed  ForwardingStatus = "failed"
+)
+
+// Request types and regulations (OpenDSR values).
+const (
+	TypeErasure     = "erasure"
+	TypeAccess      = "access"
+	TypePortability = "portability"
+	RegulationGDPR  = "gdpr"
+	RegulationCCPA  = "ccpa"
+)
+
+// Message names.
+const (
+	// SignalEnqueue adds a Member to a Batch workflow.
+	SignalEnqueue = "enqueue"
+	// UpdateRemove takes a Member out of a Batch workflow's buffer if it was not yet sent.
+	UpdateRemove = "remove"
+	// SignalAddMembers adds Members to a MixpanelTask workflow.
+	SignalAddMembers = "add-members"
+	// SignalForwarded tells a DSR workflow its Mixpanel task exists.
+	SignalForwarded = "forwarded"
+	// SignalTaskResult tells a DSR workflow how its Mixpanel task ended.
+	SignalTaskResult = "task-result"
+	// UpdateCancel and SignalCancel cancel a request while it is cancellable.
+	UpdateCancel = "cancel"
+	SignalCancel = "cancel"
+	// UpdateRetry and SignalRetry resume a failed request (after a credential fix).
+	UpdateRetry = "retry"
+	SignalRetry = "retry"
+	// QueryStatus returns a DSR workflow's StatusView.
+	QueryStatus = "status"
+)
+
+// Identity is one subject identity as the controller sent it.
+type Identity struct {
+	Type   string `json:"type"`
+	Format string `json:"format"`
+	Value  string `json:"value"`
+}
+
+// Request is the DSR workflow's input: everything the intake accepted.
+// It carries identity values and is protected in Temporal by the payload codec.
+type Request struct {
+	ControllerID  string     `json:"controller_id"`
+	RequestID     string     `json:"request_id"`
+	Type          string     `json:"type"`
+	Regulation    string     `json:"regulation"`
+	Identities    []Identity `json:"identities"`
+	CallbackURLs  []string   `json:"callback_urls,omitempty"`
+	APIVersion    string     `json:"api_version"`
+	SubmittedTime time.Time  `json:"submitted_time"`
+	ReceivedTime  time.Time  `json:"received_time"`
+	// ForwardAt is when the waiting period ends (ReceivedTime when skipped or not an erasure).
+	ForwardAt              time.Time `json:"forward_at"`
+	ExpectedCompletionTime time.Time `json:"expected_completion_time"`
+	DueTime                time.Time `json:"due_time"`
+	DisclosureType         string    `json:"disclosure_type,omitempty"`
+	// RetryWindow is how long a failed request stays open for an operator's retry.
+	RetryWindow time.Duration `json:"retry_window"`
+}
+
+// WorkflowID is the request's DSR workflow ID.
+func (r Request) WorkflowID() string { return WorkflowID(r.ControllerID, r.RequestID) }
+
+// WorkflowID is the ID of a request's DSR workflow. Request ids are UUIDs and
+// controller ids are restricted to [A-Za-z0-9_-], so no identity can appear.
+func WorkflowID(controllerID, requestID string) string {
+	return "dsr/" + controllerID + "/" + requestID
+}
+
+// ParseWorkflowID splits a DSR workflow ID into controller and request id.
+func ParseWorkflowID(id string) (controllerID, requestID string, ok bool) {
+	rest, found := strings.CutPrefix(id, "dsr/")
+	if !found {
+		return "", "", false
+	}
+	controllerID, requestID, ok = strings.Cut(rest, "/")
+	return controllerID, requestID, ok && controllerID != "" && requestID != ""
+}
+
+// BatchWorkflowID is the ID of the batch for one destination and regulation.
+func BatchWorkflowID(destination, regulation string) string {
+	return "batch/mixpanel/" + destination + "/" + regulation
+}
+
+// TaskWorkflowID is the ID of the workflow that follows one Mixpanel task.
+func TaskWorkflowID(destination, taskID string) string {
+	return "mptask/" + destination + "/" + taskID
+}
+
+// Member is one request's place in a batch or a Mixpanel task.
+type Member struct {
+	ControllerID string   `json:"controller_id"`
+	RequestID    string   `json:"request_id"`
+	DistinctIDs  []string `json:"distinct_ids"`
+	// EnqueuedAt is when the batch received the member.
+	EnqueuedAt time.Time `json:"enqueued_at,omitzero"`
+	// TaskIDs are every Mixpanel task that holds one of the member's ids.
+	TaskIDs []string `json:"task_ids,omitempty"`
+}
+
+// WorkflowID is the member's DSR workflow ID.
+func (m Member) WorkflowID() string { return WorkflowID(m.ControllerID, m.RequestID) }
+
+// BatchSettings are the flush rules a Batch workflow runs with.
+type BatchSettings struct {
+	MaxSize int           `json:"max_size"`
+	MaxWait time.Duration `json:"max_wait"`
+	MaxIDs  int           `json:"max_ids"`
+	// MaxSignalsPerRun bounds signals received before continue-as-new (Temporal caps a run at 10,000).
+	MaxSignalsPerRun int `json:"max_signals_per_run"`
+	// PollInterval and MaxTaskAge are handed to the MixpanelTask workflows the batch starts.
+	PollInterval time.Duration `json:"poll_interval"`
+	MaxTaskAge   time.Duration `json:"max_task_age"`
+}
+
+// BatchInput starts (or continues) a Batch workflow.
+type BatchInput struct {
+	Destination string        `json:"destination"`
+	Regulation  string        `json:"regulation"`
+	Settings    BatchSettings `json:"settings"`
+	// Buffer carries members across continue-as-new.
+	Buffer []Member `json:"buffer,omitempty"`
+}
+
+// RemoveResult answers UpdateRemove.
+type RemoveResult struct {
+	Removed bool `json:"removed"`
+}
+
+// TaskInput starts a MixpanelTask workflow.
+type TaskInput struct {
+	Destination  string        `json:"destination"`
+	TaskID       string        `json:"task_id"`
+	CreatedAt    time.Time     `json:"created_at"`
+	PollInterval time.Duration `json:"poll_interval"`
+	MaxTaskAge   time.Duration `json:"max_task_age"`
+	Members      []Member      `json:"members"`
+}
+
+// Forwarded is the SignalForwarded payload.
+type Forwarded struct {
+	Destination string   `json:"destination"`
+	TaskIDs     []string `json:"task_ids"`
+}
+
+// TaskResult is the SignalTaskResult payload: how one task ended for one destination.
+type TaskResult struct {
+	Destination string `json:"destination"`
+	TaskID      string `json:"task_id,omitempty"`
+	// TaskStatus is Mixpanel's status (SUCCESS, FAILURE, REVOKED) or empty when no task was made.
+	TaskStatus string `json:"task_status,omitempty"`
+	Succeeded  bool   `json:"succeeded"`
+	// Reason says why it failed; never holds identity values.
+	Reason string `json:"reason,omitempty"`
+	// Retryable is true when an operator's retry can help (credentials rejected).
+	Retryable bool `json:"retryable,omitempty"`
+}
+
+// CancelResult answers UpdateCancel.
+type CancelResult struct {
+	Cancelled bool `json:"cancelled"`
+}
+
+// DestinationView is one destination's forwarding state in a StatusView.
+type DestinationView struct {
+	Destination   string           `json:"destination"`
+	Status        ForwardingStatus `json:"status"`
+	StatusMessage string           `json:"status_message,omitempty"`
+	TaskIDs       []string         `json:"task_ids,omitempty"`
+	TaskStatus    string           `json:"task_status,omitempty"`
+}
+
+// StatusView answers QueryStatus.
+type StatusView struct {
+	Status       Status            `json:"status"`
+	Reason       string            `json:"reason,omitempty"`
+	Phase        string            `json:"phase"`
+	Destinations []DestinationView `json:"destinations,omitempty"`
+}
+
+// ErrTooLate is the message of a refused cancel.
+const ErrTooLate = "too late to cancel: the request was already sent to a destination"
+
+// MixpanelTaskQueue is the task queue of every Mixpanel call for one destination;
+// its workers set TaskQueueActivitiesPerSecond to the destination's rate limit.
+func MixpanelTaskQueue(taskQueue, destination string) string {
+	return taskQueue + "-mixpanel-" + destination
+}
+
+// Workflow type names, as registered by the worker.
+const (
+	WorkflowDSR          = "DSR"
+	WorkflowBatch        = "Batch"
+	WorkflowMixpanelTask = "MixpanelTask"
+	WorkflowRetention    = "Retention"
+)

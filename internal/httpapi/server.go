@@ -1,0 +1,388 @@
+// Package httpapi serves dsrflow's OpenDSR HTTP API: intake, status, cancel,
+// retry, discovery and the signing certificate. Every response is signed.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"golang.org/x/time/rate"
+
+	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/intake"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+)
+
+// Server is the OpenDSR API. Build it with New.
+type Server struct {
+	cfg      config.Config
+	intake   *intake.Service
+	ledger   *ledger.Store
+	temporal client.Client
+	signer   *opendsr.Signer
+	logger   *slog.Logger
+	gatherer prometheus.Gatherer
+	tokens   []tokenEntry
+	limits   *controllerLimits
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// Options are the Server's dependencies.
+type Options struct {
+	Config   config.Config
+	Intake   *intake.Service
+	Ledger   *ledger.Store
+	Temporal client.Client
+	Signer   *opendsr.Signer
+	Logger   *slog.Logger
+	// Registry receives the API's metrics and is served on /metrics.
+	Registry *prometheus.Registry
+}
+
+type tokenEntry struct {
+	hash       [32]byte
+	controller string
+}
+
+// New builds the API server.
+func New(o Options) *Server {
+	s := &Server{
+		cfg: o.Config, intake: o.Intake, ledger: o.Ledger, temporal: o.Temporal, signer: o.Signer,
+		logger: o.Logger, gatherer: o.Registry,
+		limits: newControllerLimits(o.Config.APIRateLimit, o.Config.APIRateBurst),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dsrflow_api_requests_total", Help: "API requests, by route and HTTP status.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dsrflow_api_request_seconds", Help: "API request latency, by route.", Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if o.Registry != nil {
+		o.Registry.MustRegister(s.requests, s.latency)
+	}
+	for tok, controller := range o.Config.APITokens {
+		s.tokens = append(s.tokens, tokenEntry{hash: sha256.Sum256([]byte(tok)), controller: controller})
+	}
+	return s
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, base := range []string{"/v1/requests", "/v1/opendsr_requests", "/v1/opengdpr_requests"} {
+		s.route(mux, "POST "+base, s.authed(s.submit))
+		s.route(mux, "POST "+base+"/", s.authed(s.submit))
+		s.route(mux, "GET "+base+"/{id}", s.authed(s.status))
+		s.route(mux, "DELETE "+base+"/{id}", s.authed(s.cancel))
+		s.route(mux, "POST "+base+"/{id}/retry", s.authed(s.retry))
+	}
+	s.route(mux, "GET /v1/discovery", s.discovery)
+	s.route(mux, "GET /v1/cert.pem", s.certificate)
+	s.route(mux, "GET /healthz", s.health)
+	if s.gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, &opendsr.Error{Code: http.StatusNotFound, Message: "No such route",
+			Errors: []opendsr.ErrorItem{{Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonNotFound, Message: "no such route"}}})
+	})
+	return mux
+}
+
+// route registers a handler with metrics and a log line per request.
+func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h(rec, r)
+		s.requests.WithLabelValues(pattern, strconv.Itoa(rec.code)).Inc()
+		s.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+		// No identity, token or body in the log: route pattern, status and duration only.
+		s.logger.Info("http request", "route", pattern, "status", rec.code,
+			"duration_ms", time.Since(start).Milliseconds(), "subject_request_id", r.PathValue("id"))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+type controllerKey struct{}
+
+// authed requires a valid bearer token and rate-limits per controller.
+func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		controller, ok := s.authenticate(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="dsrflow"`)
+			s.writeError(w, opendsr.Unauthorized())
+			return
+		}
+		if wait, allowed := s.limits.allow(controller); !allowed {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			s.writeError(w, opendsr.TooManyRequests())
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), controllerKey{}, controller)))
+	}
+}
+
+// authenticate finds the controller of the bearer token, comparing in constant time.
+func (s *Server) authenticate(r *http.Request) (string, bool) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return "", false
+	}
+	h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	controller, found := "", 0
+	for _, e := range s.tokens {
+		if subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1 {
+			controller, found = e.controller, 1
+		}
+	}
+	return controller, found == 1
+}
+
+func controllerOf(r *http.Request) string {
+	c, _ := r.Context().Value(controllerKey{}).(string)
+	return c
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	req, raw, derr := opendsr.DecodeRequest(r.Header.Get("Content-Type"), r.Body)
+	if derr != nil {
+		s.writeError(w, derr)
+		return
+	}
+	res, err := s.intake.Submit(r.Context(), controllerOf(r), req, raw)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.writeJSON(w, http.StatusCreated, res.Response)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	key := ledger.Key{ControllerID: controllerOf(r), RequestID: r.PathValue("id")}
+	resp, err := s.statusResponse(r.Context(), key)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, resp)
+}
+
+// statusResponse builds the OpenDSR status body from the ledger, so it answers
+// for the whole record retention, long after Temporal forgot the workflow.
+func (s *Server) statusResponse(ctx context.Context, key ledger.Key) (opendsr.StatusResponse, *opendsr.Error) {
+	rec, err := s.ledger.Get(ctx, key)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return opendsr.StatusResponse{}, opendsr.NotFound()
+	}
+	if err != nil {
+		s.logger.Error("ledger read failed", "request_id", key.RequestID, "error", err)
+		return opendsr.StatusResponse{}, opendsr.Internal()
+	}
+	fwd, err := s.ledger.Forwardings(ctx, key)
+	if err != nil {
+		s.logger.Error("ledger read failed", "request_id", key.RequestID, "error", err)
+		return opendsr.StatusResponse{}, opendsr.Internal()
+	}
+	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason}
+	for _, f := range fwd {
+		ext.Forwarding = append(ext.Forwarding, opendsr.ForwardingStatus{
+			Destination: f.Destination, Status: string(f.Status), StatusMessage: f.StatusMessage,
+			TaskID: f.TaskID, TaskStatus: f.TaskStatus,
+		})
+	}
+	extJSON, _ := json.Marshal(ext) // plain struct: cannot fail
+	return opendsr.StatusResponse{
+		ControllerID: rec.ControllerID, SubjectRequestID: rec.RequestID,
+		RequestStatus: string(rec.Status), ExpectedCompletionTime: opendsr.NewTime(rec.ExpectedCompletionTime),
+		APIVersion: rec.APIVersion, ResultsCount: rec.ResultsCount,
+		Extensions: map[string]json.RawMessage{s.cfg.ProcessorDomain: extJSON},
+	}, nil
+}
+
+// cancel maps DELETE to the workflow's cancel update: 202 when in time, 409 when too late.
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	key := ledger.Key{ControllerID: controllerOf(r), RequestID: r.PathValue("id")}
+	resp, oerr := s.statusResponse(r.Context(), key)
+	if oerr != nil {
+		s.writeError(w, oerr)
+		return
+	}
+	switch resp.RequestStatus {
+	case string(dsr.StatusCancelled):
+		s.writeJSON(w, http.StatusAccepted, resp)
+		return
+	case string(dsr.StatusCompleted), string(dsr.StatusFailed):
+		s.writeError(w, opendsr.Conflict("The request already finished ("+resp.RequestStatus+") and cannot be cancelled"))
+		return
+	}
+	var res dsr.CancelResult
+	if err := s.update(r.Context(), key, dsr.UpdateCancel, &res); err != nil {
+		s.writeError(w, s.updateError(err, "cancel"))
+		return
+	}
+	resp.RequestStatus = string(dsr.StatusCancelled)
+	s.writeJSON(w, http.StatusAccepted, resp)
+}
+
+// retry resumes a failed request (after its cause, such as Mixpanel credentials, was fixed).
+func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
+	key := ledger.Key{ControllerID: controllerOf(r), RequestID: r.PathValue("id")}
+	if _, oerr := s.statusResponse(r.Context(), key); oerr != nil {
+		s.writeError(w, oerr)
+		return
+	}
+	if err := s.update(r.Context(), key, dsr.UpdateRetry, nil); err != nil {
+		s.writeError(w, s.updateError(err, "retry"))
+		return
+	}
+	resp, oerr := s.statusResponse(r.Context(), key)
+	if oerr != nil {
+		s.writeError(w, oerr)
+		return
+	}
+	s.writeJSON(w, http.StatusAccepted, resp)
+}
+
+func (s *Server) update(ctx context.Context, key ledger.Key, name string, result any) error {
+	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   dsr.WorkflowID(key.ControllerID, key.RequestID),
+		UpdateName:   name,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return err
+	}
+	return h.Get(ctx, result)
+}
+
+// updateError maps a refused or failed update to the error object.
+func (s *Server) updateError(err error, action string) *opendsr.Error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return opendsr.Conflict("Cannot " + action + ": " + appErr.Message())
+	}
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return opendsr.Conflict("Cannot " + action + ": the request's workflow has finished")
+	}
+	s.logger.Error(action+" update failed", "error", err)
+	return &opendsr.Error{Code: http.StatusServiceUnavailable, Message: "Temporal is unavailable; try again",
+		Errors: []opendsr.ErrorItem{{Domain: opendsr.ErrorDomain, Reason: "unavailable", Message: "Temporal is unavailable"}}}
+}
+
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	d := opendsr.Discovery{
+		APIVersion:                   opendsr.APIVersion1,
+		SupportedSubjectRequestTypes: []string{opendsr.RequestTypeErasure},
+		ProcessorCertificate:         baseURL(r) + "/v1/cert.pem",
+	}
+	for _, t := range opendsr.IdentityTypes() {
+		for _, f := range opendsr.IdentityFormats() {
+			d.SupportedIdentities = append(d.SupportedIdentities, opendsr.SupportedIdentity{IdentityType: t, IdentityFormat: f})
+		}
+	}
+	s.writeJSON(w, http.StatusOK, d)
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (s *Server) certificate(w http.ResponseWriter, r *http.Request) {
+	body := s.signer.CertificatePEM()
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	if err := s.signer.SetHeaders(w.Header(), s.cfg.ProcessorDomain, body); err != nil {
+		s.logger.Error("signing failed", "error", err)
+	}
+	_, _ = w.Write(body)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) writeError(w http.ResponseWriter, e *opendsr.Error) {
+	s.writeJSON(w, e.Code, e)
+}
+
+// writeJSON writes a signed JSON response.
+func (s *Server) writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		s.logger.Error("encoding a response failed", "error", err)
+		code, body = http.StatusInternalServerError, []byte(`{"error":{"code":500,"message":"Internal error","errors":[]}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := s.signer.SetHeaders(w.Header(), s.cfg.ProcessorDomain, body); err != nil {
+		s.logger.Error("signing failed", "error", err)
+	}
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+}
+
+// controllerLimits is a token bucket per controller.
+type controllerLimits struct {
+	mu      sync.Mutex
+	rate    rate.Limit
+	burst   int
+	buckets map[string]*rate.Limiter
+}
+
+func newControllerLimits(perSecond float64, burst int) *controllerLimits {
+	limit := rate.Limit(perSecond)
+	if perSecond <= 0 {
+		limit = rate.Inf
+	}
+	return &controllerLimits{rate: limit, burst: max(burst, 1), buckets: map[string]*rate.Limiter{}}
+}
+
+func (c *controllerLimits) allow(controller string) (time.Duration, bool) {
+	c.mu.Lock()
+	l, ok := c.buckets[controller]
+	if !ok {
+		l = rate.NewLimiter(c.rate, c.burst)
+		c.buckets[controller] = l
+	}
+	c.mu.Unlock()
+	res := l.Reserve()
+	if d := res.Delay(); d > 0 {
+		res.Cancel()
+		return d, false
+	}
+	return 0, true
+}

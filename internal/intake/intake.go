@@ -1,0 +1,220 @@
+// Package intake accepts a data subject request: it validates it, writes its
+// ledger row and starts its DSR workflow, in that order, before anyone is told
+// it was accepted. The HTTP API and the dsr CLI both submit through it.
+package intake
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/workflows"
+)
+
+// completionMargin is added to the scheduled processing time for
+// expected_completion_time, as mParticle does.
+const completionMargin = 48 * time.Hour
+
+// retryWindow is how long a failed request waits for an operator's retry.
+const retryWindow = 30 * 24 * time.Hour
+
+// Service submits requests.
+type Service struct {
+	Config   config.Config
+	Ledger   *ledger.Store
+	Temporal client.Client
+	Logger   *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Result is an accepted request.
+type Result struct {
+	// Created is false when the same request had been submitted before.
+	Created  bool
+	Record   ledger.Request
+	Response opendsr.CreatedResponse
+}
+
+// Submit validates req (decoded from raw) for a controller, records it and
+// starts its workflow. Submitting the same request id with the same content
+// again returns the existing record and starts nothing; with different content
+// it is a 409. A request is never left half-created: if the workflow cannot be
+// started, the ledger row is removed again and the caller gets a 503.
+func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.Request, raw []byte) (Result, *opendsr.Error) {
+	now := s.now()
+	if verr := opendsr.Validate(req, opendsr.ValidateOptions{
+		ProcessorDomain: s.Config.ProcessorDomain, Now: now, AllowHTTPCallbacks: s.Config.CallbackAllowPrivate,
+	}); verr != nil {
+		return Result{}, verr
+	}
+	ext, err := req.ProcessorExtension(s.Config.ProcessorDomain)
+	if err != nil {
+		var oerr *opendsr.Error
+		if errors.As(err, &oerr) {
+			return Result{}, oerr
+		}
+		return Result{}, opendsr.BadRequest("invalid processor extension")
+	}
+	req = req.WithDefaults()
+	if req.SubjectRequestType != dsr.TypeErasure {
+		return Result{}, opendsr.BadRequest("subject_request_type is not supported yet", opendsr.ErrorItem{
+			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonUnsupported, Location: "subject_request_type",
+			Message: "subject_request_type: only erasure is supported in this version",
+		})
+	}
+	submitted, err := req.Submitted()
+	if err != nil {
+		return Result{}, opendsr.BadRequest("submitted_time is not RFC 3339")
+	}
+
+	in := s.workflowInput(controllerID, req, ext, submitted, now)
+	rec := ledger.Request{
+		ControllerID: controllerID, RequestID: req.SubjectRequestID,
+		Type: req.SubjectRequestType, Regulation: req.Regulation, Status: ledger.Status(dsr.StatusPending),
+		APIVersion: req.APIVersion, SubmittedTime: submitted.UTC(), ReceivedTime: now,
+		ExpectedCompletionTime: in.ExpectedCompletionTime, DueTime: in.DueTime,
+		BodyHash: contentHash(req), Identities: identityHashes(req.SubjectIdentities),
+		CallbackURLs: req.StatusCallbackURLs, SkipWaitingPeriod: ext.SkipWaitingPeriod,
+		ExpiresAt: now.Add(s.Config.RecordRetention),
+	}
+	stored, created, err := s.Ledger.CreateRequest(ctx, rec)
+	if err != nil {
+		s.logger().Error("ledger write failed", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
+		return Result{}, unavailable()
+	}
+	if !created {
+		if stored.BodyHash != rec.BodyHash {
+			return Result{}, opendsr.Conflict("subject_request_id was already used for a different request")
+		}
+		// The same request again: answer as before. If an earlier attempt
+		// stopped between the ledger and Temporal, finish it now.
+		if stored.Status == ledger.Status(dsr.StatusPending) {
+			if err := s.start(ctx, s.workflowInput(controllerID, req, ext, submitted, stored.ReceivedTime)); err != nil {
+				return Result{}, unavailable()
+			}
+		}
+		return Result{Created: false, Record: stored, Response: createdResponse(stored, raw)}, nil
+	}
+	if err := s.start(ctx, in); err != nil {
+		key := ledger.Key{ControllerID: controllerID, RequestID: req.SubjectRequestID}
+		if delErr := s.Ledger.Delete(ctx, key); delErr != nil {
+			s.logger().Error("could not remove the ledger row of a request whose workflow did not start",
+				"controller", controllerID, "request_id", req.SubjectRequestID, "error", delErr)
+		}
+		return Result{}, unavailable()
+	}
+	return Result{Created: true, Record: stored, Response: createdResponse(stored, raw)}, nil
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// workflowInput schedules the request: forwarding after the waiting period
+// (erasures that do not skip it), completion expected a batch wait and 48 h
+// later, and the statutory due time from submitted_time.
+func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext opendsr.ProcessorExtension, submitted, received time.Time) dsr.Request {
+	forwardAt := received
+	if req.SubjectRequestType == dsr.TypeErasure && !ext.SkipWaitingPeriod {
+		forwardAt = received.Add(s.Config.WaitingPeriod)
+	}
+	ids := make([]dsr.Identity, len(req.SubjectIdentities))
+	for i, id := range req.SubjectIdentities {
+		ids[i] = dsr.Identity{Type: id.IdentityType, Format: id.IdentityFormat, Value: id.IdentityValue}
+	}
+	return dsr.Request{
+		ControllerID: controllerID, RequestID: req.SubjectRequestID,
+		Type: req.SubjectRequestType, Regulation: req.Regulation,
+		Identities: ids, CallbackURLs: req.StatusCallbackURLs, APIVersion: req.APIVersion,
+		SubmittedTime: submitted.UTC(), ReceivedTime: received,
+		ForwardAt:              forwardAt,
+		ExpectedCompletionTime: forwardAt.Add(s.Config.BatchMaxWait + completionMargin),
+		DueTime:                opendsr.DueTime(req.Regulation, submitted).UTC(),
+		DisclosureType:         ext.DisclosureType,
+		RetryWindow:            retryWindow,
+	}
+}
+
+// start starts the request's DSR workflow; an existing one counts as started.
+func (s *Service) start(ctx context.Context, in dsr.Request) error {
+	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       in.WorkflowID(),
+		TaskQueue:                s.Config.TaskQueue,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		StaticSummary:            fmt.Sprintf("%s %s request from %s", in.Regulation, in.Type, in.ControllerID),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchStatus.ValueSet(string(dsr.StatusPending)),
+			workflows.SearchType.ValueSet(in.Type),
+			workflows.SearchRegulation.ValueSet(in.Regulation),
+			workflows.SearchController.ValueSet(in.ControllerID),
+			workflows.SearchDueTime.ValueSet(in.DueTime),
+		),
+	}, dsr.WorkflowDSR, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil
+	}
+	if err != nil {
+		s.logger().Error("could not start the request workflow", "controller", in.ControllerID, "request_id", in.RequestID, "error", err)
+		return err
+	}
+	return nil
+}
+
+func createdResponse(r ledger.Request, raw []byte) opendsr.CreatedResponse {
+	return opendsr.CreatedResponse{
+		ControllerID:           r.ControllerID,
+		ExpectedCompletionTime: opendsr.NewTime(r.ExpectedCompletionTime),
+		ReceivedTime:           opendsr.NewTime(r.ReceivedTime),
+		EncodedRequest:         opendsr.EncodeRequest(raw),
+		SubjectRequestID:       r.RequestID,
+	}
+}
+
+// contentHash identifies a request's content, independent of JSON formatting.
+func contentHash(req opendsr.Request) string {
+	b, _ := json.Marshal(req) // a decoded Request always marshals
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func identityHashes(ids []opendsr.Identity) []ledger.IdentityHash {
+	out := make([]ledger.IdentityHash, len(ids))
+	for i, id := range ids {
+		out[i] = ledger.IdentityHash{Type: id.IdentityType, Format: id.IdentityFormat,
+			SHA256: opendsr.HashIdentity(id.IdentityType, id.IdentityFormat, id.IdentityValue)}
+	}
+	return out
+}
+
+func unavailable() *opendsr.Error {
+	return &opendsr.Error{Code: http.StatusServiceUnavailable, Message: "The request could not be recorded; nothing was kept. Try again.",
+		Errors: []opendsr.ErrorItem{{Domain: opendsr.ErrorDomain, Reason: "unavailable", Message: "a backend is unavailable"}}}
+}

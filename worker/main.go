@@ -1,0 +1,147 @@
+// Command worker runs dsrflow's Temporal worker: the DSR, Batch, MixpanelTask
+// and Retention workflows, their activities, and one rate-limited worker per
+// Mixpanel destination. It takes no arguments: configuration is the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dsrflow/dsrflow/activities"
+	"github.com/dsrflow/dsrflow/internal/app"
+	"github.com/dsrflow/dsrflow/internal/callback"
+	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/workflows"
+)
+
+func main() {
+	logger := app.Logger("worker")
+	if err := run(logger); err != nil {
+		logger.Error("worker stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	store, err := ledger.Open(ctx, cfg.DB)
+	if err != nil {
+		return fmt.Errorf("opening the ledger: %w", err)
+	}
+	defer store.Close()
+	signer, err := app.Signer(cfg)
+	if err != nil {
+		return err
+	}
+	mixpanels, err := app.MixpanelClients(cfg)
+	if err != nil {
+		return err
+	}
+	tc, err := app.DialTemporal(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
+		return err
+	}
+	if err := ensureRetentionSchedule(ctx, tc, cfg); err != nil {
+		return err
+	}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	callbacks, err := callback.New(callback.Options{Signer: signer, ProcessorDomain: cfg.ProcessorDomain, AllowPrivate: cfg.CallbackAllowPrivate})
+	if err != nil {
+		return err
+	}
+	acts := &activities.Activities{
+		Config: cfg, Ledger: store, Temporal: tc, Mixpanel: mixpanels,
+		Callbacks: callbacks, Metrics: activities.NewMetrics(registry),
+	}
+
+	workers := []worker.Worker{mainWorker(tc, cfg, acts)}
+	for _, d := range cfg.ActiveDestinations() {
+		opts := worker.Options{}
+		if cfg.MixpanelRateLimit > 0 {
+			// Enforced by the server for all workers of this queue together.
+			opts.TaskQueueActivitiesPerSecond = cfg.MixpanelRateLimit
+		}
+		w := worker.New(tc, dsr.MixpanelTaskQueue(cfg.TaskQueue, d.Name), opts)
+		w.RegisterActivity(acts)
+		workers = append(workers, w)
+	}
+	for _, w := range workers {
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("starting a worker: %w", err)
+		}
+		defer w.Stop()
+	}
+	srv := &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: metricsMux(registry), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped", "error", err)
+		}
+	}()
+	logger.Info("worker started", "task_queue", cfg.TaskQueue, "destinations", len(cfg.ActiveDestinations()), "metrics", cfg.WorkerMetricsAddr)
+	<-ctx.Done()
+	logger.Info("worker stopping")
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+func mainWorker(tc client.Client, cfg config.Config, acts *activities.Activities) worker.Worker {
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.DSR, workflow.RegisterOptions{Name: dsr.WorkflowDSR})
+	w.RegisterWorkflowWithOptions(workflows.Batch, workflow.RegisterOptions{Name: dsr.WorkflowBatch})
+	w.RegisterWorkflowWithOptions(workflows.MixpanelTask, workflow.RegisterOptions{Name: dsr.WorkflowMixpanelTask})
+	w.RegisterWorkflowWithOptions(workflows.Retention, workflow.RegisterOptions{Name: dsr.WorkflowRetention})
+	w.RegisterActivity(acts)
+	return w
+}
+
+func metricsMux(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	return mux
+}
+
+// ensureRetentionSchedule creates the daily purge schedule if it does not exist.
+func ensureRetentionSchedule(ctx context.Context, tc client.Client, cfg config.Config) error {
+	_, err := tc.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:   "dsrflow-retention",
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
+		Action: &client.ScheduleWorkflowAction{
+			ID: "dsrflow-retention", Workflow: dsr.WorkflowRetention, TaskQueue: cfg.TaskQueue,
+			WorkflowRunTimeout: time.Hour,
+		},
+	})
+	if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return fmt.Errorf("creating the retention schedule: %w", err)
+	}
+	return nil
+}

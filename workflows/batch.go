@@ -1,0 +1,370 @@
+package workflows
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dsrflow/dsrflow/activities"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+)
+
+// maxConflictRounds bounds how often one chunk is resubmitted after 409 answers.
+const maxConflictRounds = 5
+
+// Batch collects erasures for one destination and regulation and sends them to
+// Mixpanel as deletion tasks: at Settings.MaxSize members, or Settings.MaxWait
+// after the oldest member arrived. It continues as new on its own signal count,
+// carrying the buffer, so no member is lost at any volume.
+func Batch(ctx workflow.Context, in dsr.BatchInput) error {
+	b := &batchRun{in: in, buffer: in.Buffer}
+	if err := workflow.SetUpdateHandler(ctx, dsr.UpdateRemove, b.remove); err != nil {
+		return err
+	}
+	enqueued := workflow.GetSignalChannel(ctx, dsr.SignalEnqueue)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var m dsr.Member
+			enqueued.Receive(ctx, &m)
+			b.add(ctx, m)
+		}
+	})
+	for {
+		var err error
+		switch {
+		case len(b.buffer) == 0:
+			err = workflow.Await(ctx, func() bool { return len(b.buffer) > 0 || b.shouldContinueAsNew(ctx) })
+		case !b.due(ctx):
+			_, err = workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+				Timeout:      b.deadline().Sub(workflow.Now(ctx)),
+				TimerOptions: workflow.TimerOptions{Summary: "flush at the latest " + b.deadline().UTC().Format(time.RFC3339)},
+			}, func() bool { return len(b.buffer) >= b.in.Settings.MaxSize || b.shouldContinueAsNew(ctx) })
+		}
+		if err != nil {
+			return err
+		}
+		for b.due(ctx) {
+			if err := b.flush(ctx); err != nil {
+				return err
+			}
+		}
+		if b.shouldContinueAsNew(ctx) {
+			return b.continueAsNew(ctx, enqueued)
+		}
+	}
+}
+
+// batchRun is the state of one Batch workflow run.
+type batchRun struct {
+	in     dsr.BatchInput
+	buffer []dsr.Member
+	// messages counts signals and updates received in this run.
+	messages int
+}
+
+func (b *batchRun) add(ctx workflow.Context, m dsr.Member) {
+	b.messages++
+	for _, have := range b.buffer {
+		if have.ControllerID == m.ControllerID && have.RequestID == m.RequestID {
+			return // a retried enqueue
+		}
+	}
+	if m.EnqueuedAt.IsZero() {
+		m.EnqueuedAt = workflow.Now(ctx)
+	}
+	b.buffer = append(b.buffer, m)
+}
+
+// remove answers UpdateRemove: taken out if still buffered, too late once a flush took it.
+func (b *batchRun) remove(ctx workflow.Context, m dsr.Member) (dsr.RemoveResult, error) {
+	b.messages++
+	for i, have := range b.buffer {
+		if have.ControllerID == m.ControllerID && have.RequestID == m.RequestID {
+			b.buffer = append(b.buffer[:i:i], b.buffer[i+1:]...)
+			return dsr.RemoveResult{Removed: true}, nil
+		}
+	}
+	return dsr.RemoveResult{Removed: false}, nil
+}
+
+func (b *batchRun) deadline() time.Time {
+	return b.buffer[0].EnqueuedAt.Add(b.in.Settings.MaxWait)
+}
+
+func (b *batchRun) due(ctx workflow.Context) bool {
+	if len(b.buffer) == 0 {
+		return false
+	}
+	return len(b.buffer) >= b.in.Settings.MaxSize || !workflow.Now(ctx).Before(b.deadline())
+}
+
+func (b *batchRun) shouldContinueAsNew(ctx workflow.Context) bool {
+	return b.messages >= b.in.Settings.MaxSignalsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+}
+
+func (b *batchRun) continueAsNew(ctx workflow.Context, enqueued workflow.ReceiveChannel) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	for {
+		var m dsr.Member
+		if !enqueued.ReceiveAsync(&m) {
+			break
+		}
+		b.add(ctx, m)
+	}
+	next := b.in
+	next.Buffer = b.buffer
+	return workflow.NewContinueAsNewError(ctx, Batch, next)
+}
+
+// flush sends up to MaxSize members to Mixpanel.
+func (b *batchRun) flush(ctx workflow.Context) error {
+	n := min(len(b.buffer), b.in.Settings.MaxSize)
+	members := append([]dsr.Member(nil), b.buffer[:n]...)
+	b.buffer = append([]dsr.Member(nil), b.buffer[n:]...)
+
+	taskOf := map[string][]string{} // distinct id -> task ids
+	created := map[string]time.Time{}
+	failed := map[string]string{} // distinct id -> reason
+	retryable := map[string]bool{}
+	for _, chunk := range packIDs(members, b.in.Settings.MaxIDs) {
+		tasks, reason, canRetry := b.createTasks(ctx, chunk)
+		for _, task := range sortedKeys(tasks) {
+			if _, ok := created[task]; !ok {
+				created[task] = tasks[task].createdAt
+			}
+			for _, id := range tasks[task].ids {
+				taskOf[id] = append(taskOf[id], task)
+			}
+		}
+		for _, id := range chunk {
+			if len(taskOf[id]) == 0 {
+				failed[id], retryable[id] = reason, canRetry
+			}
+		}
+	}
+
+	byTask := map[string][]dsr.Member{}
+	var failures []dsr.Member
+	var failure *dsr.TaskResult
+	for _, m := range members {
+		var tasks []string
+		for _, id := range m.DistinctIDs {
+			tasks = mergeSorted(tasks, taskOf[id])
+			if reason, bad := failed[id]; bad && failure == nil {
+				failure = &dsr.TaskResult{Destination: b.in.Destination, Reason: reason, Retryable: retryable[id]}
+			}
+		}
+		m.TaskIDs = tasks
+		if hasFailedID(m, failed) {
+			failures = append(failures, m)
+		}
+		for _, t := range tasks {
+			byTask[t] = append(byTask[t], m)
+		}
+	}
+	if len(failures) > 0 {
+		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task could not be created"), a.NotifyMembers, activities.NotifyInput{
+			Destination: b.in.Destination, Members: failures, Result: failure,
+		}).Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	var pending []workflow.Future
+	for _, task := range sortedKeys(byTask) {
+		pending = append(pending, workflow.ExecuteActivity(withShortActivityOptions(ctx, "follow Mixpanel task "+task), a.TrackTask, dsr.TaskInput{
+			Destination: b.in.Destination, TaskID: task, CreatedAt: created[task],
+			PollInterval: b.in.Settings.PollInterval, MaxTaskAge: b.in.Settings.MaxTaskAge,
+			Members: byTask[task],
+		}))
+	}
+	for _, f := range pending {
+		if err := f.Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasFailedID(m dsr.Member, failed map[string]string) bool {
+	for _, id := range m.DistinctIDs {
+		if _, bad := failed[id]; bad {
+			return true
+		}
+	}
+	return false
+}
+
+// taskIDs are the ids one task holds, and when it was created.
+type taskIDs struct {
+	ids       []string
+	createdAt time.Time
+}
+
+// createTasks creates a deletion task for one chunk of ids. Ids that Mixpanel
+// says already belong to a running task (409) are adopted into that task and
+// the rest resubmitted. It returns the tasks, or why the rest could not be sent.
+func (b *batchRun) createTasks(ctx workflow.Context, ids []string) (tasks map[string]taskIDs, reason string, retryable bool) {
+	tasks = map[string]taskIDs{}
+	remaining := ids
+	for round := 0; len(remaining) > 0; round++ {
+		if round == maxConflictRounds {
+			return tasks, "Mixpanel kept answering 409 conflict", true
+		}
+		var res activities.CreateTaskResult
+		err := workflow.ExecuteActivity(withMixpanelOptions(ctx, b.in.Destination, "create a deletion task", 72*time.Hour), a.CreateDeletionTask, activities.CreateTaskInput{
+			Destination: b.in.Destination, Regulation: b.in.Regulation, DistinctIDs: remaining,
+		}).Get(ctx, &res)
+		if err != nil {
+			return tasks, "creating the Mixpanel deletion task failed: " + errorMessage(err), !isErrorType(err, activities.ErrTypeBadRequest)
+		}
+		if res.TaskID != "" {
+			t := tasks[res.TaskID]
+			tasks[res.TaskID] = taskIDs{ids: append(t.ids, remaining...), createdAt: res.CreatedAt}
+			return tasks, "", false
+		}
+		conflicting := intersect(remaining, res.ConflictingIDs)
+		if len(conflicting) == 0 || len(res.ConflictingTaskIDs) == 0 {
+			return tasks, "Mixpanel answered 409 conflict without naming the conflicting ids", true
+		}
+		owners, err := b.conflictOwners(ctx, res.ConflictingTaskIDs, conflicting)
+		if err != nil {
+			return tasks, "looking up the conflicting Mixpanel tasks failed: " + errorMessage(err), true
+		}
+		now := workflow.Now(ctx)
+		for _, task := range sortedKeys(owners) {
+			t := tasks[task]
+			if t.createdAt.IsZero() {
+				t.createdAt = now
+			}
+			t.ids = append(t.ids, owners[task]...)
+			tasks[task] = t
+		}
+		remaining = subtract(remaining, conflicting)
+	}
+	return tasks, "", false
+}
+
+// conflictOwners maps each conflicting id to the running task that holds it.
+func (b *batchRun) conflictOwners(ctx workflow.Context, taskIDs, conflicting []string) (map[string][]string, error) {
+	if len(taskIDs) == 1 {
+		return map[string][]string{taskIDs[0]: conflicting}, nil
+	}
+	owners := map[string][]string{}
+	left := conflicting
+	for _, task := range taskIDs {
+		var held []string
+		if err := workflow.ExecuteActivity(withMixpanelOptions(ctx, b.in.Destination, "look up task "+task, time.Hour), a.DeletionTaskIDs, activities.TaskRef{
+			Destination: b.in.Destination, TaskID: task, Kind: activities.KindDeletion,
+		}).Get(ctx, &held); err != nil {
+			return nil, err
+		}
+		if mine := intersect(left, held); len(mine) > 0 {
+			owners[task] = mine
+			left = subtract(left, mine)
+		}
+	}
+	if len(left) > 0 {
+		// Mixpanel named these ids but no listed task holds them now: the first task answers for them.
+		owners[taskIDs[0]] = append(owners[taskIDs[0]], left...)
+	}
+	return owners, nil
+}
+
+// packIDs dedupes the members' ids and packs them into chunks of at most maxIDs,
+// keeping each member's ids together where they fit.
+func packIDs(members []dsr.Member, maxIDs int) [][]string {
+	var chunks [][]string
+	var cur []string
+	seen := map[string]bool{}
+	for _, m := range members {
+		var fresh []string
+		for _, id := range m.DistinctIDs {
+			if !seen[id] {
+				seen[id] = true
+				fresh = append(fresh, id)
+			}
+		}
+		if len(cur)+len(fresh) > maxIDs && len(cur) > 0 {
+			chunks, cur = append(chunks, cur), nil
+		}
+		for len(fresh) > maxIDs {
+			chunks, fresh = append(chunks, fresh[:maxIDs]), fresh[maxIDs:]
+		}
+		cur = append(cur, fresh...)
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	return chunks
+}
+
+func intersect(ids, with []string) []string {
+	set := map[string]bool{}
+	for _, id := range with {
+		set[id] = true
+	}
+	var out []string
+	for _, id := range ids {
+		if set[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func subtract(ids, without []string) []string {
+	set := map[string]bool{}
+	for _, id := range without {
+		set[id] = true
+	}
+	var out []string
+	for _, id := range ids {
+		if !set[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func isErrorType(err error, errType string) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == errType
+}
+
+// withMixpanelOptions runs an activity on the destination's rate-limited task
+// queue, retrying transient errors and rate limits until retryFor has passed.
+func withMixpanelOptions(ctx workflow.Context, destination, summary string, retryFor time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:                summary,
+		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, destination),
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: retryFor,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeUnauthorized, activities.ErrTypeBadRequest},
+		},
+	})
+}
+
+func withNotifyOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             summary,
+		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
+	})
+}

@@ -1,0 +1,610 @@
+// Package workflows holds dsrflow's deterministic Temporal code: the DSR
+// workflow (one per request), the Batch workflow (one per destination and
+// regulation) and the MixpanelTask workflow (one per Mixpanel task).
+// Every side effect is an activity from package activities.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dsrflow/dsrflow/activities"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+)
+
+// a is the nil activities value used to reference activity methods.
+var a *activities.Activities
+
+// Phases of a DSR workflow, shown by the status query.
+const (
+	phaseWaiting       = "waiting period"
+	phaseResolving     = "resolving identities"
+	phaseEnqueuing     = "joining batches"
+	phaseQueued        = "queued for forwarding"
+	phaseForwarded     = "forwarded"
+	phaseRetrieving    = "retrieving data"
+	phaseAwaitingRetry = "failed, awaiting retry"
+	phaseDone          = "done"
+)
+
+// callbackRetryFor is how long one status callback keeps being retried.
+const callbackRetryFor = 72 * time.Hour
+
+// DSR follows one data subject request from intake to its final status.
+func DSR(ctx workflow.Context, in dsr.Request) error {
+	r := &requestRun{in: in, status: dsr.StatusPending, phase: phaseWaiting}
+	if err := r.registerHandlers(ctx); err != nil {
+		return err
+	}
+	workflow.Go(ctx, r.deliverCallbacks)
+	r.queueCallback(dsr.StatusPending)
+
+	err := r.run(ctx)
+	// Every status change is reported before the workflow ends.
+	if awaitErr := workflow.Await(ctx, func() bool { return len(r.callbacks) == 0 && workflow.AllHandlersFinished(ctx) }); awaitErr != nil && err == nil {
+		err = awaitErr
+	}
+	return err
+}
+
+// requestRun is the state of one DSR workflow.
+type requestRun struct {
+	in     dsr.Request
+	status dsr.Status
+	reason string
+	phase  string
+
+	cancelled  bool
+	cancelBusy bool
+	retry      bool
+
+	dests []*destinationState
+	// callbacks holds status changes not yet delivered, oldest first.
+	callbacks []activities.CallbackInput
+}
+
+// destinationState is the request's progress at one destination.
+type destinationState struct {
+	plan       activities.Plan
+	enqueued   bool
+	forwarded  bool
+	status     dsr.ForwardingStatus
+	message    string
+	taskIDs    []string
+	taskStatus string
+	results    map[string]dsr.TaskResult
+}
+
+func (d *destinationState) done() bool {
+	switch d.status {
+	case dsr.ForwardingSkipped, dsr.ForwardingFailed:
+		return true
+	}
+	if len(d.taskIDs) == 0 {
+		return false
+	}
+	for _, id := range d.taskIDs {
+		if _, ok := d.results[id]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *requestRun) run(ctx workflow.Context) error {
+	if r.in.Type == dsr.TypeErasure {
+		if err := r.waitingPeriod(ctx); err != nil {
+			return err
+		}
+		if r.cancelled {
+			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled during the waiting period")
+		}
+	}
+	r.phase = phaseResolving
+	var resolved activities.ResolveResult
+	if err := workflow.ExecuteActivity(withResolveOptions(ctx), a.ResolveIdentities, activities.ResolveInput{
+		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Identities: r.in.Identities,
+	}).Get(ctx, &resolved); err != nil {
+		return r.fail(ctx, "identity resolution failed: "+errorMessage(err))
+	}
+	for _, p := range resolved.Plans {
+		d := &destinationState{plan: p, status: dsr.ForwardingPending, results: map[string]dsr.TaskResult{}}
+		if p.Skipped {
+			d.status, d.message = dsr.ForwardingSkipped, p.Reason
+		}
+		r.dests = append(r.dests, d)
+	}
+	if r.cancelled {
+		return r.setStatus(ctx, dsr.StatusCancelled, "cancelled before forwarding")
+	}
+	if r.in.Type != dsr.TypeErasure {
+		return r.retrieve(ctx)
+	}
+	for {
+		if err := r.forward(ctx); err != nil {
+			return err
+		}
+		if r.status != dsr.StatusFailed || !r.retryable() {
+			return nil
+		}
+		// A failure an operator can fix (credentials, a revoked task): wait for `dsr retry`.
+		r.phase = phaseAwaitingRetry
+		ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout:      r.in.RetryWindow,
+			TimerOptions: workflow.TimerOptions{Summary: "failed: waiting for an operator retry"},
+		}, func() bool { return r.retry })
+		if err != nil || !ok {
+			return err
+		}
+		r.retry = false
+		r.resetFailed()
+		if err := r.setStatus(ctx, dsr.StatusPending, "retried by an operator"); err != nil {
+			return err
+		}
+	}
+}
+
+// waitingPeriod holds an erasure until ForwardAt unless it is cancelled first.
+func (r *requestRun) waitingPeriod(ctx workflow.Context) error {
+	wait := r.in.ForwardAt.Sub(workflow.Now(ctx))
+	if wait <= 0 {
+		return nil
+	}
+	_, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+		Timeout:      wait,
+		TimerOptions: workflow.TimerOptions{Summary: "erasure waiting period (cancellable)"},
+	}, func() bool { return r.cancelled })
+	return err
+}
+
+// forward enqueues the request in every destination's batch and follows it to a final status.
+func (r *requestRun) forward(ctx workflow.Context) error {
+	r.phase = phaseEnqueuing
+	for _, d := range r.dests {
+		if d.status != dsr.ForwardingPending || d.enqueued {
+			continue
+		}
+		if err := r.enqueue(ctx, d); err != nil {
+			return r.fail(ctx, "could not join the batch: "+errorMessage(err))
+		}
+	}
+	r.phase = phaseQueued
+	for {
+		if err := workflow.Await(ctx, func() bool {
+			return !r.cancelBusy && (r.cancelled || r.allDone() || (r.status == dsr.StatusPending && r.anyForwarded()))
+		}); err != nil {
+			return err
+		}
+		if r.cancelled {
+			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled while queued")
+		}
+		if r.status == dsr.StatusPending && r.anyForwarded() {
+			r.phase = phaseForwarded
+			if err := r.setStatus(ctx, dsr.StatusInProgress, "sent to Mixpanel"); err != nil {
+				return err
+			}
+		}
+		if r.allDone() {
+			r.phase = phaseDone
+			if reason := r.failureReason(); reason != "" {
+				return r.setStatus(ctx, dsr.StatusFailed, reason)
+			}
+			return r.setStatus(ctx, dsr.StatusCompleted, r.completionReason())
+		}
+	}
+}
+
+func (r *requestRun) enqueue(ctx workflow.Context, d *destinationState) error {
+	err := workflow.ExecuteActivity(withShortActivityOptions(ctx, "join the "+r.in.Regulation+" batch of "+d.plan.Destination), a.Enqueue, activities.EnqueueInput{
+		Destination: d.plan.Destination,
+		Regulation:  r.in.Regulation,
+		Member:      dsr.Member{ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, DistinctIDs: d.plan.DistinctIDs},
+	}).Get(ctx, nil)
+	if err == nil {
+		d.enqueued = true
+	}
+	return err
+}
+
+func (r *requestRun) allDone() bool {
+	for _, d := range r.dests {
+		if !d.done() {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *requestRun) anyForwarded() bool {
+	for _, d := range r.dests {
+		if d.forwarded {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *requestRun) retryable() bool {
+	for _, d := range r.dests {
+		if d.status == dsr.ForwardingFailed {
+			for _, res := range d.results {
+				if res.Retryable {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// resetFailed puts failed destinations back to pending so forward sends them again.
+func (r *requestRun) resetFailed() {
+	for _, d := range r.dests {
+		if d.status == dsr.ForwardingFailed {
+			d.status, d.message, d.enqueued, d.forwarded = dsr.ForwardingPending, "", false, false
+			d.taskIDs, d.taskStatus, d.results = nil, "", map[string]dsr.TaskResult{}
+		}
+	}
+}
+
+func (r *requestRun) failureReason() string {
+	var reasons []string
+	for _, d := range r.dests {
+		if d.status == dsr.ForwardingFailed {
+			reasons = append(reasons, d.plan.Destination+": "+d.message)
+		}
+	}
+	return strings.Join(reasons, "; ")
+}
+
+func (r *requestRun) completionReason() string {
+	var sent, skipped []string
+	for _, d := range r.dests {
+		if d.status == dsr.ForwardingSkipped {
+			skipped = append(skipped, d.plan.Destination)
+		} else {
+			sent = append(sent, d.plan.Destination)
+		}
+	}
+	switch {
+	case len(sent) == 0:
+		return "nothing to forward: skipped " + strings.Join(skipped, ", ")
+	case len(skipped) == 0:
+		return "deleted by " + strings.Join(sent, ", ")
+	default:
+		return "deleted by " + strings.Join(sent, ", ") + "; skipped " + strings.Join(skipped, ", ")
+	}
+}
+
+func (r *requestRun) destination(name string) *destinationState {
+	for _, d := range r.dests {
+		if d.plan.Destination == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// onForwarded records that the destination's Mixpanel task(s) exist.
+func (r *requestRun) onForwarded(f dsr.Forwarded) {
+	d := r.destination(f.Destination)
+	if d == nil || d.status != dsr.ForwardingPending {
+		return
+	}
+	d.forwarded = true
+	d.taskIDs = mergeSorted(d.taskIDs, f.TaskIDs)
+	d.message = "Mixpanel task created"
+}
+
+// onTaskResult records how one of the destination's tasks ended.
+func (r *requestRun) onTaskResult(res dsr.TaskResult) {
+	d := r.destination(res.Destination)
+	if d == nil || d.status != dsr.ForwardingPending {
+		return
+	}
+	if res.TaskID == "" {
+		// No task could be created for the request.
+		d.status, d.message = dsr.ForwardingFailed, res.Reason
+		d.results["-"] = res
+		return
+	}
+	d.forwarded = true
+	d.taskIDs = mergeSorted(d.taskIDs, []string{res.TaskID})
+	d.results[res.TaskID] = res
+	d.taskStatus = res.TaskStatus
+	if !res.Succeeded {
+		d.status, d.message = dsr.ForwardingFailed, res.Reason
+		return
+	}
+	if d.done() {
+		d.status, d.message = dsr.ForwardingSent, "Mixpanel task ended "+res.TaskStatus
+	}
+}
+
+// registerHandlers installs the status query, the cancel and retry updates and
+// their signal twins, and the receivers of the batch's and task's signals.
+func (r *requestRun) registerHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, dsr.QueryStatus, r.view); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, dsr.UpdateCancel,
+		func(ctx workflow.Context) (dsr.CancelResult, error) { return r.cancel(ctx) },
+		workflow.UpdateHandlerOptions{Validator: func() error { return r.validateCancel() }},
+	); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, dsr.UpdateRetry,
+		func(ctx workflow.Context) error { r.retry = true; return nil },
+		workflow.UpdateHandlerOptions{Validator: func() error { return r.validateRetry() }},
+	); err != nil {
+		return err
+	}
+	receive(ctx, dsr.SignalForwarded, r.onForwarded)
+	receive(ctx, dsr.SignalTaskResult, r.onTaskResult)
+	receiveAny(ctx, dsr.SignalRetry, func() {
+		if r.validateRetry() == nil {
+			r.retry = true
+		}
+	})
+	receiveAny(ctx, dsr.SignalCancel, func() {
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			if err := r.validateCancel(); err != nil {
+				r.recordRefusedCancel(ctx, err)
+				return
+			}
+			if _, err := r.cancel(ctx); err != nil {
+				r.recordRefusedCancel(ctx, err)
+			}
+		})
+	})
+	return nil
+}
+
+// receive runs handle for every signal of the given name, in arrival order.
+func receive[T any](ctx workflow.Context, name string, handle func(T)) {
+	ch := workflow.GetSignalChannel(ctx, name)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var v T
+			ch.Receive(ctx, &v)
+			handle(v)
+		}
+	})
+}
+
+// receiveAny runs handle for every signal of the given name, ignoring its payload
+// (operators send these from the Web UI with or without one).
+func receiveAny(ctx workflow.Context, name string, handle func()) {
+	ch := workflow.GetSignalChannel(ctx, name)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			ch.Receive(ctx, nil)
+			handle()
+		}
+	})
+}
+
+func (r *requestRun) validateCancel() error {
+	if r.cancelled {
+		return nil
+	}
+	switch r.phase {
+	case phaseWaiting, phaseResolving, phaseEnqueuing, phaseQueued:
+		if !r.anyForwarded() {
+			return nil
+		}
+	}
+	return temporal.NewApplicationError(dsr.ErrTooLate, "TooLate")
+}
+
+func (r *requestRun) validateRetry() error {
+	if r.phase != phaseAwaitingRetry {
+		return temporal.NewApplicationError("only a failed request awaiting retry can be retried", "NotRetryable")
+	}
+	return nil
+}
+
+// cancel takes the request out of every batch that has not sent it; if any
+// batch already sent it, the request goes on everywhere and cancel is refused.
+func (r *requestRun) cancel(ctx workflow.Context) (dsr.CancelResult, error) {
+	if err := workflow.Await(ctx, func() bool { return !r.cancelBusy && r.phase != phaseEnqueuing }); err != nil {
+		return dsr.CancelResult{}, err
+	}
+	if r.cancelled {
+		return dsr.CancelResult{Cancelled: true}, nil
+	}
+	if err := r.validateCancel(); err != nil {
+		return dsr.CancelResult{}, err
+	}
+	if r.phase != phaseQueued {
+		r.cancelled = true
+		return dsr.CancelResult{Cancelled: true}, nil
+	}
+	r.cancelBusy = true
+	defer func() { r.cancelBusy = false }()
+	var removed []*destinationState
+	tooLate := false
+	for _, d := range r.dests {
+		if !d.enqueued || d.status != dsr.ForwardingPending {
+			continue
+		}
+		var res dsr.RemoveResult
+		if err := workflow.ExecuteActivity(withShortActivityOptions(ctx, "leave the batch of "+d.plan.Destination), a.RemoveFromBatch, activities.RemoveInput{
+			Destination: d.plan.Destination, Regulation: r.in.Regulation, ControllerID: r.in.ControllerID, RequestID: r.in.RequestID,
+		}).Get(ctx, &res); err != nil || !res.Removed {
+			tooLate = true
+			break
+		}
+		removed = append(removed, d)
+	}
+	if !tooLate {
+		r.cancelled = true
+		return dsr.CancelResult{Cancelled: true}, nil
+	}
+	// Put back what was taken out so every destination still receives the request.
+	for _, d := range removed {
+		d.enqueued = false
+		if err := r.enqueue(ctx, d); err != nil {
+			return dsr.CancelResult{}, err
+		}
+	}
+	return dsr.CancelResult{}, temporal.NewApplicationError(dsr.ErrTooLate, "TooLate")
+}
+
+// recordRefusedCancel writes a refused cancel signal to the ledger; the status does not change.
+func (r *requestRun) recordRefusedCancel(ctx workflow.Context, cause error) {
+	_ = workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordStatus, activities.StatusChange{
+		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, To: r.status,
+		Reason: "cancel signal refused: " + errorMessage(cause), At: workflow.Now(ctx),
+	}).Get(ctx, nil)
+}
+
+func (r *requestRun) view() (dsr.StatusView, error) {
+	v := dsr.StatusView{Status: r.status, Reason: r.reason, Phase: r.phase}
+	for _, d := range r.dests {
+		v.Destinations = append(v.Destinations, dsr.DestinationView{
+			Destination: d.plan.Destination, Status: d.status, StatusMessage: d.message,
+			TaskIDs: d.taskIDs, TaskStatus: d.taskStatus,
+		})
+	}
+	return v, nil
+}
+
+// fail ends the request as failed with a reason.
+func (r *requestRun) fail(ctx workflow.Context, reason string) error {
+	r.phase = phaseDone
+	return r.setStatus(ctx, dsr.StatusFailed, reason)
+}
+
+// setStatus records a status change in the ledger and the search attributes
+// and queues its callback.
+func (r *requestRun) setStatus(ctx workflow.Context, to dsr.Status, reason string) error {
+	if r.status == to && r.reason == reason {
+		return nil
+	}
+	changed := r.status != to
+	r.status, r.reason = to, reason
+	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordStatus, activities.StatusChange{
+		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, To: to, Reason: reason, At: workflow.Now(ctx),
+	}).Get(ctx, nil); err != nil {
+		return fmt.Errorf("recording status %s: %w", to, err)
+	}
+	updates := []temporal.SearchAttributeUpdate{SearchStatus.ValueSet(string(to))}
+	if tasks := r.taskIDs(); tasks != "" {
+		updates = append(updates, SearchDestinationTask.ValueSet(tasks))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		return err
+	}
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", to, reason))
+	if changed {
+		r.queueCallback(to)
+	}
+	return nil
+}
+
+func (r *requestRun) taskIDs() string {
+	var ids []string
+	for _, d := range r.dests {
+		for _, id := range d.taskIDs {
+			ids = append(ids, d.plan.Destination+":"+id)
+		}
+	}
+	return strings.Join(ids, ",")
+}
+
+func (r *requestRun) queueCallback(status dsr.Status) {
+	if len(r.in.CallbackURLs) == 0 {
+		return
+	}
+	r.callbacks = append(r.callbacks, activities.CallbackInput{
+		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Status: status,
+		URLs: r.in.CallbackURLs, APIVersion: r.in.APIVersion, ExpectedCompletionTime: r.in.ExpectedCompletionTime,
+	})
+}
+
+// deliverCallbacks sends queued status callbacks one after another, so each
+// receiver sees a request's statuses in order.
+func (r *requestRun) deliverCallbacks(ctx workflow.Context) {
+	opts := workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: callbackRetryFor,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 10 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Hour,
+		},
+	}
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(r.callbacks) > 0 }); err != nil {
+			return
+		}
+		next := r.callbacks[0]
+		opts.Summary = "callback: " + string(next.Status)
+		// A callback that still fails after callbackRetryFor is recorded in the ledger
+		// by the activity; the request itself goes on.
+		_ = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.DeliverCallbacks, next).Get(ctx, nil)
+		r.callbacks = r.callbacks[1:]
+	}
+}
+
+func withLedgerOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 24 * time.Hour,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	})
+}
+
+func withShortActivityOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             summary,
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	})
+}
+
+func withResolveOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:                "resolve identities",
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: 24 * time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeBadRequest},
+		},
+	})
+}
+
+// errorMessage returns the innermost application error message, without Temporal's wrapping.
+func errorMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return "timed out"
+	}
+	return err.Error()
+}
+
+// mergeSorted returns the sorted union of two id lists.
+func mergeSorted(a, b []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, list := range [][]string{a, b} {
+		for _, id := range list {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,285 @@
+package workflows_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/dsrflow/dsrflow/activities"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/workflows"
+)
+
+var a *activities.Activities
+
+const waitingPeriod = 7 * 24 * time.Hour
+
+// dsrHarness runs the DSR workflow in the time-skipping test environment with
+// every activity mocked, and records what the workflow did.
+type dsrHarness struct {
+	t          *testing.T
+	env        *testsuite.TestWorkflowEnvironment
+	in         dsr.Request
+	statuses   []dsr.Status
+	callbacks  []dsr.Status
+	enqueuedAt time.Time
+	removed    bool
+	enqueues   int
+}
+
+func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	now := env.Now().UTC()
+	in := dsr.Request{
+		ControllerID: "acme", RequestID: "9f1c2d3e-4b5a-4c6d-8e7f-001122334455",
+		Type: dsr.TypeErasure, Regulation: dsr.RegulationGDPR,
+		Identities:   []dsr.Identity{{Type: "controller_customer_id", Format: "raw", Value: "cust-1"}},
+		CallbackURLs: []string{"https://controller.example/cb"},
+		ReceivedTime: now, ForwardAt: now.Add(waitingPeriod), RetryWindow: 30 * 24 * time.Hour,
+	}
+	if skip {
+		in.ForwardAt = now
+	}
+	h := &dsrHarness{t: t, env: env, in: in}
+	env.OnActivity(a.RecordStatus, mock.Anything, mock.Anything).Return(func(_ any, c activities.StatusChange) error {
+		h.statuses = append(h.statuses, c.To)
+		return nil
+	})
+	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ any, c activities.CallbackInput) error {
+		h.callbacks = append(h.callbacks, c.Status)
+		return nil
+	})
+	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(activities.ResolveResult{
+		Plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}},
+	}, nil)
+	env.OnActivity(a.Enqueue, mock.Anything, mock.Anything).Return(func(_ any, in activities.EnqueueInput) error {
+		h.enqueuedAt = env.Now()
+		h.enqueues++
+		return nil
+	})
+	env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Return(func(_ any, _ activities.RemoveInput) (dsr.RemoveResult, error) {
+		h.removed = true
+		return dsr.RemoveResult{Removed: true}, nil
+	})
+	return h
+}
+
+// taskEnds sends the signals a MixpanelTask workflow sends, at the given time after start.
+func (h *dsrHarness) taskEnds(after time.Duration, status string) {
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(dsr.SignalForwarded, dsr.Forwarded{Destination: "mixpanel", TaskIDs: []string{"task-1"}})
+	}, after)
+	h.env.RegisterDelayedCallback(func() {
+		res := dsr.TaskResult{Destination: "mixpanel", TaskID: "task-1", TaskStatus: status, Succeeded: status == "SUCCESS"}
+		if !res.Succeeded {
+			res.Reason = "ended " + status
+			res.Retryable = status == "REVOKED"
+		}
+		h.env.SignalWorkflow(dsr.SignalTaskResult, res)
+	}, after+time.Hour)
+}
+
+func (h *dsrHarness) cancelAt(after time.Duration, accepted *bool, rejected *error) {
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(dsr.UpdateCancel, "cancel-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { *rejected = err },
+			OnAccept: func() { *accepted = true },
+			OnComplete: func(_ any, err error) {
+				if err != nil {
+					*rejected = err
+				}
+			},
+		})
+	}, after)
+}
+
+func (h *dsrHarness) run() {
+	h.env.ExecuteWorkflow(workflows.DSR, h.in)
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("workflow did not complete")
+	}
+	if err := h.env.GetWorkflowError(); err != nil {
+		h.t.Fatalf("workflow failed: %v", err)
+	}
+}
+
+func (h *dsrHarness) assertStatuses(want ...dsr.Status) {
+	h.t.Helper()
+	if !equal(h.statuses, want) {
+		h.t.Errorf("ledger statuses = %v, want %v", h.statuses, want)
+	}
+	// Callbacks: pending first (the intake wrote the ledger row), then every change.
+	if cb := append([]dsr.Status{dsr.StatusPending}, want...); !equal(h.callbacks, cb) {
+		h.t.Errorf("callbacks = %v, want %v", h.callbacks, cb)
+	}
+}
+
+func TestErasureWaitsTheFullWaitingPeriod(t *testing.T) {
+	h := newDSRHarness(t, false)
+	h.taskEnds(waitingPeriod+time.Minute, "SUCCESS")
+	start := h.env.Now()
+	h.run()
+	if got := h.enqueuedAt.Sub(start); got < waitingPeriod {
+		t.Errorf("enqueued %v after start, want after the %v waiting period", got, waitingPeriod)
+	}
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusCompleted)
+}
+
+func TestErasureSkipsTheWaitingPeriod(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.taskEnds(time.Minute, "SUCCESS")
+	start := h.env.Now()
+	h.run()
+	if got := h.enqueuedAt.Sub(start); got > time.Minute {
+		t.Errorf("enqueued %v after start, want at once", got)
+	}
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusCompleted)
+}
+
+func TestCancelDuringTheWaitingPeriod(t *testing.T) {
+	h := newDSRHarness(t, false)
+	var accepted bool
+	var rejected error
+	h.cancelAt(24*time.Hour, &accepted, &rejected)
+	h.run()
+	if !accepted || rejected != nil {
+		t.Fatalf("cancel accepted=%v rejected=%v, want accepted", accepted, rejected)
+	}
+	if h.enqueues != 0 {
+		t.Errorf("a cancelled request was enqueued %d times", h.enqueues)
+	}
+	h.assertStatuses(dsr.StatusCancelled)
+}
+
+func TestCancelWhileQueued(t *testing.T) {
+	h := newDSRHarness(t, true)
+	var accepted bool
+	var rejected error
+	h.cancelAt(10*time.Minute, &accepted, &rejected)
+	h.run()
+	if !accepted || rejected != nil || !h.removed {
+		t.Fatalf("cancel accepted=%v rejected=%v removed=%v, want accepted and removed from the batch", accepted, rejected, h.removed)
+	}
+	h.assertStatuses(dsr.StatusCancelled)
+}
+
+func TestCancelTooLateWhenTheBatchAlreadySentIt(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Unset()
+	h.env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Return(dsr.RemoveResult{Removed: false}, nil)
+	h.taskEnds(time.Hour, "SUCCESS")
+	var accepted bool
+	var rejected error
+	h.cancelAt(10*time.Minute, &accepted, &rejected)
+	h.run()
+	if rejected == nil {
+		t.Fatal("cancel was not refused")
+	}
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusCompleted)
+}
+
+func TestCancelTooLateAfterForwarding(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.taskEnds(time.Minute, "SUCCESS")
+	var accepted bool
+	var rejected error
+	h.cancelAt(30*time.Minute, &accepted, &rejected)
+	h.run()
+	var appErr *temporal.ApplicationError
+	if !errors.As(rejected, &appErr) || appErr.Message() != dsr.ErrTooLate {
+		t.Fatalf("cancel after forwarding: got %v, want %q", rejected, dsr.ErrTooLate)
+	}
+	if h.removed {
+		t.Error("the validator should refuse before asking the batch")
+	}
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusCompleted)
+}
+
+func TestTaskFailureFailsTheRequest(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.taskEnds(time.Minute, "FAILURE")
+	h.run()
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusFailed)
+}
+
+func TestRevokedTaskFailsAndCanBeRetried(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.taskEnds(time.Minute, "REVOKED")
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(dsr.UpdateRetry, "retry-1", &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { t.Errorf("retry rejected: %v", err) },
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		})
+	}, 24*time.Hour)
+	// The retried request is forwarded again and succeeds.
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(dsr.SignalForwarded, dsr.Forwarded{Destination: "mixpanel", TaskIDs: []string{"task-2"}})
+		h.env.SignalWorkflow(dsr.SignalTaskResult, dsr.TaskResult{Destination: "mixpanel", TaskID: "task-2", TaskStatus: "SUCCESS", Succeeded: true})
+	}, 25*time.Hour)
+	h.run()
+	if h.enqueues != 2 {
+		t.Errorf("enqueued %d times, want 2 (once more after the retry)", h.enqueues)
+	}
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusFailed, dsr.StatusPending, dsr.StatusInProgress, dsr.StatusCompleted)
+}
+
+func TestFailedRequestClosesAfterTheRetryWindow(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.taskEnds(time.Minute, "REVOKED")
+	start := h.env.Now()
+	h.run()
+	if got := h.env.Now().Sub(start); got < h.in.RetryWindow {
+		t.Errorf("closed after %v, want after the %v retry window", got, h.in.RetryWindow)
+	}
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusFailed)
+}
+
+func TestNoSuitableIdentityCompletesAsSkipped(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Unset()
+	h.env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(activities.ResolveResult{
+		Plans: []activities.Plan{{Destination: "mixpanel", Skipped: true, Reason: "no identity"}},
+	}, nil)
+	h.run()
+	if h.enqueues != 0 {
+		t.Errorf("a skipped request was enqueued")
+	}
+	h.assertStatuses(dsr.StatusCompleted)
+}
+
+func TestStatusQuery(t *testing.T) {
+	h := newDSRHarness(t, false)
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(dsr.QueryStatus)
+		if err != nil {
+			t.Fatalf("query: %v", err)
+		}
+		var view dsr.StatusView
+		if err := v.Get(&view); err != nil {
+			t.Fatal(err)
+		}
+		if view.Status != dsr.StatusPending || view.Phase != "waiting period" {
+			t.Errorf("view = %+v, want pending in the waiting period", view)
+		}
+	}, time.Hour)
+	h.taskEnds(waitingPeriod+time.Minute, "SUCCESS")
+	h.run()
+}
+
+func equal[T comparable](a, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,138 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/dsrflow/dsrflow/activities"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+)
+
+// minPollWindow is the least time a task is polled, even when it was adopted late.
+const minPollWindow = time.Hour
+
+// MixpanelTask follows one Mixpanel deletion task: it tells its member requests
+// that the task exists, polls it once per task (not once per request) until it
+// is terminal, and tells every member how it ended. Members adopted later (a
+// 409 answer in another flush) arrive by signal and are told too.
+func MixpanelTask(ctx workflow.Context, in dsr.TaskInput) error {
+	t := &taskRun{in: in}
+	t.addMembers(in.Members)
+	added := workflow.GetSignalChannel(ctx, dsr.SignalAddMembers)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var ms []dsr.Member
+			added.Receive(ctx, &ms)
+			t.addMembers(ms)
+		}
+	})
+	workflow.Go(ctx, t.announce)
+
+	result := t.poll(ctx)
+	for {
+		// Every member hears "forwarded" before the result.
+		if err := workflow.Await(ctx, func() bool { return !t.announcing && t.announced == len(t.members) }); err != nil {
+			return err
+		}
+		if t.told < len(t.members) {
+			batch := t.members[t.told:]
+			if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task ended "+result.TaskStatus), a.NotifyMembers, activities.NotifyInput{
+				Destination: in.Destination, Members: batch, Result: &result,
+			}).Get(ctx, nil); err != nil {
+				return err
+			}
+			t.told += len(batch)
+		}
+		// Members that arrived while finishing: drain without yielding, then go round again.
+		for {
+			var ms []dsr.Member
+			if !added.ReceiveAsync(&ms) {
+				break
+			}
+			t.addMembers(ms)
+		}
+		if t.told == len(t.members) {
+			return nil
+		}
+	}
+}
+
+// taskRun is the state of one MixpanelTask workflow.
+type taskRun struct {
+	in      dsr.TaskInput
+	members []dsr.Member
+	seen    map[string]bool
+	// announced members were told "forwarded"; told members were told the result.
+	announced, told int
+	announcing      bool
+}
+
+func (t *taskRun) addMembers(ms []dsr.Member) {
+	if t.seen == nil {
+		t.seen = map[string]bool{}
+	}
+	for _, m := range ms {
+		if key := m.WorkflowID(); !t.seen[key] {
+			t.seen[key] = true
+			t.members = append(t.members, m)
+		}
+	}
+}
+
+// announce tells new members, as they arrive, that their task exists.
+func (t *taskRun) announce(ctx workflow.Context) {
+	for {
+		if err := workflow.Await(ctx, func() bool { return t.announced < len(t.members) }); err != nil {
+			return
+		}
+		t.announcing = true
+		batch := t.members[t.announced:]
+		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task was created"), a.NotifyMembers, activities.NotifyInput{
+			Destination: t.in.Destination, Members: batch,
+		}).Get(ctx, nil); err == nil {
+			t.announced += len(batch)
+		}
+		t.announcing = false
+	}
+}
+
+// poll waits for the task's terminal status with one retry-driven activity.
+func (t *taskRun) poll(ctx workflow.Context) dsr.TaskResult {
+	res := dsr.TaskResult{Destination: t.in.Destination, TaskID: t.in.TaskID}
+	window := max(t.in.MaxTaskAge-workflow.Now(ctx).Sub(t.in.CreatedAt), minPollWindow)
+	opts := workflow.ActivityOptions{
+		Summary:                "wait for Mixpanel task " + t.in.TaskID,
+		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, t.in.Destination),
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: window,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: t.in.PollInterval, BackoffCoefficient: 1, MaximumInterval: t.in.PollInterval,
+			NonRetryableErrorTypes: []string{activities.ErrTypeUnauthorized, activities.ErrTypeTaskNotFound},
+		},
+	}
+	var out activities.TaskOutcome
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.PollTask, activities.TaskRef{
+		Destination: t.in.Destination, TaskID: t.in.TaskID, Kind: activities.KindDeletion, CreatedAt: t.in.CreatedAt,
+	}).Get(ctx, &out)
+	switch {
+	case err != nil && isErrorType(err, activities.ErrTypeUnauthorized):
+		res.Reason, res.Retryable = "Mixpanel rejected the credentials while checking the task: fix them, then retry the request", true
+	case err != nil && isErrorType(err, activities.ErrTypeTaskNotFound):
+		res.Reason, res.Retryable = "Mixpanel does not know the task", true
+	case err != nil:
+		res.Reason, res.Retryable = "the Mixpanel task did not finish in time: "+errorMessage(err), true
+	default:
+		res.TaskStatus = out.Status
+		switch out.Status {
+		case "SUCCESS":
+			res.Succeeded = true
+		case "REVOKED":
+			res.Reason, res.Retryable = "the Mixpanel task was cancelled (REVOKED)", true
+		default:
+			res.Reason = "the Mixpanel task ended " + out.Status + ": Mixpanel could not process the ids"
+		}
+	}
+	return res
+}
