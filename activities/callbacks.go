@@ -39,7 +39,7 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 		}
 		body, err := json.Marshal(opendsr.Callback{
 			ControllerID:           in.ControllerID,
-			ExpectedCompletionTime: opendsr.Time(in.ExpectedCompletionTime),
+			ExpectedCompletionTime: opendsr.NewTime(in.ExpectedCompletionTime),
 			StatusCallbackURL:      u,
 			SubjectRequestID:       in.RequestID,
 			RequestStatus:          string(in.Status),

@@ -19,7 +19,7 @@ const notFoundGrace = time.Hour
 // CreateDeletionTask makes one Mixpanel call: create a deletion task for the ids.
 // A 409 conflict is a result, not an error: the workflow adopts the running tasks.
 func (a *Activities) CreateDeletionTask(ctx context.Context, in CreateTaskInput) (CreateTaskResult, error) {
-	c, err := a.mixpanelClient(in.Destination)
+	c, err := a.mixpanelClient(ctx, in.Destination)
 	if err != nil {
 		return CreateTaskResult{}, err
 	}
@@ -37,7 +37,7 @@ func (a *Activities) CreateDeletionTask(ctx context.Context, in CreateTaskInput)
 
 // DeletionTaskIDs makes one Mixpanel call: the distinct ids a deletion task holds.
 func (a *Activities) DeletionTaskIDs(ctx context.Context, ref TaskRef) ([]string, error) {
-	c, err := a.mixpanelClient(ref.Destination)
+	c, err := a.mixpanelClient(ctx, ref.Destination)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (a *Activities) DeletionTaskIDs(ctx context.Context, ref TaskRef) ([]string
 // retries it at the poll interval) until the task is terminal, so a task
 // polled for weeks costs a few history events.
 func (a *Activities) PollTask(ctx context.Context, ref TaskRef) (TaskOutcome, error) {
-	c, err := a.mixpanelClient(ref.Destination)
+	c, err := a.mixpanelClient(ctx, ref.Destination)
 	if err != nil {
 		return TaskOutcome{}, err
 	}

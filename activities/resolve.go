@@ -9,7 +9,9 @@ import (
 )
 
 // ResolveIdentities decides, for every active destination, which distinct ids
-// it receives, and records pending or skipped forwarding rows in the ledger.
+// it receives, records pending or skipped forwarding rows in the ledger and,
+// when asked, joins the destinations' batches. Both steps are idempotent, so a
+// retry repeats them safely.
 func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (ResolveResult, error) {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
 	var res ResolveResult
@@ -30,5 +32,18 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 		}
 		res.Plans = append(res.Plans, p)
 	}
+	if !in.Enqueue {
+		return res, nil
+	}
+	for _, p := range res.Plans {
+		if p.Skipped {
+			continue
+		}
+		if err := a.Enqueue(ctx, EnqueueInput{Destination: p.Destination, Regulation: in.Regulation,
+			Member: dsr.Member{ControllerID: in.ControllerID, RequestID: in.RequestID, DistinctIDs: p.DistinctIDs}}); err != nil {
+			return ResolveResult{}, err
+		}
+	}
+	res.Enqueued = true
 	return res, nil
 }

@@ -27,11 +27,15 @@ type CallbackInput struct {
 	ResultsCount           int        `json:"results_count,omitempty"`
 }
 
-// ResolveInput asks which distinct ids each destination should receive.
+// ResolveInput asks which distinct ids each destination should receive and,
+// with Enqueue, joins the batch of every destination that gets some (one
+// activity instead of two keeps an erasure's history short).
 type ResolveInput struct {
 	ControllerID string         `json:"controller_id"`
 	RequestID    string         `json:"request_id"`
+	Regulation   string         `json:"regulation"`
 	Identities   []dsr.Identity `json:"identities"`
+	Enqueue      bool           `json:"enqueue,omitempty"`
 }
 
 // Plan is what one destination receives for a request.
@@ -46,6 +50,8 @@ type Plan struct {
 // ResolveResult is the outcome of identity resolution for every active destination.
 type ResolveResult struct {
 	Plans []Plan `json:"plans"`
+	// Enqueued is true when every plan that is not skipped joined its batch.
+	Enqueued bool `json:"enqueued,omitempty"`
 }
 
 // EnqueueInput adds a request to a destination's batch for its regulation.

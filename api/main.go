@@ -19,8 +19,8 @@ import (
 	"github.com/dsrflow/dsrflow/internal/app"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/httpapi"
-	"github.com/dsrflow/dsrflow/internal/intake"
 	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/requests"
 )
 
 func main() {
@@ -59,8 +59,8 @@ func run(logger *slog.Logger) error {
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	server := httpapi.New(httpapi.Options{
-		Config: cfg, Ledger: store, Temporal: tc, Signer: signer, Logger: logger, Registry: registry,
-		Intake: &intake.Service{Config: cfg, Ledger: store, Temporal: tc, Logger: logger},
+		Config: cfg, Signer: signer, Logger: logger, Registry: registry,
+		Requests: &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Logger: logger},
 	})
 	srv := &http.Server{
 		Addr: cfg.APIAddr, Handler: server.Handler(),

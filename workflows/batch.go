@@ -333,6 +333,8 @@ func subtract(ids, without []string) []string {
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
+	// The keys are sorted below, so map order does not matter.
+	//workflowcheck:ignore
 	for k := range m {
 		keys = append(keys, k)
 	}

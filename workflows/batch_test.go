@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -29,6 +30,8 @@ type batchHarness struct {
 	failures []dsr.Member
 	// conflictOnce answers the first create with a 409 for these ids held by task "running-1".
 	conflictOnce []string
+	// createErr fails every create.
+	createErr error
 }
 
 func newBatchHarness(t *testing.T, maxSize int, maxWait time.Duration) *batchHarness {
@@ -40,7 +43,10 @@ func newBatchHarness(t *testing.T, maxSize int, maxWait time.Duration) *batchHar
 			PollInterval: 10 * time.Minute, MaxTaskAge: 45 * 24 * time.Hour},
 	}}
 	env.RegisterWorkflowWithOptions(workflows.Batch, workflow.RegisterOptions{Name: dsr.WorkflowBatch})
-	env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(func(_ any, in activities.CreateTaskInput) (activities.CreateTaskResult, error) {
+	env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CreateTaskInput) (activities.CreateTaskResult, error) {
+		if h.createErr != nil {
+			return activities.CreateTaskResult{}, h.createErr
+		}
 		h.creates = append(h.creates, in)
 		if h.conflictOnce != nil {
 			ids := h.conflictOnce
@@ -52,11 +58,11 @@ func newBatchHarness(t *testing.T, maxSize int, maxWait time.Duration) *batchHar
 		}
 		return activities.CreateTaskResult{TaskID: fmt.Sprintf("task-%d", len(h.creates)), CreatedAt: env.Now()}, nil
 	})
-	env.OnActivity(a.TrackTask, mock.Anything, mock.Anything).Return(func(_ any, in dsr.TaskInput) error {
+	env.OnActivity(a.TrackTask, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.TaskInput) error {
 		h.tracked[in.TaskID] = append(h.tracked[in.TaskID], in.Members...)
 		return nil
 	})
-	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ any, in activities.NotifyInput) error {
+	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
 		h.failures = append(h.failures, in.Members...)
 		return nil
 	})
@@ -214,13 +220,14 @@ func TestBatchRemoveBeforeAndAfterFlush(t *testing.T) {
 }
 
 func TestBatchContinuesAsNewCarryingTheBuffer(t *testing.T) {
+	// Run 1 reaches its signal budget with 5 members buffered and continues as new.
 	h := newBatchHarness(t, 1000, time.Hour)
 	h.in.Settings.MaxSignalsPerRun = 5
-	var all []dsr.Member
-	for i := range 7 {
-		all = append(all, member(i))
+	var first []dsr.Member
+	for i := range 5 {
+		first = append(first, member(i))
 	}
-	h.enqueueAt(time.Second, all...)
+	h.enqueueAt(time.Second, first...)
 	h.run(24 * time.Hour)
 	var can *workflow.ContinueAsNewError
 	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
@@ -230,22 +237,29 @@ func TestBatchContinuesAsNewCarryingTheBuffer(t *testing.T) {
 	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 		t.Fatal(err)
 	}
-	if len(next.Buffer) != 7 {
-		t.Fatalf("carried %d members, want all 7", len(next.Buffer))
-	}
-	if len(h.creates) != 0 {
-		t.Errorf("flushed before the deadline: %+v", h.creates)
+	if len(next.Buffer) != 5 || len(h.creates) != 0 {
+		t.Fatalf("carried %d members and flushed %d tasks, want all 5 carried and nothing sent yet", len(next.Buffer), len(h.creates))
 	}
 	if next.Settings != h.in.Settings {
 		t.Errorf("settings not carried: %+v", next.Settings)
+	}
+	// Run 2 starts from the carried buffer; later signals reach it; one flush sends all 7.
+	h2 := newBatchHarness(t, 1000, time.Hour)
+	h2.in = next
+	h2.in.Settings.MaxSignalsPerRun = 100
+	h2.enqueueAt(time.Second, member(5), member(6))
+	h2.run(24 * time.Hour)
+	if got := h2.trackedRequests(); len(got) != 7 {
+		t.Errorf("after continue-as-new %d requests were sent, want 7: %v", len(got), got)
+	}
+	if len(h2.creates) != 1 {
+		t.Errorf("%d tasks, want one flush", len(h2.creates))
 	}
 }
 
 func TestBatchFailsMembersWhenMixpanelRejectsTheCredentials(t *testing.T) {
 	h := newBatchHarness(t, 2, time.Hour)
-	h.env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Unset()
-	h.env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(activities.CreateTaskResult{},
-		temporalNonRetryable("Mixpanel rejected the credentials", activities.ErrTypeUnauthorized))
+	h.createErr = temporalNonRetryable("Mixpanel rejected the credentials", activities.ErrTypeUnauthorized)
 	h.enqueueAt(time.Second, member(1), member(2))
 	h.run(24 * time.Hour)
 	if len(h.failures) != 2 {

@@ -106,10 +106,17 @@ func (r *requestRun) run(ctx workflow.Context) error {
 			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled during the waiting period")
 		}
 	}
+	// Erasures resolve and join their batches in one activity; while it runs a
+	// cancel waits for it and then takes the request out of the batches.
+	erasure := r.in.Type == dsr.TypeErasure
 	r.phase = phaseResolving
+	if erasure {
+		r.phase = phaseEnqueuing
+	}
 	var resolved activities.ResolveResult
 	if err := workflow.ExecuteActivity(withResolveOptions(ctx), a.ResolveIdentities, activities.ResolveInput{
-		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Identities: r.in.Identities,
+		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Regulation: r.in.Regulation,
+		Identities: r.in.Identities, Enqueue: erasure && !r.cancelled,
 	}).Get(ctx, &resolved); err != nil {
 		return r.fail(ctx, "identity resolution failed: "+errorMessage(err))
 	}
@@ -118,9 +125,10 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		if p.Skipped {
 			d.status, d.message = dsr.ForwardingSkipped, p.Reason
 		}
+		d.enqueued = resolved.Enqueued && !p.Skipped
 		r.dests = append(r.dests, d)
 	}
-	if r.cancelled {
+	if r.cancelled && !resolved.Enqueued {
 		return r.setStatus(ctx, dsr.StatusCancelled, "cancelled before forwarding")
 	}
 	if r.in.Type != dsr.TypeErasure {
@@ -233,8 +241,8 @@ func (r *requestRun) anyForwarded() bool {
 func (r *requestRun) retryable() bool {
 	for _, d := range r.dests {
 		if d.status == dsr.ForwardingFailed {
-			for _, res := range d.results {
-				if res.Retryable {
+			for _, id := range sortedKeys(d.results) {
+				if d.results[id].Retryable {
 					return true
 				}
 			}

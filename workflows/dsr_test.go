@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ type dsrHarness struct {
 	enqueuedAt time.Time
 	removed    bool
 	enqueues   int
+	// keepQueued makes the batch answer "too late" to a remove.
+	keepQueued bool
+	plans      []activities.Plan
 }
 
 func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
@@ -45,24 +49,37 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 	if skip {
 		in.ForwardAt = now
 	}
-	h := &dsrHarness{t: t, env: env, in: in}
-	env.OnActivity(a.RecordStatus, mock.Anything, mock.Anything).Return(func(_ any, c activities.StatusChange) error {
+	h := &dsrHarness{t: t, env: env, in: in, plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}}
+	env.OnActivity(a.RecordStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.StatusChange) error {
 		h.statuses = append(h.statuses, c.To)
 		return nil
 	})
-	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ any, c activities.CallbackInput) error {
+	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.CallbackInput) error {
 		h.callbacks = append(h.callbacks, c.Status)
 		return nil
 	})
-	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(activities.ResolveResult{
-		Plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}},
-	}, nil)
-	env.OnActivity(a.Enqueue, mock.Anything, mock.Anything).Return(func(_ any, in activities.EnqueueInput) error {
+	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ResolveInput) (activities.ResolveResult, error) {
+		res := activities.ResolveResult{Plans: h.plans}
+		if in.Enqueue {
+			h.enqueuedAt = env.Now()
+			for _, p := range h.plans {
+				if !p.Skipped {
+					h.enqueues++
+				}
+			}
+			res.Enqueued = true
+		}
+		return res, nil
+	})
+	env.OnActivity(a.Enqueue, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.EnqueueInput) error {
 		h.enqueuedAt = env.Now()
 		h.enqueues++
 		return nil
 	})
-	env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Return(func(_ any, _ activities.RemoveInput) (dsr.RemoveResult, error) {
+	env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.RemoveInput) (dsr.RemoveResult, error) {
+		if h.keepQueued {
+			return dsr.RemoveResult{Removed: false}, nil
+		}
 		h.removed = true
 		return dsr.RemoveResult{Removed: true}, nil
 	})
@@ -170,8 +187,7 @@ func TestCancelWhileQueued(t *testing.T) {
 
 func TestCancelTooLateWhenTheBatchAlreadySentIt(t *testing.T) {
 	h := newDSRHarness(t, true)
-	h.env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Unset()
-	h.env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Return(dsr.RemoveResult{Removed: false}, nil)
+	h.keepQueued = true
 	h.taskEnds(time.Hour, "SUCCESS")
 	var accepted bool
 	var rejected error
@@ -242,10 +258,7 @@ func TestFailedRequestClosesAfterTheRetryWindow(t *testing.T) {
 
 func TestNoSuitableIdentityCompletesAsSkipped(t *testing.T) {
 	h := newDSRHarness(t, true)
-	h.env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Unset()
-	h.env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(activities.ResolveResult{
-		Plans: []activities.Plan{{Destination: "mixpanel", Skipped: true, Reason: "no identity"}},
-	}, nil)
+	h.plans = []activities.Plan{{Destination: "mixpanel", Skipped: true, Reason: "no identity"}}
 	h.run()
 	if h.enqueues != 0 {
 		t.Errorf("a skipped request was enqueued")

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func runTask(t *testing.T, poll func(activities.TaskRef) (activities.TaskOutcome
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	var notices []notice
-	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ any, in activities.NotifyInput) error {
+	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
 		n := notice{result: in.Result}
 		for _, m := range in.Members {
 			n.members = append(n.members, m.RequestID)
@@ -37,7 +38,7 @@ func runTask(t *testing.T, poll func(activities.TaskRef) (activities.TaskOutcome
 		return nil
 	})
 	polls := 0
-	env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ any, ref activities.TaskRef) (activities.TaskOutcome, error) {
+	env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref activities.TaskRef) (activities.TaskOutcome, error) {
 		polls++
 		return poll(ref)
 	})

@@ -6,23 +6,35 @@ import (
 )
 
 // Secret holds a credential. Every way of printing it (fmt verbs, JSON,
-// slog) shows "[redacted]"; only Reveal returns the value.
-type Secret struct{ value string }
+// slog) shows "[redacted]"; only Reveal returns the value. The value sits
+// behind a pointer so that even fmt's reflection over an unexported field
+// (which does not call String) prints an address, not the credential.
+type Secret struct{ value *string }
 
 // NewSecret wraps a credential value.
-func NewSecret(v string) Secret { return Secret{value: v} }
+func NewSecret(v string) Secret {
+	if v == "" {
+		return Secret{}
+	}
+	return Secret{value: &v}
+}
 
 // Reveal returns the credential for the one place that must send it.
-func (s Secret) Reveal() string { return s.value }
+func (s Secret) Reveal() string {
+	if s.value == nil {
+		return ""
+	}
+	return *s.value
+}
 
 // IsSet reports whether a value is present.
-func (s Secret) IsSet() bool { return s.value != "" }
+func (s Secret) IsSet() bool { return s.value != nil }
 
 const redacted = "[redacted]"
 
 // String implements fmt.Stringer without the value.
 func (s Secret) String() string {
-	if s.value == "" {
+	if s.value == nil {
 		return ""
 	}
 	return redacted

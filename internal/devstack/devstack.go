@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -226,12 +226,7 @@ func SearchAttributeFlags() []string {
 	for name, typ := range workflows.SearchAttributes() {
 		// INDEXED_VALUE_TYPE_KEYWORD -> Keyword
 		kind := strings.TrimPrefix(typ.String(), "INDEXED_VALUE_TYPE_")
-		kind = strings.ToUpper(kind[:1]) + strings.ToLower(kind[1:])
-		if kind == "Datetime" || kind == "Keyword" || kind == "Text" || kind == "Int" || kind == "Double" || kind == "Bool" {
-			out = append(out, name+"="+kind)
-		} else {
-			out = append(out, name+"="+strconv.Quote(kind))
-		}
+		out = append(out, name+"="+strings.ToUpper(kind[:1])+strings.ToLower(kind[1:]))
 	}
 	sort.Strings(out)
 	return out
@@ -270,8 +265,11 @@ func (t *Temporal) Stop() {
 func WaitHTTP(ctx context.Context, url string, timeout time.Duration, p *Process) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		req, _ := httpNewRequest(ctx, url)
-		resp, err := httpClient.Do(req)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := probeClient.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -293,6 +291,8 @@ func WaitHTTP(ctx context.Context, url string, timeout time.Duration, p *Process
 		}
 	}
 }
+
+var probeClient = &http.Client{Timeout: 2 * time.Second}
 
 func tail(s string, n int) string {
 	if len(s) > n {

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -17,39 +16,31 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"golang.org/x/time/rate"
 
 	"github.com/dsrflow/dsrflow/internal/config"
-	"github.com/dsrflow/dsrflow/internal/dsr"
-	"github.com/dsrflow/dsrflow/internal/intake"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/internal/requests"
 )
 
 // Server is the OpenDSR API. Build it with New.
 type Server struct {
 	cfg      config.Config
-	intake   *intake.Service
-	ledger   *ledger.Store
-	temporal client.Client
+	requests *requests.Service
 	signer   *opendsr.Signer
 	logger   *slog.Logger
 	gatherer prometheus.Gatherer
 	tokens   []tokenEntry
 	limits   *controllerLimits
-	requests *prometheus.CounterVec
+	calls    *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 }
 
 // Options are the Server's dependencies.
 type Options struct {
 	Config   config.Config
-	Intake   *intake.Service
-	Ledger   *ledger.Store
-	Temporal client.Client
+	Requests *requests.Service
 	Signer   *opendsr.Signer
 	Logger   *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics.
@@ -64,10 +55,10 @@ type tokenEntry struct {
 // New builds the API server.
 func New(o Options) *Server {
 	s := &Server{
-		cfg: o.Config, intake: o.Intake, ledger: o.Ledger, temporal: o.Temporal, signer: o.Signer,
+		cfg: o.Config, requests: o.Requests, signer: o.Signer,
 		logger: o.Logger, gatherer: o.Registry,
 		limits: newControllerLimits(o.Config.APIRateLimit, o.Config.APIRateBurst),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dsrflow_api_requests_total", Help: "API requests, by route and HTTP status.",
 		}, []string{"route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -78,7 +69,7 @@ func New(o Options) *Server {
 		s.logger = slog.Default()
 	}
 	if o.Registry != nil {
-		o.Registry.MustRegister(s.requests, s.latency)
+		o.Registry.MustRegister(s.calls, s.latency)
 	}
 	for tok, controller := range o.Config.APITokens {
 		s.tokens = append(s.tokens, tokenEntry{hash: sha256.Sum256([]byte(tok)), controller: controller})
@@ -115,7 +106,7 @@ func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h(rec, r)
-		s.requests.WithLabelValues(pattern, strconv.Itoa(rec.code)).Inc()
+		s.calls.WithLabelValues(pattern, strconv.Itoa(rec.code)).Inc()
 		s.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
 		// No identity, token or body in the log: route pattern, status and duration only.
 		s.logger.Info("http request", "route", pattern, "status", rec.code,
@@ -180,7 +171,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, derr)
 		return
 	}
-	res, err := s.intake.Submit(r.Context(), controllerOf(r), req, raw)
+	res, err := s.requests.Submit(r.Context(), controllerOf(r), req, raw)
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -189,116 +180,33 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	key := ledger.Key{ControllerID: controllerOf(r), RequestID: r.PathValue("id")}
-	resp, err := s.statusResponse(r.Context(), key)
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, resp)
-}
-
-// statusResponse builds the OpenDSR status body from the ledger, so it answers
-// for the whole record retention, long after Temporal forgot the workflow.
-func (s *Server) statusResponse(ctx context.Context, key ledger.Key) (opendsr.StatusResponse, *opendsr.Error) {
-	rec, err := s.ledger.Get(ctx, key)
-	if errors.Is(err, ledger.ErrNotFound) {
-		return opendsr.StatusResponse{}, opendsr.NotFound()
-	}
-	if err != nil {
-		s.logger.Error("ledger read failed", "request_id", key.RequestID, "error", err)
-		return opendsr.StatusResponse{}, opendsr.Internal()
-	}
-	fwd, err := s.ledger.Forwardings(ctx, key)
-	if err != nil {
-		s.logger.Error("ledger read failed", "request_id", key.RequestID, "error", err)
-		return opendsr.StatusResponse{}, opendsr.Internal()
-	}
-	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason}
-	for _, f := range fwd {
-		ext.Forwarding = append(ext.Forwarding, opendsr.ForwardingStatus{
-			Destination: f.Destination, Status: string(f.Status), StatusMessage: f.StatusMessage,
-			TaskID: f.TaskID, TaskStatus: f.TaskStatus,
-		})
-	}
-	extJSON, _ := json.Marshal(ext) // plain struct: cannot fail
-	return opendsr.StatusResponse{
-		ControllerID: rec.ControllerID, SubjectRequestID: rec.RequestID,
-		RequestStatus: string(rec.Status), ExpectedCompletionTime: opendsr.NewTime(rec.ExpectedCompletionTime),
-		APIVersion: rec.APIVersion, ResultsCount: rec.ResultsCount,
-		Extensions: map[string]json.RawMessage{s.cfg.ProcessorDomain: extJSON},
-	}, nil
+	resp, err := s.requests.Status(r.Context(), keyOf(r))
+	s.answer(w, http.StatusOK, resp, err)
 }
 
 // cancel maps DELETE to the workflow's cancel update: 202 when in time, 409 when too late.
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
-	key := ledger.Key{ControllerID: controllerOf(r), RequestID: r.PathValue("id")}
-	resp, oerr := s.statusResponse(r.Context(), key)
-	if oerr != nil {
-		s.writeError(w, oerr)
-		return
-	}
-	switch resp.RequestStatus {
-	case string(dsr.StatusCancelled):
-		s.writeJSON(w, http.StatusAccepted, resp)
-		return
-	case string(dsr.StatusCompleted), string(dsr.StatusFailed):
-		s.writeError(w, opendsr.Conflict("The request already finished ("+resp.RequestStatus+") and cannot be cancelled"))
-		return
-	}
-	var res dsr.CancelResult
-	if err := s.update(r.Context(), key, dsr.UpdateCancel, &res); err != nil {
-		s.writeError(w, s.updateError(err, "cancel"))
-		return
-	}
-	resp.RequestStatus = string(dsr.StatusCancelled)
-	s.writeJSON(w, http.StatusAccepted, resp)
+	resp, err := s.requests.Cancel(r.Context(), keyOf(r))
+	s.answer(w, http.StatusAccepted, resp, err)
 }
 
 // retry resumes a failed request (after its cause, such as Mixpanel credentials, was fixed).
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
-	key := ledger.Key{ControllerID: controllerOf(r), RequestID: r.PathValue("id")}
-	if _, oerr := s.statusResponse(r.Context(), key); oerr != nil {
-		s.writeError(w, oerr)
-		return
-	}
-	if err := s.update(r.Context(), key, dsr.UpdateRetry, nil); err != nil {
-		s.writeError(w, s.updateError(err, "retry"))
-		return
-	}
-	resp, oerr := s.statusResponse(r.Context(), key)
-	if oerr != nil {
-		s.writeError(w, oerr)
-		return
-	}
-	s.writeJSON(w, http.StatusAccepted, resp)
+	resp, err := s.requests.Retry(r.Context(), keyOf(r))
+	s.answer(w, http.StatusAccepted, resp, err)
 }
 
-func (s *Server) update(ctx context.Context, key ledger.Key, name string, result any) error {
-	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID:   dsr.WorkflowID(key.ControllerID, key.RequestID),
-		UpdateName:   name,
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+func keyOf(r *http.Request) ledger.Key {
+	return ledger.Key{ControllerID: controllerOf(r), RequestID: r.PathValue("id")}
+}
+
+// answer writes v with code, or the error object.
+func (s *Server) answer(w http.ResponseWriter, code int, v any, err *opendsr.Error) {
 	if err != nil {
-		return err
+		s.writeError(w, err)
+		return
 	}
-	return h.Get(ctx, result)
-}
-
-// updateError maps a refused or failed update to the error object.
-func (s *Server) updateError(err error, action string) *opendsr.Error {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return opendsr.Conflict("Cannot " + action + ": " + appErr.Message())
-	}
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return opendsr.Conflict("Cannot " + action + ": the request's workflow has finished")
-	}
-	s.logger.Error(action+" update failed", "error", err)
-	return &opendsr.Error{Code: http.StatusServiceUnavailable, Message: "Temporal is unavailable; try again",
-		Errors: []opendsr.ErrorItem{{Domain: opendsr.ErrorDomain, Reason: "unavailable", Message: "Temporal is unavailable"}}}
+	s.writeJSON(w, code, v)
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {

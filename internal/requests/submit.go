@@ -1,7 +1,9 @@
-// Package intake accepts a data subject request: it validates it, writes its
-// ledger row and starts its DSR workflow, in that order, before anyone is told
-// it was accepted. The HTTP API and the dsr CLI both submit through it.
-package intake
+// Package requests is the request service shared by the HTTP API and the dsr
+// CLI: Submit validates a data subject request, writes its ledger row and
+// starts its DSR workflow, in that order, before anyone is told it was
+// accepted; Status answers from the ledger; Cancel and Retry go to the
+// request's workflow.
+package requests
 
 import (
 	"context"
@@ -11,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -212,9 +213,4 @@ func identityHashes(ids []opendsr.Identity) []ledger.IdentityHash {
 			SHA256: opendsr.HashIdentity(id.IdentityType, id.IdentityFormat, id.IdentityValue)}
 	}
 	return out
-}
-
-func unavailable() *opendsr.Error {
-	return &opendsr.Error{Code: http.StatusServiceUnavailable, Message: "The request could not be recorded; nothing was kept. Try again.",
-		Errors: []opendsr.ErrorItem{{Domain: opendsr.ErrorDomain, Reason: "unavailable", Message: "a backend is unavailable"}}}
 }

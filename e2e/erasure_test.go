@@ -1,0 +1,325 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/dsrflow/dsrflow/internal/devstack"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+)
+
+// stack is shared by the tests of this package: one dev server, emulator, worker and API.
+var stack *devstack.Stack
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dsrflow-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	stack, err = devstack.StartStack(ctx, devstack.StackOptions{Dir: dir})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the stack:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintln(os.Stderr, stack.Logs())
+	}
+	stack.Stop()
+	if code == 0 {
+		_ = os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+// callbackReceiver records callbacks, verifying each signature against /v1/cert.pem.
+type callbackReceiver struct {
+	t    *testing.T
+	cert []byte
+	mu   sync.Mutex
+	got  map[string][]string // request id -> statuses in arrival order
+	srv  *httptest.Server
+}
+
+func newCallbackReceiver(t *testing.T) *callbackReceiver {
+	r := &callbackReceiver{t: t, got: map[string][]string{}}
+	resp := apiCall(t, http.MethodGet, "/v1/cert.pem", nil)
+	r.cert = resp.body
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if err := opendsr.Verify(r.cert, body, req.Header.Get(opendsr.HeaderSignature)); err != nil {
+			t.Errorf("callback signature does not verify: %v", err)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		var cb opendsr.Callback
+		if err := json.Unmarshal(body, &cb); err != nil {
+			t.Errorf("callback body: %v", err)
+		}
+		r.mu.Lock()
+		r.got[cb.SubjectRequestID] = append(r.got[cb.SubjectRequestID], cb.RequestStatus)
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *callbackReceiver) statuses(id string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got[id]...)
+}
+
+type apiResponse struct {
+	code int
+	body []byte
+	sig  string
+}
+
+func apiCall(t *testing.T, method, path string, body any) apiResponse {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, stack.APIURL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+devstack.APIToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return apiResponse{code: resp.StatusCode, body: b, sig: resp.Header.Get(opendsr.HeaderSignature)}
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func erasure(id, regulation, customer, callbackURL string) map[string]any {
+	return map[string]any{
+		"subject_request_id":   id,
+		"subject_request_type": "erasure",
+		"regulation":           regulation,
+		"submitted_time":       time.Now().UTC().Format(time.RFC3339),
+		"api_version":          "1.0",
+		"subject_identities": []map[string]string{
+			{"identity_type": "controller_customer_id", "identity_value": customer, "identity_format": "raw"},
+			{"identity_type": "email", "identity_value": customer + "@example.com", "identity_format": "raw"},
+		},
+		"status_callback_urls": []string{callbackURL},
+		"extensions":           map[string]any{"localhost": map[string]any{"skip_waiting_period": true}},
+	}
+}
+
+func waitForStatus(t *testing.T, id, want string, timeout time.Duration) opendsr.StatusResponse {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil)
+		var st opendsr.StatusResponse
+		_ = json.Unmarshal(resp.body, &st)
+		if st.RequestStatus == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request %s is %q after %v, want %q: %s", id, st.RequestStatus, timeout, want, resp.body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestErasuresEndToEnd(t *testing.T) {
+	cb := newCallbackReceiver(t)
+	stack.Emulator.Reset()
+	const perRegulation = 5
+	byRegulation := map[string][]string{}
+	var all []string
+	for _, reg := range []string{"gdpr", "ccpa"} {
+		for i := range perRegulation {
+			id := newID()
+			resp := apiCall(t, http.MethodPost, "/v1/requests", erasure(id, reg, fmt.Sprintf("%s-customer-%d", reg, i), cb.srv.URL))
+			if resp.code != http.StatusCreated {
+				t.Fatalf("POST: %d %s", resp.code, resp.body)
+			}
+			if err := opendsr.Verify(cb.cert, resp.body, resp.sig); err != nil {
+				t.Fatalf("response signature: %v", err)
+			}
+			var fields map[string]any
+			_ = json.Unmarshal(resp.body, &fields)
+			delete(fields, "encoded_request")
+			if rest, _ := json.Marshal(fields); strings.Contains(string(rest), "customer-") {
+				t.Errorf("201 holds an identity value outside encoded_request: %s", rest)
+			}
+			byRegulation[reg] = append(byRegulation[reg], fmt.Sprintf("%s-customer-%d", reg, i))
+			all = append(all, id)
+		}
+	}
+	for _, id := range all {
+		st := waitForStatus(t, id, "completed", 90*time.Second)
+		var ext opendsr.StatusExtension
+		if err := json.Unmarshal(st.Extensions["localhost"], &ext); err != nil || len(ext.Forwarding) != 1 {
+			t.Fatalf("forwarding of %s: %v %s", id, err, st.Extensions["localhost"])
+		}
+		if f := ext.Forwarding[0]; f.Status != "sent" || f.TaskID == "" || f.TaskStatus != "SUCCESS" {
+			t.Errorf("forwarding of %s = %+v, want sent with a SUCCESS task", id, f)
+		}
+	}
+
+	// One Mixpanel task per regulation, with that regulation's compliance type and exactly its ids.
+	tasks := stack.Emulator.Tasks()
+	if len(tasks) != 2 {
+		t.Fatalf("%d Mixpanel tasks, want 2 (one per regulation): %+v", len(tasks), tasks)
+	}
+	for _, task := range tasks {
+		reg := strings.ToLower(task.ComplianceType)
+		got := append([]string(nil), task.DistinctIDs...)
+		sort.Strings(got)
+		want := append([]string(nil), byRegulation[reg]...)
+		sort.Strings(want)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s task ids = %v, want %v", reg, got, want)
+		}
+	}
+
+	// Callbacks: every status change, in order, each signed.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, id := range all {
+		for len(cb.statuses(id)) < 3 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := strings.Join(cb.statuses(id), ","); got != "pending,in_progress,completed" {
+			t.Errorf("callbacks of %s = %s, want pending,in_progress,completed", id, got)
+		}
+	}
+	reportCosts(t, all)
+}
+
+// reportCosts logs Mixpanel calls and Temporal history events per request.
+func reportCosts(t *testing.T, ids []string) {
+	calls := stack.Emulator.Calls()
+	total := 0
+	for k, n := range calls {
+		if strings.HasPrefix(k, "deletion.") {
+			total += n
+		}
+	}
+	tc, err := client.Dial(client.Options{HostPort: stack.Temporal.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	events := 0
+	for _, id := range ids {
+		events += historyLength(t, tc, dsr.WorkflowID(devstack.Controller, id))
+	}
+	t.Logf("Mixpanel calls: %v (%.2f per request); DSR workflow history: %.1f events per request",
+		calls, float64(total)/float64(len(ids)), float64(events)/float64(len(ids)))
+}
+
+func historyLength(t *testing.T, tc client.Client, workflowID string) int {
+	it := tc.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	n := 0
+	var types []string
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_"))
+		n++
+	}
+	if os.Getenv("DSR_DEBUG_HISTORY") != "" {
+		t.Logf("%s", strings.Join(types, "\n"))
+	}
+	return n
+}
+
+func TestCancelDuringTheWaitingPeriodOverHTTP(t *testing.T) {
+	id := newID()
+	req := erasure(id, "gdpr", "cancel-me", "https://controller.example/cb")
+	delete(req, "extensions")
+	delete(req, "status_callback_urls")
+	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.code, resp.body)
+	}
+	resp := apiCall(t, http.MethodDelete, "/v1/requests/"+id, nil)
+	if resp.code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s, want 202", resp.code, resp.body)
+	}
+	waitForStatus(t, id, "cancelled", 30*time.Second)
+	// Cancelling a finished request is a conflict.
+	if resp := apiCall(t, http.MethodDelete, "/v1/requests/"+id, nil); resp.code != http.StatusAccepted {
+		t.Errorf("DELETE of a cancelled request: %d, want 202 (already cancelled)", resp.code)
+	}
+}
+
+func TestDuplicateSubmissions(t *testing.T) {
+	id := newID()
+	req := erasure(id, "gdpr", "dup", "https://controller.example/cb")
+	req["extensions"] = map[string]any{}
+	first := apiCall(t, http.MethodPost, "/v1/requests", req)
+	again := apiCall(t, http.MethodPost, "/v1/requests", req)
+	if first.code != http.StatusCreated || again.code != http.StatusCreated {
+		t.Fatalf("same request twice: %d then %d, want 201 both times", first.code, again.code)
+	}
+	var a, b opendsr.CreatedResponse
+	_ = json.Unmarshal(first.body, &a)
+	_ = json.Unmarshal(again.body, &b)
+	if !a.ReceivedTime.Equal(b.ReceivedTime.Time) {
+		t.Errorf("the repeat answered a new received_time: %v vs %v", a.ReceivedTime, b.ReceivedTime)
+	}
+	req["regulation"] = "ccpa"
+	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.code != http.StatusConflict {
+		t.Errorf("same id, different body: %d, want 409", resp.code)
+	}
+}
+
+func TestAuthAndIsolation(t *testing.T) {
+	req, _ := http.NewRequest(http.MethodGet, stack.APIURL+"/v1/requests/"+newID(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", resp.StatusCode)
+	}
+	if got := apiCall(t, http.MethodGet, "/v1/requests/"+newID(), nil); got.code != http.StatusNotFound {
+		t.Errorf("unknown id: %d, want 404", got.code)
+	}
+	bad := apiCall(t, http.MethodPost, "/v1/requests", map[string]any{"regulation": "gdpr"})
+	if bad.code != http.StatusBadRequest {
+		t.Fatalf("invalid request: %d, want 400", bad.code)
+	}
+	var e opendsr.Error
+	if err := json.Unmarshal(bad.body, &e); err != nil || e.Code != 400 || len(e.Errors) == 0 {
+		t.Errorf("error object = %s", bad.body)
+	}
+}

@@ -1,0 +1,214 @@
+// Package ledger keeps the record of every data subject request dsrflow
+// handles: the request as received, each status transition, the forwarding to
+// each destination, and each status callback attempt. It is the proof of what
+// was done, when and for whom, kept for the record retention period
+// (DSR_RECORD_RETENTION, a year by default) and then purged.
+//
+// The ledger never holds identity values: only SHA-256 hashes of identities,
+// of callback URLs and of results tokens.
+//
+// Every write is idempotent, so that Temporal activities may retry it.
+// The Store works on SQLite and PostgreSQL alike (see package sqldb).
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when a request is not in the ledger.
+var ErrNotFound = errors.New("request not found")
+
+// DefaultRetention is how long a request's record is kept when no
+// WithRetention option says otherwise (DSR_RECORD_RETENTION's default).
+const DefaultRetention = 8760 * time.Hour
+
+// Status is the OpenDSR status of a request.
+type Status string
+
+// The statuses of a request.
+const (
+	StatusPending    Status = "pending"
+	StatusInProgress Status = "in_progress"
+	StatusCompleted  Status = "completed"
+	StatusCancelled  Status = "cancelled"
+	StatusFailed     Status = "failed"
+)
+
+// Statuses lists every Status in lifecycle order.
+func Statuses() []Status {
+	return []Status{StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed}
+}
+
+// Valid reports whether s is one of the statuses above.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// Final reports whether s ends the request's processing (completed or cancelled).
+func (s Status) Final() bool { return s == StatusCompleted || s == StatusCancelled }
+
+// Key identifies a request: request ids are unique per controller.
+type Key struct {
+	ControllerID string `json:"controller_id"`
+	RequestID    string `json:"request_id"`
+}
+
+// String returns "controller/request", for messages.
+func (k Key) String() string { return k.ControllerID + "/" + k.RequestID }
+
+// IdentityHash is one identity of the data subject, as a hash: the ledger
+// never stores identity values.
+type IdentityHash struct {
+	// Type is the OpenDSR identity type, e.g. "email" or "controller_customer_id".
+	Type string `json:"type"`
+	// Format is the OpenDSR identity format, e.g. "raw" or "sha256".
+	Format string `json:"format"`
+	// SHA256 is the hex SHA-256 of the (normalised) identity value.
+	SHA256 string `json:"sha256"`
+}
+
+// Request is the ledger's record of one data subject request.
+type Request struct {
+	ControllerID string `json:"controller_id"`
+	RequestID    string `json:"request_id"`
+	// Type is erasure, access or portability.
+	Type string `json:"type"`
+	// Regulation is gdpr or ccpa.
+	Regulation string `json:"regulation"`
+	// Status and StatusReason are those of the latest transition.
+	Status       Status `json:"status"`
+	StatusReason string `json:"status_reason,omitempty"`
+	APIVersion   string `json:"api_version,omitempty"`
+
+	SubmittedTime          time.Time `json:"submitted_time,omitzero"`
+	ReceivedTime           time.Time `json:"received_time,omitzero"`
+	ExpectedCompletionTime time.Time `json:"expected_completion_time,omitzero"`
+	DueTime                time.Time `json:"due_time,omitzero"`
+
+	// BodyHash is the hex SHA-256 of the submitted body, to tell a retried
+	// submission from a conflicting one.
+	BodyHash          string         `json:"body_hash,omitempty"`
+	Identities        []IdentityHash `json:"identities,omitempty"`
+	CallbackURLs      []string       `json:"callback_urls,omitempty"`
+	SkipWaitingPeriod bool           `json:"skip_waiting_period,omitempty"`
+
+	// ResultsToken is write-only: the ledger keeps only its SHA-256 (see
+	// ByResultsToken), so requests read back have it empty.
+	ResultsToken string `json:"results_token,omitempty"`
+	// ResultsCount and ResultsExpiresAt describe the results of an access
+	// or portability request; ResultsExpiresAt is when its link stops working.
+	ResultsCount     int       `json:"results_count,omitempty"`
+	ResultsExpiresAt time.Time `json:"results_expires_at,omitzero"`
+
+	// Resolution is the trace the identity resolution step wrote: an opaque
+	// JSON document (PostgreSQL may reformat it).
+	Resolution json.RawMessage `json:"resolution,omitempty"`
+
+	// UpdatedAt is the time of the latest change to this record.
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// ExpiresAt is when the record may be purged: ReceivedTime plus the
+	// retention period, unless set at creation.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// Key returns the request's key.
+func (r Request) Key() Key { return Key{ControllerID: r.ControllerID, RequestID: r.RequestID} }
+
+// Transition is one change of a request's status.
+type Transition struct {
+	At time.Time `json:"at"`
+	// From is empty for the first transition, to pending.
+	From   Status `json:"from"`
+	To     Status `json:"to"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ForwardingStatus is the state of a request at one destination.
+type ForwardingStatus string
+
+// The forwarding statuses.
+const (
+	// ForwardingPending: not yet sent to the destination.
+	ForwardingPending ForwardingStatus = "pending"
+	// ForwardingSkipped: nothing to send (no identity the destination knows).
+	ForwardingSkipped ForwardingStatus = "skipped"
+	// ForwardingSent: part of a task the destination accepted.
+	ForwardingSent ForwardingStatus = "sent"
+	// ForwardingFailed: the destination refused the request or its task failed.
+	ForwardingFailed ForwardingStatus = "failed"
+)
+
+// Valid reports whether s is one of the forwarding statuses above.
+func (s ForwardingStatus) Valid() bool {
+	switch s {
+	case ForwardingPending, ForwardingSkipped, ForwardingSent, ForwardingFailed:
+		return true
+	}
+	return false
+}
+
+// Forwarding is the state of a request at one destination (a Mixpanel project).
+type Forwarding struct {
+	Destination   string           `json:"destination"`
+	Status        ForwardingStatus `json:"status"`
+	StatusMessage string           `json:"status_message,omitempty"`
+	// TaskID and TaskStatus are the destination's deletion task and its state.
+	TaskID     string    `json:"task_id,omitempty"`
+	TaskStatus string    `json:"task_status,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+}
+
+// CallbackAttempt is one attempt to deliver a status callback.
+type CallbackAttempt struct {
+	// URLHash is the hex SHA-256 of the callback URL (see HashHex); Host is its host.
+	URLHash string `json:"url_hash"`
+	Host    string `json:"host,omitempty"`
+	// RequestStatus is the status the callback announced.
+	RequestStatus Status `json:"request_status"`
+	// Attempt numbers the attempts to deliver one status to one URL, from 1.
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at,omitzero"`
+	// HTTPStatus is the response's status code, 0 when there was none.
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Delivered  bool   `json:"delivered"`
+	// Permanent marks a failure that retrying cannot fix (the URL refused
+	// the callback for good), so the status is not sent to that URL again.
+	Permanent bool `json:"permanent,omitempty"`
+}
+
+// ListFilter selects requests for List. Zero fields select everything.
+type ListFilter struct {
+	ControllerID string
+	Status       Status
+	Type         string
+	Regulation   string
+	// OverdueAt, when set, selects the requests not completed or cancelled
+	// whose due time is before it.
+	OverdueAt time.Time
+	// Limit bounds the page: DefaultListLimit when zero, at most MaxListLimit.
+	Limit int
+	// After continues a listing after the last key of the previous page.
+	After Key
+}
+
+// Page sizes of List.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// HashHex returns the hex SHA-256 of s: how results tokens and callback URLs
+// are kept in the ledger.
+func HashHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,112 @@
+package requests
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+)
+
+// Status returns a controller's request as the OpenDSR status body, from the
+// ledger, so it answers for the whole record retention, long after Temporal
+// forgot the workflow. Another controller's request is not found.
+func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusResponse, *opendsr.Error) {
+	rec, err := s.Ledger.Get(ctx, key)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return opendsr.StatusResponse{}, opendsr.NotFound()
+	}
+	if err != nil {
+		s.logger().Error("ledger read failed", "request_id", key.RequestID, "error", err)
+		return opendsr.StatusResponse{}, opendsr.Internal()
+	}
+	fwd, err := s.Ledger.Forwardings(ctx, key)
+	if err != nil {
+		s.logger().Error("ledger read failed", "request_id", key.RequestID, "error", err)
+		return opendsr.StatusResponse{}, opendsr.Internal()
+	}
+	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason}
+	for _, f := range fwd {
+		ext.Forwarding = append(ext.Forwarding, opendsr.ForwardingStatus{
+			Destination: f.Destination, Status: string(f.Status), StatusMessage: f.StatusMessage,
+			TaskID: f.TaskID, TaskStatus: f.TaskStatus,
+		})
+	}
+	extJSON, _ := json.Marshal(ext) // plain struct: cannot fail
+	return opendsr.StatusResponse{
+		ControllerID: rec.ControllerID, SubjectRequestID: rec.RequestID,
+		RequestStatus: string(rec.Status), ExpectedCompletionTime: opendsr.NewTime(rec.ExpectedCompletionTime),
+		APIVersion: rec.APIVersion, ResultsCount: rec.ResultsCount,
+		Extensions: map[string]json.RawMessage{s.Config.ProcessorDomain: extJSON},
+	}, nil
+}
+
+// Cancel cancels a request through its workflow's cancel update: accepted
+// while the request waits or is queued, refused (409) once it was sent.
+func (s *Service) Cancel(ctx context.Context, key ledger.Key) (opendsr.StatusResponse, *opendsr.Error) {
+	resp, oerr := s.Status(ctx, key)
+	if oerr != nil {
+		return resp, oerr
+	}
+	switch resp.RequestStatus {
+	case string(dsr.StatusCancelled):
+		return resp, nil
+	case string(dsr.StatusCompleted), string(dsr.StatusFailed):
+		return resp, opendsr.Conflict("The request already finished (" + resp.RequestStatus + ") and cannot be cancelled")
+	}
+	var res dsr.CancelResult
+	if err := s.update(ctx, key, dsr.UpdateCancel, &res); err != nil {
+		return resp, s.updateError(err, "cancel")
+	}
+	resp.RequestStatus = string(dsr.StatusCancelled)
+	return resp, nil
+}
+
+// Retry resumes a failed request whose cause (such as Mixpanel credentials) was fixed.
+func (s *Service) Retry(ctx context.Context, key ledger.Key) (opendsr.StatusResponse, *opendsr.Error) {
+	if _, oerr := s.Status(ctx, key); oerr != nil {
+		return opendsr.StatusResponse{}, oerr
+	}
+	if err := s.update(ctx, key, dsr.UpdateRetry, nil); err != nil {
+		return opendsr.StatusResponse{}, s.updateError(err, "retry")
+	}
+	return s.Status(ctx, key)
+}
+
+func (s *Service) update(ctx context.Context, key ledger.Key, name string, result any) error {
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   dsr.WorkflowID(key.ControllerID, key.RequestID),
+		UpdateName:   name,
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return err
+	}
+	return h.Get(ctx, result)
+}
+
+// updateError maps a refused or failed update to the error object.
+func (s *Service) updateError(err error, action string) *opendsr.Error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return opendsr.Conflict("Cannot " + action + ": " + appErr.Message())
+	}
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return opendsr.Conflict("Cannot " + action + ": the request's workflow has finished")
+	}
+	s.logger().Error(action+" update failed", "error", err)
+	return unavailable()
+}
+
+func unavailable() *opendsr.Error {
+	return &opendsr.Error{Code: http.StatusServiceUnavailable, Message: "A backend is unavailable; nothing was changed. Try again.",
+		Errors: []opendsr.ErrorItem{{Domain: opendsr.ErrorDomain, Reason: "unavailable", Message: "a backend is unavailable"}}}
+}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/internal/requests"
+)
+
+// csvRow is one data row of a bulk file.
+type csvRow struct {
+	line   int
+	fields []string
+}
+
+// csvLayout says what each column of a bulk file holds.
+type csvLayout struct {
+	identities                                   map[int]opendsr.Identity // column -> type and format
+	regulation, requestType, skipWait, submitted int
+}
+
+// submitCSV submits one request per row with bounded concurrency. Rows whose
+// derived request id is already in the ledger are skipped, so a re-run after a
+// crash submits only what is missing. Bad rows are reported by line number.
+func (c *cli) submitCSV(ctx context.Context, f submitFlags) error {
+	file, err := os.Open(f.csv)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	total, err := countRows(file)
+	if err != nil {
+		return err
+	}
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	r := csv.NewReader(file)
+	r.FieldsPerRecord = -1
+	header, err := r.Read()
+	if err != nil {
+		return usageError{fmt.Errorf("%s: cannot read the header row: %w", f.csv, err)}
+	}
+	layout, err := parseLayout(header)
+	if err != nil {
+		return usageError{fmt.Errorf("%s: %w", f.csv, err)}
+	}
+	svc, err := c.service(ctx)
+	if err != nil {
+		return err
+	}
+	cfg, _ := c.config()
+
+	progress := newProgress(c.stderr, total)
+	var submitted, existing, failed atomic.Int64
+	var mu sync.Mutex
+	var problems []string
+	report := func(line int, msg string) {
+		failed.Add(1)
+		mu.Lock()
+		problems = append(problems, fmt.Sprintf("line %d: %s", line, msg))
+		mu.Unlock()
+	}
+	base := filepath.Base(f.csv)
+	rows := make(chan csvRow)
+	var wg sync.WaitGroup
+	for range max(f.concurrency, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for row := range rows {
+				created, msg := submitRow(ctx, svc, f, cfg.ProcessorDomain, layout, base, row)
+				switch {
+				case msg != "":
+					report(row.line, msg)
+				case created:
+					submitted.Add(1)
+				default:
+					existing.Add(1)
+				}
+				progress.add()
+			}
+		}()
+	}
+	for ctx.Err() == nil {
+		fields, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line, _ := r.FieldPos(0)
+		if err != nil {
+			report(line, "not valid CSV: "+csvProblem(err))
+			progress.add()
+			continue
+		}
+		rows <- csvRow{line: line, fields: fields}
+	}
+	close(rows)
+	wg.Wait()
+	progress.finish()
+
+	for _, p := range problems {
+		fmt.Fprintln(c.stderr, p)
+	}
+	fmt.Fprintf(c.stdout, "%d submitted, %d already submitted, %d failed\n", submitted.Load(), existing.Load(), failed.Load())
+	if ctx.Err() != nil {
+		return errors.New("interrupted: run the same command again to submit the remaining rows")
+	}
+	if failed.Load() > 0 {
+		return fmt.Errorf("%d rows were not submitted: fix the lines above and run the same command again", failed.Load())
+	}
+	return nil
+}
+
+// submitRow submits one row. It returns whether a new request was recorded,
+// or a problem description that holds no identity value.
+func submitRow(ctx context.Context, svc *requests.Service, f submitFlags, domain string, layout csvLayout, base string, row csvRow) (bool, string) {
+	fields := row.fields
+	req := opendsr.Request{
+		SubjectRequestID:   rowRequestID(f.controller, base, row.line, fields),
+		SubjectRequestType: column(fields, layout.requestType, f.requestType),
+		Regulation:         column(fields, layout.regulation, f.regulation),
+		SubmittedTime:      column(fields, layout.submitted, time.Now().UTC().Format(time.RFC3339)),
+		APIVersion:         opendsr.APIVersion1,
+		StatusCallbackURLs: f.callbacks,
+	}
+	for col := 0; col < len(fields); col++ {
+		if id, ok := layout.identities[col]; ok && strings.TrimSpace(fields[col]) != "" {
+			id.IdentityValue = strings.TrimSpace(fields[col])
+			req.SubjectIdentities = append(req.SubjectIdentities, id)
+		}
+	}
+	skip := f.skipWait
+	if v := column(fields, layout.skipWait, ""); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, "skip_waiting_period must be true or false"
+		}
+		skip = b
+	}
+	if skip {
+		req.Extensions = skipWaitExtension(domain)
+	}
+	key := ledger.Key{ControllerID: f.controller, RequestID: req.SubjectRequestID}
+	if _, err := svc.Ledger.Get(ctx, key); err == nil {
+		return false, ""
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		return false, "ledger: " + err.Error()
+	}
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	res, oerr := svc.Submit(ctx, f.controller, req, raw)
+	if oerr != nil {
+		return false, describe(oerr).Error()
+	}
+	return res.Created, ""
+}
+
+// rowRequestID derives a UUID v4 from the controller, file name, line and row,
+// so the same file submitted again gives the same ids.
+func rowRequestID(controller, file string, line int, fields []string) string {
+	h := sha256.New()
+	for _, part := range append([]string{"dsrflow-csv", controller, file, strconv.Itoa(line)}, fields...) {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	var b [16]byte
+	copy(b[:], h.Sum(nil))
+	return formatUUIDv4(b)
+}
+
+func parseLayout(header []string) (csvLayout, error) {
+	l := csvLayout{identities: map[int]opendsr.Identity{}, regulation: -1, requestType: -1, skipWait: -1, submitted: -1}
+	for i, name := range header {
+		name = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(name, "\ufeff")))
+		switch name {
+		case "regulation":
+			l.regulation = i
+		case "type", "subject_request_type":
+			l.requestType = i
+		case "skip_waiting_period":
+			l.skipWait = i
+		case "submitted_time":
+			l.submitted = i
+		default:
+			typ, format, _ := strings.Cut(name, ":")
+			if !contains(opendsr.IdentityTypes(), typ) || (format != "" && !contains(opendsr.IdentityFormats(), format)) {
+				return l, fmt.Errorf("column %d (%q) is not an identity type (%s), TYPE:FORMAT, regulation, type, skip_waiting_period or submitted_time",
+					i+1, name, strings.Join(opendsr.IdentityTypes(), ", "))
+			}
+			l.identities[i] = opendsr.Identity{IdentityType: typ, IdentityFormat: format}
+		}
+	}
+	if len(l.identities) == 0 {
+		return l, errors.New("the header names no identity type column, e.g. controller_customer_id or email")
+	}
+	return l, nil
+}
+
+func column(fields []string, col int, def string) string {
+	if col < 0 || col >= len(fields) || strings.TrimSpace(fields[col]) == "" {
+		return def
+	}
+	return strings.TrimSpace(fields[col])
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// csvProblem describes a CSV parse error without quoting the row.
+func csvProblem(err error) string {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return "unreadable row"
+}
+
+// countRows counts data rows (lines after the header) for the progress total.
+func countRows(r io.Reader) (int, error) {
+	buf := make([]byte, 64*1024)
+	n, lastNewline := 0, true
+	for {
+		k, err := r.Read(buf)
+		for _, b := range buf[:k] {
+			if b == '\n' {
+				n++
+			}
+		}
+		if k > 0 {
+			lastNewline = buf[k-1] == '\n'
+		}
+		if errors.Is(err, io.EOF) {
+			if !lastNewline {
+				n++
+			}
+			return max(n-1, 0), nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// progress shows a bar with rate and ETA on a terminal, plain lines otherwise.
+type progress struct {
+	bar   *progressbar.ProgressBar
+	out   io.Writer
+	total int
+	done  atomic.Int64
+	start time.Time
+}
+
+func newProgress(out io.Writer, total int) *progress {
+	p := &progress{out: out, total: total, start: time.Now()}
+	if isTerminal(out) {
+		p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(out), progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("requests"), progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetDescription("submitting"), progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	return p
+}
+
+func (p *progress) add() {
+	n := p.done.Add(1)
+	if p.bar != nil {
+		_ = p.bar.Add(1)
+		return
+	}
+	if step := max(int64(p.total)/10, 1); n%step == 0 || n == int64(p.total) {
+		rate := float64(n) / time.Since(p.start).Seconds()
+		fmt.Fprintf(p.out, "submitted %d/%d rows (%.0f/s)\n", n, p.total, rate)
+	}
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		fmt.Fprintln(p.out)
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,438 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+)
+
+func (c *cli) controllerFlag(cmd *cobra.Command, into *string) {
+	cmd.Flags().StringVar(into, "controller", "", "controller id (default DSR_CONTROLLER, else dev)")
+}
+
+func (c *cli) key(controller, id string) (ledger.Key, error) {
+	cfg, err := c.config()
+	if err != nil {
+		return ledger.Key{}, err
+	}
+	if controller == "" {
+		controller = cfg.Controller
+	}
+	return ledger.Key{ControllerID: controller, RequestID: id}, nil
+}
+
+func (c *cli) cancelCommand() *cobra.Command {
+	var controller string
+	cmd := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a request while it waits or is queued (not once it was sent)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.changeRequest(cmd.Context(), controller, args[0], "cancelled")
+		},
+	}
+	c.controllerFlag(cmd, &controller)
+	return cmd
+}
+
+func (c *cli) retryCommand() *cobra.Command {
+	var controller string
+	cmd := &cobra.Command{
+		Use:   "retry ID",
+		Short: "Resume a failed request after its cause (e.g. Mixpanel credentials) was fixed",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.changeRequest(cmd.Context(), controller, args[0], "retried")
+		},
+	}
+	c.controllerFlag(cmd, &controller)
+	return cmd
+}
+
+func (c *cli) changeRequest(ctx context.Context, controller, id, verb string) error {
+	key, err := c.key(controller, id)
+	if err != nil {
+		return err
+	}
+	svc, err := c.service(ctx)
+	if err != nil {
+		return err
+	}
+	var oerr *opendsr.Error
+	if verb == "cancelled" {
+		_, oerr = svc.Cancel(ctx, key)
+	} else {
+		_, oerr = svc.Retry(ctx, key)
+	}
+	if oerr != nil {
+		return describe(oerr)
+	}
+	fmt.Fprintf(c.stdout, "%s %s\n", verb, id)
+	return nil
+}
+
+func (c *cli) statusCommand() *cobra.Command {
+	var controller string
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Show a request: status, deadlines, forwarding per destination and its history",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := c.key(controller, args[0])
+			if err != nil {
+				return err
+			}
+			store, err := c.ledger(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rec, err := store.Get(cmd.Context(), key)
+			if errors.Is(err, ledger.ErrNotFound) {
+				return fmt.Errorf("no request %s for controller %s (check --controller)", key.RequestID, key.ControllerID)
+			}
+			if err != nil {
+				return err
+			}
+			fwd, err := store.Forwardings(cmd.Context(), key)
+			if err != nil {
+				return err
+			}
+			history, err := store.Transitions(cmd.Context(), key)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return writeJSON(c.stdout, map[string]any{"request": rec, "forwarding": fwd, "transitions": history})
+			}
+			printStatus(c.stdout, rec, fwd, history)
+			return nil
+		},
+	}
+	c.controllerFlag(cmd, &controller)
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON for scripts")
+	return cmd
+}
+
+func printStatus(w interface{ Write([]byte) (int, error) }, rec ledger.Request, fwd []ledger.Forwarding, history []ledger.Transition) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "request\t%s\n", rec.RequestID)
+	fmt.Fprintf(tw, "controller\t%s\n", rec.ControllerID)
+	fmt.Fprintf(tw, "type\t%s %s\n", rec.Regulation, rec.Type)
+	fmt.Fprintf(tw, "status\t%s\n", statusLine(rec))
+	fmt.Fprintf(tw, "received\t%s\n", rec.ReceivedTime.Format(time.RFC3339))
+	fmt.Fprintf(tw, "expected completion\t%s\n", rec.ExpectedCompletionTime.Format(time.RFC3339))
+	fmt.Fprintf(tw, "statutory due\t%s\n", rec.DueTime.Format(time.RFC3339))
+	tw.Flush()
+	if len(fwd) > 0 {
+		fmt.Fprintln(w, "\nforwarding:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  DESTINATION\tSTATUS\tTASK\tTASK STATUS\tMESSAGE")
+		for _, f := range fwd {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Destination, f.Status, dash(f.TaskID), dash(f.TaskStatus), f.StatusMessage)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nhistory:")
+	for _, t := range history {
+		fmt.Fprintf(w, "  %s  %s -> %s  %s\n", t.At.Format(time.RFC3339), dash(string(t.From)), t.To, t.Reason)
+	}
+}
+
+func statusLine(rec ledger.Request) string {
+	if rec.StatusReason == "" {
+		return string(rec.Status)
+	}
+	return string(rec.Status) + " (" + rec.StatusReason + ")"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (c *cli) listCommand() *cobra.Command {
+	var controller, status, reqType, regulation string
+	var overdue bool
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List requests from Temporal visibility (filter by status, type, regulation, overdue)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.config()
+			if err != nil {
+				return err
+			}
+			if controller == "" {
+				controller = cfg.Controller
+			}
+			query, err := listQuery(controller, status, reqType, regulation, overdue, time.Now())
+			if err != nil {
+				return usageError{err}
+			}
+			tc, err := c.temporalClient(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return c.printList(cmd.Context(), tc, cfg.TemporalNamespace, query, limit)
+		},
+	}
+	c.controllerFlag(cmd, &controller)
+	fl := cmd.Flags()
+	fl.StringVar(&status, "status", "", "pending, in_progress, completed, cancelled or failed")
+	fl.StringVar(&reqType, "type", "", "erasure, access or portability")
+	fl.StringVar(&regulation, "regulation", "", "gdpr or ccpa")
+	fl.BoolVar(&overdue, "overdue", false, "only open requests past their statutory due time")
+	fl.IntVar(&limit, "limit", 100, "most requests to show")
+	return cmd
+}
+
+// listQuery builds the visibility query; every value is checked against a fixed set.
+func listQuery(controller, status, reqType, regulation string, overdue bool, now time.Time) (string, error) {
+	clauses := []string{fmt.Sprintf("DsrController = '%s'", controller), "WorkflowType = 'DSR'"}
+	for _, f := range []struct {
+		attr, value string
+		allowed     []string
+	}{
+		{"DsrStatus", status, opendsr.Statuses()},
+		{"DsrType", reqType, opendsr.RequestTypes()},
+		{"DsrRegulation", regulation, opendsr.Regulations()},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if !contains(f.allowed, f.value) {
+			return "", fmt.Errorf("%q is not one of %s", f.value, strings.Join(f.allowed, ", "))
+		}
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", f.attr, f.value))
+	}
+	if overdue {
+		clauses = append(clauses, fmt.Sprintf("DsrDueTime < '%s'", now.UTC().Format(time.RFC3339)),
+			"DsrStatus IN ('pending', 'in_progress', 'failed')")
+	}
+	if strings.ContainsAny(controller, "'\\") {
+		return "", errors.New("invalid controller id")
+	}
+	return strings.Join(clauses, " AND "), nil
+}
+
+func (c *cli) printList(ctx context.Context, tc client.Client, namespace, query string, limit int) error {
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REQUEST\tSTATUS\tTYPE\tREGULATION\tDUE\tTASK")
+	var token []byte
+	shown := 0
+	for shown < limit {
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: namespace, Query: query, PageSize: int32(min(limit-shown, 1000)), NextPageToken: token,
+		})
+		if err != nil {
+			return fmt.Errorf("listing from Temporal visibility: %w", err)
+		}
+		for _, e := range resp.Executions {
+			_, id, _ := dsr.ParseWorkflowID(e.GetExecution().GetWorkflowId())
+			attrs := searchAttributes(e.GetSearchAttributes().GetIndexedFields())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id, attrs["DsrStatus"], attrs["DsrType"], attrs["DsrRegulation"], attrs["DsrDueTime"], dash(attrs["DsrDestinationTask"]))
+			shown++
+		}
+		token = resp.NextPageToken
+		if len(token) == 0 {
+			break
+		}
+	}
+	return tw.Flush()
+}
+
+// searchAttributes decodes the string form of each indexed field.
+func searchAttributes(fields map[string]*commonpb.Payload) map[string]string {
+	out := map[string]string{}
+	for k, p := range fields {
+		var s string
+		if json.Unmarshal(p.GetData(), &s) == nil {
+			out[k] = s
+		}
+	}
+	return out
+}
+
+func (c *cli) watchCommand() *cobra.Command {
+	var controller string
+	var every time.Duration
+	cmd := &cobra.Command{
+		Use:   "watch ID",
+		Short: "Follow a request, printing each status change, until it ends",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, err := c.key(controller, args[0])
+			if err != nil {
+				return err
+			}
+			store, err := c.ledger(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return c.watch(cmd.Context(), store, key, every)
+		},
+	}
+	c.controllerFlag(cmd, &controller)
+	cmd.Flags().DurationVar(&every, "every", time.Second, "how often to look")
+	return cmd
+}
+
+func (c *cli) watch(ctx context.Context, store *ledger.Store, key ledger.Key, every time.Duration) error {
+	last := ""
+	for {
+		rec, err := store.Get(ctx, key)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return fmt.Errorf("no request %s for controller %s (check --controller)", key.RequestID, key.ControllerID)
+		}
+		if err != nil {
+			return err
+		}
+		fwd, err := store.Forwardings(ctx, key)
+		if err != nil {
+			return err
+		}
+		line := statusLine(rec)
+		for _, f := range fwd {
+			line += fmt.Sprintf(" | %s: %s", f.Destination, f.Status)
+			if f.TaskID != "" {
+				line += " task " + f.TaskID + " " + f.TaskStatus
+			}
+		}
+		if line != last {
+			fmt.Fprintf(c.stdout, "%s  %s\n", time.Now().Format("15:04:05"), line)
+			last = line
+		}
+		switch dsr.Status(rec.Status) {
+		case dsr.StatusCompleted, dsr.StatusCancelled:
+			return nil
+		case dsr.StatusFailed:
+			return fmt.Errorf("request failed: %s (fix the cause, then: dsr retry %s)", rec.StatusReason, key.RequestID)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+func (c *cli) keysCommand() *cobra.Command {
+	keys := &cobra.Command{Use: "keys", Short: "Manage the response and callback signing key"}
+	var dir string
+	gen := &cobra.Command{
+		Use:   "generate",
+		Short: "Write a self-signed signing key and certificate (signing-key.pem, signing-cert.pem)",
+		Long: `Write an RSA signing key (PKCS#8, mode 0600) and a self-signed certificate into
+--dir, unless both exist. Point DSR_SIGNING_KEY and DSR_SIGNING_CERT at them.
+In production use a certificate from a CA that controllers trust.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keyPath, certPath, err := opendsr.WriteKeyPair(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "DSR_SIGNING_KEY=%s\nDSR_SIGNING_CERT=%s\n", keyPath, certPath)
+			return nil
+		},
+	}
+	gen.Flags().StringVar(&dir, "dir", ".data", "directory to write the key pair into")
+	keys.AddCommand(gen)
+	return keys
+}
+
+// Dev credentials of the emulator when none are configured.
+const (
+	devProjectToken = "dev-project-token"
+	devOAuthToken   = "dev-oauth-token"
+)
+
+func (c *cli) emulatorCommand() *cobra.Command {
+	var addr, projectToken, oauthToken, failPrefix string
+	var step, latency time.Duration
+	var rateLimit, rate429, rate500 float64
+	cmd := &cobra.Command{
+		Use:   "mixpanel-emulator",
+		Short: "Run a local Mixpanel GDPR API (v3) in the foreground",
+		Long: `Run a local stand-in for Mixpanel's GDPR API: deletion and retrieval tasks with
+Mixpanel's statuses, 401/400/409/429 answers and its 1 request/s limit.
+Point dsrflow at it with MIXPANEL_API_URL=http://ADDR.
+
+Inspect it at /_emulator/tasks and /_emulator/calls; change faults at runtime
+with POST /_emulator/faults.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if projectToken == "" {
+				projectToken = envOr("MIXPANEL_PROJECT_TOKEN", devProjectToken)
+			}
+			if oauthToken == "" {
+				oauthToken = envOr("MIXPANEL_OAUTH_TOKEN", devOAuthToken)
+			}
+			limit := rateLimit
+			if limit == 0 {
+				limit = emulator.NoRateLimit
+			}
+			em := emulator.New(emulator.Options{
+				ProjectToken: projectToken, OAuthToken: oauthToken, Step: step, RateLimit: limit,
+				FailPrefix: failPrefix, Rate429: rate429, Rate500: rate500, Latency: latency,
+			})
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			if projectToken == devProjectToken || oauthToken == devOAuthToken {
+				fmt.Fprintf(c.stderr, "mixpanel emulator: dev credentials MIXPANEL_PROJECT_TOKEN=%s MIXPANEL_OAUTH_TOKEN=%s\n", devProjectToken, devOAuthToken)
+			}
+			fmt.Fprintf(c.stderr, "mixpanel emulator listening on http://%s (step %s, rate limit %g/s)\n", ln.Addr(), step, rateLimit)
+			srv := &http.Server{Handler: em, ReadHeaderTimeout: 5 * time.Second}
+			go func() {
+				<-cmd.Context().Done()
+				shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(shutdown)
+			}()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&addr, "addr", "127.0.0.1:9410", "HOST:PORT to listen on")
+	fl.DurationVar(&step, "step", 2*time.Second, "time between task status steps")
+	fl.StringVar(&projectToken, "project-token", "", "required project token (default MIXPANEL_PROJECT_TOKEN, else a dev token)")
+	fl.StringVar(&oauthToken, "oauth-token", "", "required OAuth token (default MIXPANEL_OAUTH_TOKEN, else a dev token)")
+	fl.Float64Var(&rateLimit, "rate-limit", 1, "API requests per second per project (0 = off)")
+	fl.StringVar(&failPrefix, "fail-prefix", "", "tasks with an id starting with this end in FAILURE")
+	fl.Float64Var(&rate429, "rate-429", 0, "fraction of API calls answered 429")
+	fl.Float64Var(&rate500, "rate-500", 0, "fraction of API calls answered 500")
+	fl.DurationVar(&latency, "latency", 0, "latency added to every API call")
+	return cmd
+}
+
+func envOr(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}

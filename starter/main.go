@@ -1,0 +1,156 @@
+// Command dsr is dsrflow's CLI: it submits requests (one, or thousands from a
+// CSV) through the same request service as the HTTP API, talking to Temporal
+// and the ledger directly as a Temporal starter does; it cancels, retries,
+// shows and lists requests, imports profiles, generates signing keys and runs
+// the Mixpanel emulator.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/dsrflow/dsrflow/internal/app"
+	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/requests"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// usageError marks errors in how the command was called (exit code 2).
+type usageError struct{ error }
+
+// run executes the CLI and returns its exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cli := &cli{stdout: stdout, stderr: stderr}
+	root := cli.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	cli.close()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "dsr:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(stderr, "Run 'dsr --help' for usage.")
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// cli holds what subcommands share, opened on first use.
+type cli struct {
+	stdout, stderr io.Writer
+	cfg            *config.Config
+	store          *ledger.Store
+	temporal       client.Client
+}
+
+func (c *cli) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "dsr",
+		Short: "dsrflow's CLI: submit and follow data subject requests",
+		Long: `dsr submits GDPR and CCPA data subject requests to dsrflow and follows them.
+
+It reads the same environment as the worker and the API (TEMPORAL_ADDRESS,
+DSR_DB, ...). Run from the checkout root with no extra environment, it reaches
+the stack that 'make dev' started.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(c.submitCommand(), c.cancelCommand(), c.retryCommand(), c.statusCommand(),
+		c.listCommand(), c.watchCommand(), c.emulatorCommand(), c.keysCommand())
+	return root
+}
+
+func (c *cli) config() (config.Config, error) {
+	if c.cfg == nil {
+		cfg, err := config.FromEnv()
+		if err != nil {
+			return config.Config{}, fmt.Errorf("configuration: %w", err)
+		}
+		c.cfg = &cfg
+	}
+	return *c.cfg, nil
+}
+
+func (c *cli) ledger(ctx context.Context) (*ledger.Store, error) {
+	if c.store == nil {
+		cfg, err := c.config()
+		if err != nil {
+			return nil, err
+		}
+		s, err := ledger.Open(ctx, cfg.DB)
+		if err != nil {
+			return nil, fmt.Errorf("opening the ledger at DSR_DB=%s (run from the checkout root, or set DSR_DB): %w", cfg.DB, err)
+		}
+		c.store = s
+	}
+	return c.store, nil
+}
+
+func (c *cli) temporalClient(ctx context.Context) (client.Client, error) {
+	if c.temporal == nil {
+		cfg, err := c.config()
+		if err != nil {
+			return nil, err
+		}
+		tc, err := app.DialTemporal(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			return nil, err
+		}
+		c.temporal = tc
+	}
+	return c.temporal, nil
+}
+
+// service opens the request service (ledger and Temporal).
+func (c *cli) service(ctx context.Context) (*requests.Service, error) {
+	cfg, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	store, err := c.ledger(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := c.temporalClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Logger: slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, nil
+}
+
+func (c *cli) close() {
+	if c.temporal != nil {
+		c.temporal.Close()
+	}
+	if c.store != nil {
+		_ = c.store.Close()
+	}
+}
