@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -17,7 +18,9 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dsrflow/dsrflow/internal/devstack"
 	"github.com/dsrflow/dsrflow/internal/dsr"
@@ -219,6 +222,41 @@ func TestErasuresEndToEnd(t *testing.T) {
 		}
 	}
 	reportCosts(t, all)
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		saveHistories(t, dir, all[0], tasks[0].ID)
+	}
+}
+
+// saveHistories writes one history of each workflow type for the replay tests
+// (run with DSR_SAVE_HISTORIES=$PWD/workflows/testdata/histories).
+func saveHistories(t *testing.T, dir, requestID, taskID string) {
+	tc, err := client.Dial(client.Options{HostPort: stack.Temporal.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	for name, id := range map[string]string{
+		"dsr-erasure.json":   dsr.WorkflowID(devstack.Controller, requestID),
+		"batch.json":         dsr.BatchWorkflowID("mixpanel", "gdpr"),
+		"mixpanel-task.json": dsr.TaskWorkflowID("mixpanel", taskID),
+	} {
+		var events []*historypb.HistoryEvent
+		it := tc.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			events = append(events, e)
+		}
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // reportCosts logs Mixpanel calls and Temporal history events per request.

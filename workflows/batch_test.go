@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 // batchHarness runs the Batch workflow with Mixpanel and Temporal calls mocked.
 type batchHarness struct {
+	mu       sync.Mutex // mocked activities run concurrently
 	t        *testing.T
 	env      *testsuite.TestWorkflowEnvironment
 	in       dsr.BatchInput
@@ -44,6 +46,8 @@ func newBatchHarness(t *testing.T, maxSize int, maxWait time.Duration) *batchHar
 	}}
 	env.RegisterWorkflowWithOptions(workflows.Batch, workflow.RegisterOptions{Name: dsr.WorkflowBatch})
 	env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CreateTaskInput) (activities.CreateTaskResult, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		if h.createErr != nil {
 			return activities.CreateTaskResult{}, h.createErr
 		}
@@ -59,10 +63,14 @@ func newBatchHarness(t *testing.T, maxSize int, maxWait time.Duration) *batchHar
 		return activities.CreateTaskResult{TaskID: fmt.Sprintf("task-%d", len(h.creates)), CreatedAt: env.Now()}, nil
 	})
 	env.OnActivity(a.TrackTask, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.TaskInput) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		h.tracked[in.TaskID] = append(h.tracked[in.TaskID], in.Members...)
 		return nil
 	})
 	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		h.failures = append(h.failures, in.Members...)
 		return nil
 	})

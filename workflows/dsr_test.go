@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ const waitingPeriod = 7 * 24 * time.Hour
 // dsrHarness runs the DSR workflow in the time-skipping test environment with
 // every activity mocked, and records what the workflow did.
 type dsrHarness struct {
+	mu         sync.Mutex // mocked activities run concurrently
 	t          *testing.T
 	env        *testsuite.TestWorkflowEnvironment
 	in         dsr.Request
@@ -51,14 +53,20 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 	}
 	h := &dsrHarness{t: t, env: env, in: in, plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}}
 	env.OnActivity(a.RecordStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.StatusChange) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		h.statuses = append(h.statuses, c.To)
 		return nil
 	})
 	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.CallbackInput) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		h.callbacks = append(h.callbacks, c.Status)
 		return nil
 	})
 	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ResolveInput) (activities.ResolveResult, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		res := activities.ResolveResult{Plans: h.plans}
 		if in.Enqueue {
 			h.enqueuedAt = env.Now()
@@ -77,6 +85,8 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 		return nil
 	})
 	env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.RemoveInput) (dsr.RemoveResult, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		if h.keepQueued {
 			return dsr.RemoveResult{Removed: false}, nil
 		}

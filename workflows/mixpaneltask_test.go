@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,10 @@ func runTask(t *testing.T, poll func(activities.TaskRef) (activities.TaskOutcome
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	var notices []notice
+	var mu sync.Mutex // mocked activities run concurrently
 	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
+		mu.Lock()
+		defer mu.Unlock()
 		n := notice{result: in.Result}
 		for _, m := range in.Members {
 			n.members = append(n.members, m.RequestID)

@@ -1,0 +1,456 @@
+package identity
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+)
+
+// Format is the format of a profile file given to Import.
+type Format string
+
+// The formats Import reads.
+const (
+	// JSONL is one JSON object per line:
+	//
+	//	{"profile_id":"p-1","identities":{"email":"a@x.com","ios_vendor_id":["v1","v2"]},"attributes":{"plan":"pro"}}
+	//
+	// An identity is a string or a list of strings; attributes are optional.
+	JSONL Format = "jsonl"
+	// CSV has a header naming its columns: profile_id, identity types, and
+	// attr:<name> for attributes. A cell may hold several identities of its
+	// column's type separated by "|"; an empty cell holds none.
+	CSV Format = "csv"
+)
+
+// Import limits.
+const (
+	// DefaultBatchSize is how many profiles one Import transaction writes
+	// unless ImportOptions says otherwise.
+	DefaultBatchSize = 1000
+	// MaxImportErrors is how many LineErrors an ImportReport keeps; Failed
+	// counts them all.
+	MaxImportErrors = 1000
+	// MaxLineSize is the longest JSONL line Import reads, in bytes.
+	MaxLineSize = 1 << 20
+)
+
+// ImportOptions tune Import.
+type ImportOptions struct {
+	// BatchSize is how many profiles each transaction writes (DefaultBatchSize
+	// when 0 or less).
+	BatchSize int
+	// Progress, when set, is called after each committed batch with the
+	// number of records read so far (imported and failed), from the goroutine
+	// that called Import.
+	Progress func(done int)
+}
+
+// LineError is one record Import skipped.
+type LineError struct {
+	// Line is the record's line number in the file, from 1 (a CSV header is
+	// line 1).
+	Line int `json:"line"`
+	// Problem says what is wrong, never with an identity value.
+	Problem string `json:"problem"`
+}
+
+// String returns "line N: problem".
+func (e LineError) String() string { return fmt.Sprintf("line %d: %s", e.Line, e.Problem) }
+
+// ImportReport sums up an Import.
+type ImportReport struct {
+	// Imported counts the records written (a profile given twice counts twice).
+	Imported int `json:"imported"`
+	// Failed counts the records skipped.
+	Failed int `json:"failed"`
+	// Errors lists the first MaxImportErrors skipped records, in file order.
+	Errors []LineError `json:"errors,omitempty"`
+}
+
+// importBatch is what the parser hands the writer: up to BatchSize valid
+// profiles and the errors of the records skipped among them.
+type importBatch struct {
+	profiles []preparedProfile
+	errors   []LineError
+}
+
+// Import reads profiles from r in format and upserts them (see Upsert), in
+// transactions of opts.BatchSize profiles. A record that is not valid
+// (malformed, missing profile_id, unknown identity type, bad email, ...) is
+// skipped and reported by line number; the valid records around it are
+// written all the same. Importing the same file again changes nothing, and a
+// later record of a profile replaces an earlier one.
+//
+// Parsing and hashing run on a goroutine of their own while the previous
+// batch is written. Import stops at the first error that is not about a
+// record (reading r, a CSV header it cannot use, the database, ctx) and
+// returns it with the report of what was written before.
+func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts ImportOptions) (ImportReport, error) {
+	size := opts.BatchSize
+	if size <= 0 {
+		size = DefaultBatchSize
+	}
+	var parse func(context.Context, io.Reader, int, chan<- importBatch) error
+	switch format {
+	case JSONL:
+		parse = parseJSONL
+	case CSV:
+		parse = parseCSV
+	default:
+		return ImportReport{}, fmt.Errorf("identity: import: unknown format %q (want jsonl or csv)", format)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan importBatch, 2)
+	var parseErr error
+	go func() {
+		defer close(batches)
+		parseErr = parse(ctx, r, size, batches)
+	}()
+
+	var report ImportReport
+	var writeErr error
+	for b := range batches {
+		if writeErr != nil {
+			continue // drain, so that the parser can finish
+		}
+		if len(b.profiles) > 0 {
+			writeErr = s.db.WithTx(ctx, func(tx *sql.Tx) error { return s.write(ctx, tx, b.profiles) })
+			if writeErr != nil {
+				cancel()
+				continue
+			}
+		}
+		report.Imported += len(b.profiles)
+		report.Failed += len(b.errors)
+		for _, e := range b.errors {
+			if len(report.Errors) < MaxImportErrors {
+				report.Errors = append(report.Errors, e)
+			}
+		}
+		if opts.Progress != nil {
+			opts.Progress(report.Imported + report.Failed)
+		}
+	}
+	switch {
+	case writeErr != nil:
+		return report, fmt.Errorf("identity: import: write batch after %d records: %w", report.Imported+report.Failed, writeErr)
+	case parseErr != nil:
+		return report, fmt.Errorf("identity: import: %w", parseErr)
+	}
+	return report, nil
+}
+
+// batcher collects records into batches and sends each full one.
+type batcher struct {
+	ctx  context.Context
+	size int
+	out  chan<- importBatch
+	cur  importBatch
+}
+
+func (b *batcher) add(p preparedProfile) error {
+	b.cur.profiles = append(b.cur.profiles, p)
+	if len(b.cur.profiles) >= b.size {
+		return b.flush()
+	}
+	return nil
+}
+
+func (b *batcher) fail(line int, problem string) {
+	b.cur.errors = append(b.cur.errors, LineError{Line: line, Problem: problem})
+}
+
+func (b *batcher) flush() error {
+	if len(b.cur.profiles) == 0 && len(b.cur.errors) == 0 {
+		return nil
+	}
+	select {
+	case b.out <- b.cur:
+	case <-b.ctx.Done():
+		return b.ctx.Err()
+	}
+	b.cur = importBatch{profiles: make([]preparedProfile, 0, b.size)}
+	return nil
+}
+
+// parseJSONL reads JSONL records from r into batches.
+func parseJSONL(ctx context.Context, r io.Reader, size int, out chan<- importBatch) error {
+	b := &batcher{ctx: ctx, size: size, out: out, cur: importBatch{profiles: make([]preparedProfile, 0, size)}}
+	br := bufio.NewReaderSize(r, 256<<10)
+	for line := 1; ; line++ {
+		text, tooLong, err := readLine(br)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read line %d: %w", line, err)
+		}
+		if line == 1 {
+			text = bytes.TrimPrefix(text, []byte("\uFEFF"))
+		}
+		text = bytes.TrimSpace(text)
+		switch {
+		case tooLong:
+			b.fail(line, fmt.Sprintf("line longer than %d bytes", MaxLineSize))
+		case len(text) == 0:
+		default:
+			var pp preparedProfile
+			p, problem := decodeJSONLine(text)
+			if problem == "" {
+				pp, problem = prepare(p)
+			}
+			if problem != "" {
+				b.fail(line, problem)
+			} else if err := b.add(pp); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return b.flush()
+		}
+	}
+}
+
+// readLine returns the next line of br without its newline. A line longer
+// than MaxLineSize is consumed and reported with tooLong. At the end of the
+// input it returns the last (possibly empty) line with io.EOF.
+func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
+	var long []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			if !tooLong {
+				long = append(long, chunk...)
+				if len(long) > MaxLineSize {
+					tooLong, long = true, nil
+				}
+			}
+			continue
+		case err != nil && !errors.Is(err, io.EOF):
+			return nil, false, err
+		}
+		chunk = bytes.TrimSuffix(chunk, []byte("\n"))
+		if tooLong {
+			return nil, true, err
+		}
+		if long != nil {
+			chunk = append(long, chunk...)
+		}
+		if len(chunk) > MaxLineSize {
+			return nil, true, err
+		}
+		return chunk, false, err
+	}
+}
+
+// jsonLine is one JSONL record as written.
+type jsonLine struct {
+	ProfileID  json.RawMessage            `json:"profile_id"`
+	Identities map[string]json.RawMessage `json:"identities"`
+	Attributes map[string]any             `json:"attributes"`
+}
+
+// decodeJSONLine reads one JSONL record. The problem it returns never quotes
+// the line.
+func decodeJSONLine(text []byte) (Profile, string) {
+	d := json.NewDecoder(bytes.NewReader(text))
+	d.UseNumber()
+	d.DisallowUnknownFields()
+	var rec jsonLine
+	if err := d.Decode(&rec); err != nil {
+		return Profile{}, jsonProblem(err)
+	}
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+		return Profile{}, "malformed JSON: data after the object"
+	}
+
+	var p Profile
+	switch {
+	case len(rec.ProfileID) == 0 || string(rec.ProfileID) == "null":
+		return Profile{}, "missing profile_id"
+	case json.Unmarshal(rec.ProfileID, &p.ID) != nil:
+		return Profile{}, "profile_id must be a string"
+	}
+	p.ID = strings.TrimSpace(p.ID)
+	types := make([]string, 0, len(rec.Identities))
+	for t := range rec.Identities {
+		if !KnownType(t) {
+			return Profile{}, "unknown identity type in identities (supported: " + strings.Join(opendsr.IdentityTypes(), ", ") + ")"
+		}
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		raw := rec.Identities[t]
+		switch {
+		case string(raw) == "null":
+		case len(raw) > 0 && raw[0] == '"':
+			var v string
+			if json.Unmarshal(raw, &v) != nil {
+				return Profile{}, "identities." + t + ": malformed string"
+			}
+			p.Identities = append(p.Identities, Identity{Type: t, Value: v})
+		case len(raw) > 0 && raw[0] == '[':
+			var vs []string
+			if json.Unmarshal(raw, &vs) != nil {
+				return Profile{}, "identities." + t + ": must be a string or a list of strings"
+			}
+			for _, v := range vs {
+				p.Identities = append(p.Identities, Identity{Type: t, Value: v})
+			}
+		default:
+			return Profile{}, "identities." + t + ": must be a string or a list of strings"
+		}
+	}
+	p.Attributes = rec.Attributes
+	return p, ""
+}
+
+// jsonProblem describes a decoding error without quoting the input (the
+// encoding/json messages may quote a character of it, or a field name).
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("malformed JSON (at byte %d)", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON (truncated)"
+	case errors.As(err, &typ) && typ.Field == "":
+		return "not a JSON object"
+	case errors.As(err, &typ) && slices.Contains([]string{"identities", "attributes"}, typ.Field):
+		return typ.Field + " must be a JSON object"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return "unknown field (a record holds profile_id, identities and attributes)"
+	}
+	return "malformed JSON"
+}
+
+// csvLayout is what the header of a CSV file says each column holds.
+type csvLayout struct {
+	profileID  int
+	identities map[int]string // column -> identity type
+	attributes map[int]string // column -> attribute name
+}
+
+// parseCSV reads CSV records from r into batches.
+func parseCSV(ctx context.Context, r io.Reader, size int, out chan<- importBatch) error {
+	b := &batcher{ctx: ctx, size: size, out: out, cur: importBatch{profiles: make([]preparedProfile, 0, size)}}
+	cr := csv.NewReader(bufio.NewReaderSize(r, 256<<10))
+	cr.ReuseRecord = true
+	cr.FieldsPerRecord = -1 // checked below, with a better message
+	header, err := cr.Read()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("CSV: empty file (want a header: profile_id, identity types, attr:<name>)")
+		}
+		return fmt.Errorf("CSV header: %s", csvProblem(err))
+	}
+	layout, err := readCSVHeader(header)
+	if err != nil {
+		return err
+	}
+	width := len(header)
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return b.flush()
+		}
+		var parseErr *csv.ParseError
+		if err != nil {
+			if !errors.As(err, &parseErr) {
+				return fmt.Errorf("read CSV: %w", err)
+			}
+			b.fail(parseErr.StartLine, csvProblem(err))
+			continue
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) != width {
+			b.fail(line, fmt.Sprintf("%d fields, the header has %d", len(rec), width))
+			continue
+		}
+		p, problem := prepare(layout.profile(rec))
+		if problem != "" {
+			b.fail(line, problem)
+			continue
+		}
+		if err := b.add(p); err != nil {
+			return err
+		}
+	}
+}
+
+// csvProblem describes a CSV error without quoting the input.
+func csvProblem(err error) string {
+	var parseErr *csv.ParseError
+	if errors.As(err, &parseErr) {
+		return fmt.Sprintf("malformed CSV (column %d): %v", parseErr.Column, parseErr.Err)
+	}
+	return "malformed CSV"
+}
+
+// readCSVHeader reads the layout from the header. Errors name columns by
+// number: a file without a header would otherwise show its first record.
+func readCSVHeader(header []string) (csvLayout, error) {
+	l := csvLayout{profileID: -1, identities: map[int]string{}, attributes: map[int]string{}}
+	attrs := map[string]bool{}
+	for i, name := range header {
+		if i == 0 {
+			name = strings.TrimPrefix(name, "\uFEFF")
+		}
+		name = strings.TrimSpace(name)
+		attr, isAttr := strings.CutPrefix(name, "attr:")
+		switch {
+		case name == "profile_id" && l.profileID < 0:
+			l.profileID = i
+		case name == "profile_id":
+			return l, fmt.Errorf("CSV header: column %d repeats profile_id", i+1)
+		case KnownType(name):
+			l.identities[i] = name
+		case isAttr && strings.TrimSpace(attr) != "" && !attrs[strings.TrimSpace(attr)]:
+			attrs[strings.TrimSpace(attr)] = true
+			l.attributes[i] = strings.TrimSpace(attr)
+		case isAttr && strings.TrimSpace(attr) != "":
+			return l, fmt.Errorf("CSV header: column %d repeats an attribute name", i+1)
+		default:
+			return l, fmt.Errorf("CSV header: column %d is not profile_id, an identity type (%s) or attr:<name>",
+				i+1, strings.Join(opendsr.IdentityTypes(), ", "))
+		}
+	}
+	if l.profileID < 0 {
+		return l, errors.New("CSV header: no profile_id column")
+	}
+	return l, nil
+}
+
+// profile builds the profile of one record (not yet validated).
+func (l csvLayout) profile(rec []string) Profile {
+	p := Profile{ID: strings.TrimSpace(rec[l.profileID])}
+	for i, cell := range rec {
+		if t, ok := l.identities[i]; ok {
+			for v := range strings.SplitSeq(cell, "|") {
+				if strings.TrimSpace(v) != "" {
+					p.Identities = append(p.Identities, Identity{Type: t, Value: v})
+				}
+			}
+		} else if name, ok := l.attributes[i]; ok && cell != "" {
+			if p.Attributes == nil {
+				p.Attributes = map[string]any{}
+			}
+			p.Attributes[name] = cell
+		}
+	}
+	return p
+}

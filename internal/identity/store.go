@@ -1,0 +1,446 @@
+package identity
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dsrflow/dsrflow/internal/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// MaxMatches is the most profiles one Find may return. More means that an
+// identity is shared too widely to resolve anything (a test device, a shared
+// email): Find fails rather than truncate, which could miss a profile.
+const MaxMatches = 1000
+
+// MaxAttributesSize is the largest a profile's attributes may be, as JSON.
+const MaxAttributesSize = 64 << 10
+
+// chunk is how many rows one multi-row statement writes or reads at most:
+// 500 rows of 6 parameters stay far below both backends' parameter limits.
+const chunk = 500
+
+// ErrNotFound is returned (wrapped) by Get for an unknown profile.
+var ErrNotFound = errors.New("profile not found")
+
+// Store is the profile store on a SQLite or PostgreSQL database, usually the
+// ledger's. It is safe for concurrent use, also by several processes sharing
+// one database.
+type Store struct {
+	db     *sqldb.DB
+	ownsDB bool
+	now    func() time.Time
+}
+
+// Open opens the database dsn names (see sqldb.Open), brings the store's
+// schema up to date and returns a Store that closes the database on Close.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	db, err := sqldb.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	s, err := New(ctx, db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.ownsDB = true
+	return s, nil
+}
+
+// New brings the store's schema in db up to date (migrations of component
+// "identity") and returns a Store on it. The caller keeps db: Close leaves it
+// open.
+func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
+	files, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("identity: migrations: %w", err)
+	}
+	if err := db.Migrate(ctx, "identity", files); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	return &Store{db: db, now: time.Now}, nil
+}
+
+// Close closes the database if Open opened it.
+func (s *Store) Close() error {
+	if !s.ownsDB {
+		return nil
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("identity: close: %w", err)
+	}
+	return nil
+}
+
+// preparedProfile is a validated profile ready to write: identities
+// deduplicated and hashed, attributes encoded.
+type preparedProfile struct {
+	id         string
+	attributes string
+	identities []preparedIdentity
+}
+
+type preparedIdentity struct {
+	typ, value string
+	digests
+}
+
+// prepare validates p and computes what the store writes. The problem it
+// returns names the fault, never an identity value.
+func prepare(p Profile) (preparedProfile, string) {
+	if problem := profileIDProblem(p.ID); problem != "" {
+		return preparedProfile{}, problem
+	}
+	out := preparedProfile{id: p.ID, identities: make([]preparedIdentity, 0, len(p.Identities))}
+	seen := make(map[[2]string]bool, len(p.Identities))
+	for _, id := range p.Identities {
+		if !KnownType(id.Type) {
+			return preparedProfile{}, "unknown identity type"
+		}
+		if problem := valueProblem(id.Type, id.Value); problem != "" {
+			return preparedProfile{}, id.Type + ": " + problem
+		}
+		key := [2]string{id.Type, normalize(id.Type, id.Value)}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		value := strings.TrimSpace(id.Value)
+		out.identities = append(out.identities, preparedIdentity{typ: id.Type, value: value, digests: digestsOf(id.Type, value)})
+	}
+	attrs, problem := encodeAttributes(p.Attributes)
+	if problem != "" {
+		return preparedProfile{}, problem
+	}
+	out.attributes = attrs
+	return out, ""
+}
+
+func encodeAttributes(attrs map[string]any) (string, string) {
+	if len(attrs) == 0 {
+		return "{}", ""
+	}
+	b, err := json.Marshal(attrs)
+	if err != nil {
+		return "", "attributes cannot be encoded as JSON"
+	}
+	if len(b) > MaxAttributesSize {
+		return "", fmt.Sprintf("attributes larger than %d bytes as JSON", MaxAttributesSize)
+	}
+	return string(b), ""
+}
+
+func decodeAttributes(s string) (map[string]any, error) {
+	if s == "" || s == "{}" {
+		return nil, nil
+	}
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	var attrs map[string]any
+	if err := d.Decode(&attrs); err != nil {
+		return nil, fmt.Errorf("decode attributes: %w", err)
+	}
+	return attrs, nil
+}
+
+// Upsert stores profiles, each replacing any profile with its id: its
+// identities and attributes become exactly the given ones. Identities
+// repeated within a profile (same type and normalised value) are kept once.
+// When an id appears twice, the last one wins. It is idempotent, and all or
+// nothing: an invalid profile (error wrapping ErrInvalid, naming its index
+// and the problem) writes none.
+func (s *Store) Upsert(ctx context.Context, profiles []Profile) error {
+	batch := make([]preparedProfile, 0, len(profiles))
+	for i, p := range profiles {
+		pp, problem := prepare(p)
+		if problem != "" {
+			return fmt.Errorf("identity: upsert: profile %d: %w: %s", i, ErrInvalid, problem)
+		}
+		batch = append(batch, pp)
+	}
+	if err := s.db.WithTx(ctx, func(tx *sql.Tx) error { return s.write(ctx, tx, batch) }); err != nil {
+		return fmt.Errorf("identity: upsert: %w", err)
+	}
+	return nil
+}
+
+// write replaces the profiles of batch inside tx.
+func (s *Store) write(ctx context.Context, tx *sql.Tx, batch []preparedProfile) error {
+	batch = lastByID(batch)
+	if len(batch) == 0 {
+		return nil
+	}
+	db := s.db
+	now := db.TimeArg(s.now())
+	ids := make([]any, len(batch))
+	for i, p := range batch {
+		ids[i] = p.id
+	}
+	for start := 0; start < len(ids); start += chunk {
+		part := ids[start:min(start+chunk, len(ids))]
+		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_values WHERE profile_id IN (`+
+			placeholders(1, len(part))+`)`), part...); err != nil {
+			return fmt.Errorf("delete old identities: %w", err)
+		}
+	}
+
+	args := make([]any, 0, 3*chunk)
+	for start := 0; start < len(batch); start += chunk {
+		part := batch[start:min(start+chunk, len(batch))]
+		args = args[:0]
+		for _, p := range part {
+			args = append(args, p.id, p.attributes, now)
+		}
+		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO identity_profiles (profile_id, attributes, updated_at)
+			VALUES `+placeholders(3, len(part))+`
+			ON CONFLICT (profile_id) DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at`),
+			args...); err != nil {
+			return fmt.Errorf("write profiles: %w", err)
+		}
+	}
+
+	args = make([]any, 0, 6*chunk)
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO identity_values (profile_id, type, value, sha256, sha1, md5)
+			VALUES `+placeholders(6, n)), args...)
+		args, n = args[:0], 0
+		if err != nil {
+			return fmt.Errorf("write identities: %w", err)
+		}
+		return nil
+	}
+	for _, p := range batch {
+		for _, id := range p.identities {
+			args = append(args, p.id, id.typ, id.value, id.sha256, id.sha1, id.md5)
+			if n++; n == chunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
+
+// lastByID keeps the last profile of each id, in the order of first
+// appearance.
+func lastByID(batch []preparedProfile) []preparedProfile {
+	at := make(map[string]int, len(batch))
+	out := batch[:0:0]
+	for _, p := range batch {
+		if i, dup := at[p.id]; dup {
+			out[i] = p
+			continue
+		}
+		at[p.id] = len(out)
+		out = append(out, p)
+	}
+	return out
+}
+
+// placeholders returns n comma-separated groups of width '?': "?" when width
+// is 1, "(?, ?)" groups otherwise.
+func placeholders(width, n int) string {
+	group := strings.Repeat("?, ", width)
+	group = group[:len(group)-2]
+	if width > 1 {
+		group = "(" + group + ")"
+	}
+	var b strings.Builder
+	b.Grow(n * (len(group) + 2))
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(group)
+	}
+	return b.String()
+}
+
+// Get returns the profile with id, or an error wrapping ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (Profile, error) {
+	ps, err := s.load(ctx, []string{id})
+	if err != nil {
+		return Profile{}, fmt.Errorf("identity: get profile %s: %w", id, err)
+	}
+	if len(ps) == 0 {
+		return Profile{}, fmt.Errorf("identity: get profile %s: %w", id, ErrNotFound)
+	}
+	return ps[0], nil
+}
+
+// load reads the profiles with the given ids, sorted by id; unknown ids are
+// left out.
+func (s *Store) load(ctx context.Context, ids []string) ([]Profile, error) {
+	byID := make(map[string]*Profile, len(ids))
+	var out []*Profile
+	for start := 0; start < len(ids); start += chunk {
+		part := anys(ids[start:min(start+chunk, len(ids))])
+		rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT profile_id, attributes FROM identity_profiles
+			WHERE profile_id IN (`+placeholders(1, len(part))+`)`), part...)
+		if err != nil {
+			return nil, fmt.Errorf("read profiles: %w", err)
+		}
+		for rows.Next() {
+			var p Profile
+			var attrs string
+			if err := rows.Scan(&p.ID, &attrs); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read profiles: %w", err)
+			}
+			if p.Attributes, err = decodeAttributes(attrs); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("profile %s: %w", p.ID, err)
+			}
+			byID[p.ID] = &p
+			out = append(out, &p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read profiles: %w", err)
+		}
+
+		rows, err = s.db.QueryContext(ctx, s.db.Rebind(`SELECT profile_id, type, value FROM identity_values
+			WHERE profile_id IN (`+placeholders(1, len(part))+`) ORDER BY id`), part...)
+		if err != nil {
+			return nil, fmt.Errorf("read identities: %w", err)
+		}
+		for rows.Next() {
+			var pid string
+			var id Identity
+			if err := rows.Scan(&pid, &id.Type, &id.Value); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read identities: %w", err)
+			}
+			if p := byID[pid]; p != nil {
+				p.Identities = append(p.Identities, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read identities: %w", err)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	profiles := make([]Profile, len(out))
+	for i, p := range out {
+		profiles[i] = *p
+	}
+	return profiles, nil
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// Find looks up the profiles that carry any of queries, and returns them
+// sorted by profile id, each with the indexes of the queries it matched.
+//
+// A raw query matches an identity of its type with the same normalised value
+// (emails trimmed and lowercased, other types trimmed); a sha256, sha1 or md5
+// query matches an identity of its type whose normalised value has that
+// digest (hex, any case). An invalid query fails the call with an error
+// wrapping ErrInvalid that names its index, type and format; more than
+// MaxMatches profiles fail it too. The queries are read one by one, not in
+// one snapshot: a profile replaced meanwhile is returned as it is at the end.
+func (s *Store) Find(ctx context.Context, queries []Query) ([]Match, error) {
+	lookups := make([]lookup, len(queries))
+	for i, q := range queries {
+		l, err := lookupOf(q)
+		if err != nil {
+			return nil, fmt.Errorf("identity: find: identity %d: %w", i, err)
+		}
+		lookups[i] = l
+	}
+	inputs := map[string][]int{}
+	for i, l := range lookups {
+		ids, err := s.profilesWith(ctx, l)
+		if err != nil {
+			return nil, fmt.Errorf("identity: find: identity %d (%s): %w", i, queries[i], err)
+		}
+		for _, id := range ids {
+			inputs[id] = append(inputs[id], i)
+		}
+		if len(inputs) > MaxMatches {
+			return nil, fmt.Errorf("identity: find: the identities match more than %d profiles", MaxMatches)
+		}
+	}
+	ids := make([]string, 0, len(inputs))
+	for id := range inputs {
+		ids = append(ids, id)
+	}
+	profiles, err := s.load(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("identity: find: %w", err)
+	}
+	matches := make([]Match, len(profiles))
+	for i, p := range profiles {
+		matches[i] = Match{Profile: p, Inputs: inputs[p.ID]}
+	}
+	return matches, nil
+}
+
+// profilesWith returns the ids of the profiles with an identity l finds.
+func (s *Store) profilesWith(ctx context.Context, l lookup) ([]string, error) {
+	// l.column is one of three constants, never input.
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT DISTINCT profile_id FROM identity_values
+		WHERE `+l.column+` = ? AND type = ? LIMIT ?`), l.digest, l.typ, MaxMatches+1)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// Delete removes the profile with id and its identities. Deleting an unknown
+// profile is not an error.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	db := s.db
+	err := db.WithTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_values WHERE profile_id = ?`), id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_profiles WHERE profile_id = ?`), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("identity: delete profile %s: %w", id, err)
+	}
+	return nil
+}
+
+// Count returns how many profiles the store holds.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM identity_profiles`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("identity: count profiles: %w", err)
+	}
+	return n, nil
+}
