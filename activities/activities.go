@@ -21,8 +21,10 @@ import (
 	"github.com/dsrflow/dsrflow/internal/callback"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
+	"github.com/dsrflow/dsrflow/internal/results"
 )
 
 // Activities carries the dependencies of every activity. Workflows reference
@@ -33,6 +35,8 @@ type Activities struct {
 	Temporal  client.Client
 	Mixpanel  map[string]*mixpanel.Client
 	Callbacks *callback.Sender
+	Profiles  *identity.Store
+	Results   *results.Store
 	Metrics   *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time

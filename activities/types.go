@@ -52,6 +52,8 @@ type ResolveResult struct {
 	Plans []Plan `json:"plans"`
 	// Enqueued is true when every plan that is not skipped joined its batch.
 	Enqueued bool `json:"enqueued,omitempty"`
+	// Profiles are the ids of the profiles the identities resolved to.
+	Profiles []string `json:"profiles,omitempty"`
 }
 
 // EnqueueInput adds a request to a destination's batch for its regulation.

@@ -21,6 +21,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/httpapi"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/requests"
+	"github.com/dsrflow/dsrflow/internal/results"
 )
 
 func main() {
@@ -50,6 +51,10 @@ func run(logger *slog.Logger) error {
 		return fmt.Errorf("opening the ledger: %w", err)
 	}
 	defer store.Close()
+	bundles, err := results.OpenStore(cfg.ResultsDir, results.StoreOptions{})
+	if err != nil {
+		return fmt.Errorf("opening the results directory: %w", err)
+	}
 	tc, err := app.DialTemporal(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -59,7 +64,7 @@ func run(logger *slog.Logger) error {
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	server := httpapi.New(httpapi.Options{
-		Config: cfg, Signer: signer, Logger: logger, Registry: registry,
+		Config: cfg, Signer: signer, Logger: logger, Registry: registry, Results: bundles, Ledger: store,
 		Requests: &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Logger: logger},
 	})
 	srv := &http.Server{

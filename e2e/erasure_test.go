@@ -1,6 +1,8 @@
 package e2e_test
 
 import (
+	"archive/zip"
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -359,5 +361,73 @@ func TestAuthAndIsolation(t *testing.T) {
 	var e opendsr.Error
 	if err := json.Unmarshal(bad.body, &e); err != nil || e.Code != 400 || len(e.Errors) == 0 {
 		t.Errorf("error object = %s", bad.body)
+	}
+}
+
+func TestAccessRequestProducesAResultsBundle(t *testing.T) {
+	id := newID()
+	req := erasure(id, "gdpr", "reader-7", "https://controller.example/cb")
+	req["subject_request_type"] = "access"
+	delete(req, "status_callback_urls")
+	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.code, resp.body)
+	}
+	st := waitForStatus(t, id, "completed", 90*time.Second)
+	if !strings.HasPrefix(st.ResultsURL, stack.APIURL+"/v1/results/") || st.ResultsCount == 0 {
+		t.Fatalf("status = %+v, want a results_url and a count", st)
+	}
+	path := strings.TrimPrefix(st.ResultsURL, stack.APIURL)
+	resp := apiCall(t, http.MethodGet, path, nil)
+	if resp.code != http.StatusOK {
+		t.Fatalf("GET results: %d %s", resp.code, resp.body)
+	}
+	if err := opendsr.Verify(newCallbackReceiver(t).cert, resp.body, resp.sig); err != nil {
+		t.Errorf("results signature: %v", err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(resp.body), int64(len(resp.body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := 0
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(rc)
+		for sc.Scan() {
+			var v map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+				t.Errorf("%s: line %d is not JSON: %v", f.Name, lines+1, err)
+			}
+			if strings.Contains(f.Name, "events") && !strings.Contains(sc.Text(), "reader-7") {
+				t.Errorf("%s holds an event of another subject", f.Name)
+			}
+			lines++
+		}
+		rc.Close()
+	}
+	if lines != st.ResultsCount {
+		t.Errorf("bundle holds %d lines, results_count says %d", lines, st.ResultsCount)
+	}
+	// The link is for the owning controller only: without its token, 401.
+	anon, _ := http.Get(st.ResultsURL)
+	if anon != nil {
+		anon.Body.Close()
+		if anon.StatusCode != http.StatusUnauthorized {
+			t.Errorf("anonymous download: %d, want 401", anon.StatusCode)
+		}
+	}
+	var retrievals int
+	for _, task := range stack.Emulator.Tasks() {
+		if task.Kind == "retrieval" && len(task.DistinctIDs) == 1 && task.DistinctIDs[0] == "reader-7" {
+			retrievals++
+			if task.ComplianceType != "gdpr" && task.ComplianceType != "GDPR" {
+				t.Errorf("retrieval compliance type %q, want gdpr", task.ComplianceType)
+			}
+		}
+	}
+	if retrievals != 1 {
+		t.Errorf("%d retrieval tasks for the subject, want 1", retrievals)
 	}
 }

@@ -27,7 +27,9 @@ import (
 	"github.com/dsrflow/dsrflow/internal/callback"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/results"
 	"github.com/dsrflow/dsrflow/workflows"
 )
 
@@ -51,6 +53,15 @@ func run(logger *slog.Logger) error {
 		return fmt.Errorf("opening the ledger: %w", err)
 	}
 	defer store.Close()
+	profiles, err := identity.Open(ctx, cfg.DB)
+	if err != nil {
+		return fmt.Errorf("opening the profile store: %w", err)
+	}
+	defer profiles.Close()
+	bundles, err := results.OpenStore(cfg.ResultsDir, results.StoreOptions{})
+	if err != nil {
+		return fmt.Errorf("opening the results directory: %w", err)
+	}
 	signer, err := app.Signer(cfg)
 	if err != nil {
 		return err
@@ -79,7 +90,7 @@ func run(logger *slog.Logger) error {
 	}
 	acts := &activities.Activities{
 		Config: cfg, Ledger: store, Temporal: tc, Mixpanel: mixpanels,
-		Callbacks: callbacks, Metrics: activities.NewMetrics(registry),
+		Callbacks: callbacks, Profiles: profiles, Results: bundles, Metrics: activities.NewMetrics(registry),
 	}
 
 	workers := []worker.Worker{mainWorker(tc, cfg, acts)}

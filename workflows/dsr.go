@@ -67,6 +67,9 @@ type requestRun struct {
 	dests []*destinationState
 	// callbacks holds status changes not yet delivered, oldest first.
 	callbacks []activities.CallbackInput
+	// resultsURL and resultsCount describe an access or portability result.
+	resultsURL   string
+	resultsCount int
 }
 
 // destinationState is the request's progress at one destination.
@@ -79,6 +82,8 @@ type destinationState struct {
 	taskIDs    []string
 	taskStatus string
 	results    map[string]dsr.TaskResult
+	// createdAt is when a retrieval task was created.
+	createdAt time.Time
 }
 
 func (d *destinationState) done() bool {
@@ -131,8 +136,8 @@ func (r *requestRun) run(ctx workflow.Context) error {
 	if r.cancelled && !resolved.Enqueued {
 		return r.setStatus(ctx, dsr.StatusCancelled, "cancelled before forwarding")
 	}
-	if r.in.Type != dsr.TypeErasure {
-		return r.retrieve(ctx)
+	if !erasure {
+		return r.retrieve(ctx, resolved.Profiles)
 	}
 	for {
 		if err := r.forward(ctx); err != nil {
@@ -534,6 +539,7 @@ func (r *requestRun) queueCallback(status dsr.Status) {
 	r.callbacks = append(r.callbacks, activities.CallbackInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Status: status,
 		URLs: r.in.CallbackURLs, APIVersion: r.in.APIVersion, ExpectedCompletionTime: r.in.ExpectedCompletionTime,
+		ResultsURL: r.resultsURL, ResultsCount: r.resultsCount,
 	})
 }
 

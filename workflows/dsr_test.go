@@ -306,3 +306,45 @@ func equal[T comparable](a, b []T) bool {
 	}
 	return true
 }
+
+func TestAccessRequestBuildsResultsAndExpiresThem(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.in.Type = dsr.TypeAccess
+	h.in.PollInterval, h.in.MaxTaskAge, h.in.ResultsTTL = 10*time.Minute, 45*24*time.Hour, 7*24*time.Hour
+	var polls int
+	var built activities.BuildResultsInput
+	var expiredAt time.Time
+	start := h.env.Now()
+	h.env.OnActivity(a.CreateRetrievalTask, mock.Anything, mock.Anything).Return(activities.CreateTaskResult{TaskID: "r-1", CreatedAt: start}, nil)
+	h.env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref activities.TaskRef) (activities.TaskOutcome, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		polls++
+		if ref.Kind != activities.KindRetrieval {
+			t.Errorf("polled a %s task, want retrieval", ref.Kind)
+		}
+		if polls < 3 {
+			return activities.TaskOutcome{}, temporal.NewApplicationError("STAGING", activities.ErrTypeTaskNotFinished)
+		}
+		return activities.TaskOutcome{Status: "SUCCESS", ResultURL: "https://mixpanel.example/export.zip"}, nil
+	})
+	h.env.OnActivity(a.BuildResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BuildResultsInput) (activities.ResultsInfo, error) {
+		built = in
+		return activities.ResultsInfo{Token: "tok", URL: "https://dsr.example/v1/results/tok", Count: 12, Matched: true, ExpiresAt: h.env.Now().Add(7 * 24 * time.Hour)}, nil
+	})
+	h.env.OnActivity(a.ExpireResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExpireInput) error {
+		expiredAt = h.env.Now()
+		return nil
+	})
+	h.run()
+	if polls != 3 {
+		t.Errorf("%d polls, want 3 (retry-driven until SUCCESS)", polls)
+	}
+	if len(built.Exports) != 1 || built.Exports[0].ResultURL == "" {
+		t.Errorf("built from %+v, want the one export", built.Exports)
+	}
+	if got := expiredAt.Sub(start); got < 7*24*time.Hour {
+		t.Errorf("results expired %v after start, want after the 7-day TTL", got)
+	}
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusCompleted)
+}

@@ -98,24 +98,31 @@ func (t *taskRun) announce(ctx workflow.Context) {
 	}
 }
 
-// poll waits for the task's terminal status with one retry-driven activity.
+// poll waits for the task's terminal status.
 func (t *taskRun) poll(ctx workflow.Context) dsr.TaskResult {
-	res := dsr.TaskResult{Destination: t.in.Destination, TaskID: t.in.TaskID}
-	window := max(t.in.MaxTaskAge-workflow.Now(ctx).Sub(t.in.CreatedAt), minPollWindow)
+	return pollTask(ctx, activities.TaskRef{
+		Destination: t.in.Destination, TaskID: t.in.TaskID, Kind: activities.KindDeletion, CreatedAt: t.in.CreatedAt,
+	}, t.in.PollInterval, t.in.MaxTaskAge)
+}
+
+// pollTask waits for a Mixpanel task's terminal status with one retry-driven
+// activity (a few history events however long the task takes), bounded by
+// maxAge since the task was created, and says how it ended.
+func pollTask(ctx workflow.Context, ref activities.TaskRef, interval, maxAge time.Duration) dsr.TaskResult {
+	res := dsr.TaskResult{Destination: ref.Destination, TaskID: ref.TaskID}
+	window := max(maxAge-workflow.Now(ctx).Sub(ref.CreatedAt), minPollWindow)
 	opts := workflow.ActivityOptions{
-		Summary:                "wait for Mixpanel task " + t.in.TaskID,
-		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, t.in.Destination),
+		Summary:                "wait for Mixpanel task " + ref.TaskID,
+		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, ref.Destination),
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: window,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: t.in.PollInterval, BackoffCoefficient: 1, MaximumInterval: t.in.PollInterval,
+			InitialInterval: interval, BackoffCoefficient: 1, MaximumInterval: interval,
 			NonRetryableErrorTypes: []string{activities.ErrTypeUnauthorized, activities.ErrTypeTaskNotFound},
 		},
 	}
 	var out activities.TaskOutcome
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.PollTask, activities.TaskRef{
-		Destination: t.in.Destination, TaskID: t.in.TaskID, Kind: activities.KindDeletion, CreatedAt: t.in.CreatedAt,
-	}).Get(ctx, &out)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.PollTask, ref).Get(ctx, &out)
 	switch {
 	case err != nil && isErrorType(err, activities.ErrTypeUnauthorized):
 		res.Reason, res.Retryable = "Mixpanel rejected the credentials while checking the task: fix them, then retry the request", true
@@ -124,7 +131,7 @@ func (t *taskRun) poll(ctx workflow.Context) dsr.TaskResult {
 	case err != nil:
 		res.Reason, res.Retryable = "the Mixpanel task did not finish in time: "+errorMessage(err), true
 	default:
-		res.TaskStatus = out.Status
+		res.TaskStatus, res.ResultURL = out.Status, out.ResultURL
 		switch out.Status {
 		case "SUCCESS":
 			res.Succeeded = true

@@ -59,6 +59,8 @@ type Config struct {
 	MixpanelMaxTaskAge time.Duration
 
 	APIAddr string
+	// PublicURL is the API's base URL as controllers reach it, for results links.
+	PublicURL string
 	// APITokens maps a bearer token to the controller id it authenticates.
 	APITokens       map[string]string
 	ProcessorDomain string
@@ -136,6 +138,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RecordRetention:       l.duration("DSR_RECORD_RETENTION", 8760*time.Hour),
 		Controller:            l.str("DSR_CONTROLLER", "dev"),
 	}
+	c.PublicURL = strings.TrimRight(l.str("DSR_PUBLIC_URL", "http://"+c.APIAddr), "/")
 	c.Destinations = l.destinations()
 	if err := errors.Join(l.errs...); err != nil {
 		return Config{}, err

@@ -88,6 +88,11 @@ type Request struct {
 	DisclosureType         string    `json:"disclosure_type,omitempty"`
 	// RetryWindow is how long a failed request stays open for an operator's retry.
 	RetryWindow time.Duration `json:"retry_window"`
+	// PollInterval and MaxTaskAge govern polling of access and portability retrievals.
+	PollInterval time.Duration `json:"poll_interval"`
+	MaxTaskAge   time.Duration `json:"max_task_age"`
+	// ResultsTTL is how long an access or portability results link works.
+	ResultsTTL time.Duration `json:"results_ttl"`
 }
 
 // WorkflowID is the request's DSR workflow ID.
@@ -186,6 +191,8 @@ type TaskResult struct {
 	Reason string `json:"reason,omitempty"`
 	// Retryable is true when an operator's retry can help (credentials rejected).
 	Retryable bool `json:"retryable,omitempty"`
+	// ResultURL is a finished retrieval's download link (access and portability).
+	ResultURL string `json:"result_url,omitempty"`
 }
 
 // CancelResult answers UpdateCancel.

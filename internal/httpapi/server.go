@@ -22,6 +22,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/requests"
+	"github.com/dsrflow/dsrflow/internal/results"
 )
 
 // Server is the OpenDSR API. Build it with New.
@@ -29,6 +30,8 @@ type Server struct {
 	cfg      config.Config
 	requests *requests.Service
 	signer   *opendsr.Signer
+	results  *results.Store
+	ledger   *ledger.Store
 	logger   *slog.Logger
 	gatherer prometheus.Gatherer
 	tokens   []tokenEntry
@@ -42,7 +45,10 @@ type Options struct {
 	Config   config.Config
 	Requests *requests.Service
 	Signer   *opendsr.Signer
-	Logger   *slog.Logger
+	// Results and Ledger serve results links.
+	Results *results.Store
+	Ledger  *ledger.Store
+	Logger  *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics.
 	Registry *prometheus.Registry
 }
@@ -55,7 +61,7 @@ type tokenEntry struct {
 // New builds the API server.
 func New(o Options) *Server {
 	s := &Server{
-		cfg: o.Config, requests: o.Requests, signer: o.Signer,
+		cfg: o.Config, requests: o.Requests, signer: o.Signer, results: o.Results, ledger: o.Ledger,
 		logger: o.Logger, gatherer: o.Registry,
 		limits: newControllerLimits(o.Config.APIRateLimit, o.Config.APIRateBurst),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -87,6 +93,7 @@ func (s *Server) Handler() http.Handler {
 		s.route(mux, "DELETE "+base+"/{id}", s.authed(s.cancel))
 		s.route(mux, "POST "+base+"/{id}/retry", s.authed(s.retry))
 	}
+	s.route(mux, "GET /v1/results/{token}", s.authed(s.downloadResults))
 	s.route(mux, "GET /v1/discovery", s.discovery)
 	s.route(mux, "GET /v1/cert.pem", s.certificate)
 	s.route(mux, "GET /healthz", s.health)
@@ -212,7 +219,7 @@ func (s *Server) answer(w http.ResponseWriter, code int, v any, err *opendsr.Err
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	d := opendsr.Discovery{
 		APIVersion:                   opendsr.APIVersion1,
-		SupportedSubjectRequestTypes: []string{opendsr.RequestTypeErasure},
+		SupportedSubjectRequestTypes: opendsr.RequestTypes(),
 		ProcessorCertificate:         baseURL(r) + "/v1/cert.pem",
 	}
 	for _, t := range opendsr.IdentityTypes() {

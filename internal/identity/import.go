@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
@@ -55,6 +56,10 @@ type ImportOptions struct {
 	// number of records read so far (imported and failed), from the goroutine
 	// that called Import.
 	Progress func(done int)
+	// Bulk loads the file without the digest indexes and rebuilds them at
+	// the end, which is many times faster for a large file (see Import).
+	// Import does so anyway when the store is empty.
+	Bulk bool
 }
 
 // LineError is one record Import skipped.
@@ -97,7 +102,14 @@ type importBatch struct {
 // batch is written. Import stops at the first error that is not about a
 // record (reading r, a CSV header it cannot use, the database, ctx) and
 // returns it with the report of what was written before.
-func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts ImportOptions) (ImportReport, error) {
+//
+// Into an empty store, or with opts.Bulk, Import drops the indexes on the
+// identities' digests, loads, and rebuilds them at the end (also after an
+// error): adding random keys to those indexes batch by batch is what limits
+// a large import. Meanwhile Find still answers, correctly but by scanning
+// the identities, which is slow on a large store. Should the process die
+// before the rebuild, the next Open creates the missing indexes.
+func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts ImportOptions) (report ImportReport, err error) {
 	size := opts.BatchSize
 	if size <= 0 {
 		size = DefaultBatchSize
@@ -112,6 +124,25 @@ func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts Imp
 		return ImportReport{}, fmt.Errorf("identity: import: unknown format %q (want jsonl or csv)", format)
 	}
 
+	bulk := opts.Bulk
+	if !bulk {
+		if bulk, err = s.empty(ctx); err != nil {
+			return ImportReport{}, fmt.Errorf("identity: import: %w", err)
+		}
+	}
+	if bulk {
+		if err := s.dropDigestIndexes(ctx); err != nil {
+			return ImportReport{}, fmt.Errorf("identity: import: %w", err)
+		}
+		defer func() {
+			st := time.Now(); defer func() { println("rebuild", time.Since(st).String()) }()
+			// Rebuild even when ctx is done: the store must not stay slow.
+			if ierr := s.createDigestIndexes(context.WithoutCancel(ctx)); ierr != nil {
+				err = errors.Join(err, fmt.Errorf("identity: import: rebuild indexes: %w", ierr))
+			}
+		}()
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan importBatch, 2)
@@ -121,7 +152,6 @@ func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts Imp
 		parseErr = parse(ctx, r, size, batches)
 	}()
 
-	var report ImportReport
 	var writeErr error
 	for b := range batches {
 		if writeErr != nil {

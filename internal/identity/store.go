@@ -69,7 +69,49 @@ func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if err := db.Migrate(ctx, "identity", files); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	return &Store{db: db, now: time.Now}, nil
+	s := &Store{db: db, now: time.Now}
+	// A bulk import that died before rebuilding them left the digest
+	// indexes missing.
+	if err := s.createDigestIndexes(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// digestColumns are the indexed digest columns of identity_values; the
+// index of column c is identity_values_<c>.
+var digestColumns = []string{"sha256", "sha1", "md5"}
+
+// dropDigestIndexes drops the digest indexes before a bulk import: appending
+// rows and building each index once, sorted, is far cheaper than inserting
+// random keys into them batch after batch.
+func (s *Store) dropDigestIndexes(ctx context.Context) error {
+	for _, c := range digestColumns {
+		if _, err := s.db.ExecContext(ctx, `DROP INDEX IF EXISTS identity_values_`+c); err != nil {
+			return fmt.Errorf("identity: drop index on %s: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// createDigestIndexes creates the digest indexes that are missing.
+func (s *Store) createDigestIndexes(ctx context.Context) error {
+	for _, c := range digestColumns {
+		if _, err := s.db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS identity_values_`+c+
+			` ON identity_values (`+c+`)`); err != nil {
+			return fmt.Errorf("identity: create index on %s: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// empty reports whether the store holds no profile.
+func (s *Store) empty(ctx context.Context) (bool, error) {
+	var any bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM identity_profiles)`).Scan(&any); err != nil {
+		return false, fmt.Errorf("identity: %w", err)
+	}
+	return !any, nil
 }
 
 // Close closes the database if Open opened it.
@@ -175,48 +217,58 @@ func (s *Store) Upsert(ctx context.Context, profiles []Profile) error {
 	return nil
 }
 
-// write replaces the profiles of batch inside tx.
+// write replaces the profiles of batch inside tx: it upserts the profile
+// rows, learning their keys, then replaces their identities.
 func (s *Store) write(ctx context.Context, tx *sql.Tx, batch []preparedProfile) error {
 	batch = lastByID(batch)
-	if len(batch) == 0 {
-		return nil
-	}
 	db := s.db
 	now := db.TimeArg(s.now())
-	ids := make([]any, len(batch))
-	for i, p := range batch {
-		ids[i] = p.id
-	}
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_values WHERE profile_id IN (`+
-			placeholders(1, len(part))+`)`), part...); err != nil {
-			return fmt.Errorf("delete old identities: %w", err)
-		}
-	}
-
-	args := make([]any, 0, 3*chunk)
+	keys := make(map[string]int64, len(batch))
+	args := make([]any, 0, 6*chunk)
 	for start := 0; start < len(batch); start += chunk {
 		part := batch[start:min(start+chunk, len(batch))]
 		args = args[:0]
 		for _, p := range part {
 			args = append(args, p.id, p.attributes, now)
 		}
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO identity_profiles (profile_id, attributes, updated_at)
+		rows, err := tx.QueryContext(ctx, db.Rebind(`INSERT INTO identity_profiles (profile_id, attributes, updated_at)
 			VALUES `+placeholders(3, len(part))+`
-			ON CONFLICT (profile_id) DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at`),
-			args...); err != nil {
+			ON CONFLICT (profile_id) DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at
+			RETURNING profile_key, profile_id`), args...)
+		if err != nil {
 			return fmt.Errorf("write profiles: %w", err)
+		}
+		for rows.Next() {
+			var key int64
+			var id string
+			if err := rows.Scan(&key, &id); err != nil {
+				rows.Close()
+				return fmt.Errorf("write profiles: %w", err)
+			}
+			keys[id] = key
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("write profiles: %w", err)
+		}
+
+		args = args[:0]
+		for _, p := range part {
+			args = append(args, keys[p.id])
+		}
+		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_values WHERE profile_key IN (`+
+			placeholders(1, len(part))+`)`), args...); err != nil {
+			return fmt.Errorf("delete replaced identities: %w", err)
 		}
 	}
 
-	args = make([]any, 0, 6*chunk)
+	args = args[:0]
 	n := 0
 	flush := func() error {
 		if n == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO identity_values (profile_id, type, value, sha256, sha1, md5)
+		_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO identity_values (profile_key, type, value, sha256, sha1, md5)
 			VALUES `+placeholders(6, n)), args...)
 		args, n = args[:0], 0
 		if err != nil {
@@ -225,8 +277,12 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, batch []preparedProfile) 
 		return nil
 	}
 	for _, p := range batch {
+		key, ok := keys[p.id]
+		if !ok {
+			return fmt.Errorf("write profiles: no key returned for profile %s", p.id)
+		}
 		for _, id := range p.identities {
-			args = append(args, p.id, id.typ, id.value, id.sha256, id.sha1, id.md5)
+			args = append(args, key, id.typ, id.value, id.sha256, id.sha1, id.md5)
 			if n++; n == chunk {
 				if err := flush(); err != nil {
 					return err
@@ -274,7 +330,7 @@ func placeholders(width, n int) string {
 
 // Get returns the profile with id, or an error wrapping ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (Profile, error) {
-	ps, err := s.load(ctx, []string{id})
+	ps, _, err := s.load(ctx, "profile_id", []any{id})
 	if err != nil {
 		return Profile{}, fmt.Errorf("identity: get profile %s: %w", id, err)
 	}
@@ -284,72 +340,76 @@ func (s *Store) Get(ctx context.Context, id string) (Profile, error) {
 	return ps[0], nil
 }
 
-// load reads the profiles with the given ids, sorted by id; unknown ids are
-// left out.
-func (s *Store) load(ctx context.Context, ids []string) ([]Profile, error) {
-	byID := make(map[string]*Profile, len(ids))
-	var out []*Profile
-	for start := 0; start < len(ids); start += chunk {
-		part := anys(ids[start:min(start+chunk, len(ids))])
-		rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT profile_id, attributes FROM identity_profiles
-			WHERE profile_id IN (`+placeholders(1, len(part))+`)`), part...)
+// load reads the profiles whose column (profile_id or profile_key) is one of
+// values, with their identities in the order they were given, sorted by
+// profile id, and their keys. Values matching no profile are left out.
+func (s *Store) load(ctx context.Context, column string, values []any) (profiles []Profile, keys []int64, err error) {
+	byKey := make(map[int64]*Profile, len(values))
+	type keyed struct {
+		key int64
+		*Profile
+	}
+	var out []keyed
+	for start := 0; start < len(values); start += chunk {
+		part := values[start:min(start+chunk, len(values))]
+		// column is one of two constants, never input.
+		rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT profile_key, profile_id, attributes FROM identity_profiles
+			WHERE `+column+` IN (`+placeholders(1, len(part))+`)`), part...)
 		if err != nil {
-			return nil, fmt.Errorf("read profiles: %w", err)
+			return nil, nil, fmt.Errorf("read profiles: %w", err)
 		}
+		var found []any
 		for rows.Next() {
+			var key int64
 			var p Profile
 			var attrs string
-			if err := rows.Scan(&p.ID, &attrs); err != nil {
+			if err := rows.Scan(&key, &p.ID, &attrs); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("read profiles: %w", err)
+				return nil, nil, fmt.Errorf("read profiles: %w", err)
 			}
 			if p.Attributes, err = decodeAttributes(attrs); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("profile %s: %w", p.ID, err)
+				return nil, nil, fmt.Errorf("profile %s: %w", p.ID, err)
 			}
-			byID[p.ID] = &p
-			out = append(out, &p)
+			byKey[key] = &p
+			out = append(out, keyed{key, &p})
+			found = append(found, key)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read profiles: %w", err)
+			return nil, nil, fmt.Errorf("read profiles: %w", err)
+		}
+		if len(found) == 0 {
+			continue
 		}
 
-		rows, err = s.db.QueryContext(ctx, s.db.Rebind(`SELECT profile_id, type, value FROM identity_values
-			WHERE profile_id IN (`+placeholders(1, len(part))+`) ORDER BY id`), part...)
+		rows, err = s.db.QueryContext(ctx, s.db.Rebind(`SELECT profile_key, type, value FROM identity_values
+			WHERE profile_key IN (`+placeholders(1, len(found))+`) ORDER BY id`), found...)
 		if err != nil {
-			return nil, fmt.Errorf("read identities: %w", err)
+			return nil, nil, fmt.Errorf("read identities: %w", err)
 		}
 		for rows.Next() {
-			var pid string
+			var key int64
 			var id Identity
-			if err := rows.Scan(&pid, &id.Type, &id.Value); err != nil {
+			if err := rows.Scan(&key, &id.Type, &id.Value); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("read identities: %w", err)
+				return nil, nil, fmt.Errorf("read identities: %w", err)
 			}
-			if p := byID[pid]; p != nil {
+			if p := byKey[key]; p != nil {
 				p.Identities = append(p.Identities, id)
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read identities: %w", err)
+			return nil, nil, fmt.Errorf("read identities: %w", err)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	profiles := make([]Profile, len(out))
+	profiles, keys = make([]Profile, len(out)), make([]int64, len(out))
 	for i, p := range out {
-		profiles[i] = *p
+		profiles[i], keys[i] = *p.Profile, p.key
 	}
-	return profiles, nil
-}
-
-func anys(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
+	return profiles, keys, nil
 }
 
 // Find looks up the profiles that carry any of queries, and returns them
@@ -371,52 +431,55 @@ func (s *Store) Find(ctx context.Context, queries []Query) ([]Match, error) {
 		}
 		lookups[i] = l
 	}
-	inputs := map[string][]int{}
+	inputs := map[int64][]int{}
 	for i, l := range lookups {
-		ids, err := s.profilesWith(ctx, l)
+		keys, err := s.profilesWith(ctx, l)
 		if err != nil {
 			return nil, fmt.Errorf("identity: find: identity %d (%s): %w", i, queries[i], err)
 		}
-		for _, id := range ids {
-			inputs[id] = append(inputs[id], i)
+		for _, k := range keys {
+			inputs[k] = append(inputs[k], i)
 		}
 		if len(inputs) > MaxMatches {
 			return nil, fmt.Errorf("identity: find: the identities match more than %d profiles", MaxMatches)
 		}
 	}
-	ids := make([]string, 0, len(inputs))
-	for id := range inputs {
-		ids = append(ids, id)
+	if len(inputs) == 0 {
+		return nil, nil
 	}
-	profiles, err := s.load(ctx, ids)
+	keys := make([]any, 0, len(inputs))
+	for k := range inputs {
+		keys = append(keys, k)
+	}
+	profiles, profileKeys, err := s.load(ctx, "profile_key", keys)
 	if err != nil {
 		return nil, fmt.Errorf("identity: find: %w", err)
 	}
 	matches := make([]Match, len(profiles))
 	for i, p := range profiles {
-		matches[i] = Match{Profile: p, Inputs: inputs[p.ID]}
+		matches[i] = Match{Profile: p, Inputs: inputs[profileKeys[i]]}
 	}
 	return matches, nil
 }
 
-// profilesWith returns the ids of the profiles with an identity l finds.
-func (s *Store) profilesWith(ctx context.Context, l lookup) ([]string, error) {
+// profilesWith returns the keys of the profiles with an identity l finds.
+func (s *Store) profilesWith(ctx context.Context, l lookup) ([]int64, error) {
 	// l.column is one of three constants, never input.
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT DISTINCT profile_id FROM identity_values
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT DISTINCT profile_key FROM identity_values
 		WHERE `+l.column+` = ? AND type = ? LIMIT ?`), l.digest, l.typ, MaxMatches+1)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var ids []string
+	var keys []int64
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var k int64
+		if err := rows.Scan(&k); err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		keys = append(keys, k)
 	}
-	return ids, rows.Err()
+	return keys, rows.Err()
 }
 
 // Delete removes the profile with id and its identities. Deleting an unknown
@@ -424,7 +487,8 @@ func (s *Store) profilesWith(ctx context.Context, l lookup) ([]string, error) {
 func (s *Store) Delete(ctx context.Context, id string) error {
 	db := s.db
 	err := db.WithTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_values WHERE profile_id = ?`), id); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_values WHERE profile_key IN
+			(SELECT profile_key FROM identity_profiles WHERE profile_id = ?)`), id); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_profiles WHERE profile_id = ?`), id)

@@ -103,6 +103,9 @@ type Request struct {
 	// ResultsToken is write-only: the ledger keeps only its SHA-256 (see
 	// ByResultsToken), so requests read back have it empty.
 	ResultsToken string `json:"results_token,omitempty"`
+	// ResultsURL is the results link given to the controller, as the caller
+	// stored it (sealed with the key ring, so a database copy holds no link).
+	ResultsURL string `json:"results_url,omitempty"`
 	// ResultsCount and ResultsExpiresAt describe the results of an access
 	// or portability request; ResultsExpiresAt is when its link stops working.
 	ResultsCount     int       `json:"results_count,omitempty"`

@@ -315,7 +315,7 @@ func TestResults(t *testing.T) {
 		const token = "download-token-5f2b8c1e9a7d4e3f"
 		expires := time.Now().Add(7 * 24 * time.Hour)
 		for range 2 { // idempotent
-			if err := s.SetResults(ctx, k, token, 42, expires); err != nil {
+			if err := s.SetResults(ctx, k, token, "sealed-url", 42, expires); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -331,7 +331,7 @@ func TestResults(t *testing.T) {
 				t.Errorf("ByResultsToken(%q): %v", wrong, err)
 			}
 		}
-		if err := s.SetResults(ctx, other, token, 1, expires); err == nil {
+		if err := s.SetResults(ctx, other, token, "sealed-url", 1, expires); err == nil {
 			t.Error("one token accepted for two requests")
 		}
 
@@ -348,8 +348,9 @@ func TestResults(t *testing.T) {
 		if err := s.ClearResults(ctx, k); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ByResultsToken(ctx, token); !errors.Is(err, ledger.ErrNotFound) {
-			t.Errorf("token resolves after ClearResults: %v", err)
+		// The token still resolves, now expired, so its link can answer 410 Gone.
+		if cleared, err := s.ByResultsToken(ctx, token); err != nil || cleared.ResultsExpiresAt.After(time.Now()) {
+			t.Errorf("after ClearResults: %v, expires %v", err, cleared.ResultsExpiresAt)
 		}
 		got, err = s.Get(ctx, k)
 		if err != nil {
@@ -358,7 +359,7 @@ func TestResults(t *testing.T) {
 		if got.ResultsCount != 42 || got.ResultsExpiresAt.After(time.Now()) || got.ResultsExpiresAt.IsZero() {
 			t.Errorf("after ClearResults: count %d, expires %v", got.ResultsCount, got.ResultsExpiresAt)
 		}
-		if err := s.SetResults(ctx, ledger.Key{ControllerID: "acme", RequestID: "nope"}, "t", 1, expires); !errors.Is(err, ledger.ErrNotFound) {
+		if err := s.SetResults(ctx, ledger.Key{ControllerID: "acme", RequestID: "nope"}, "sealed-url", "t", 1, expires); !errors.Is(err, ledger.ErrNotFound) {
 			t.Errorf("unknown request: %v", err)
 		}
 		if err := s.ClearResults(ctx, ledger.Key{ControllerID: "acme", RequestID: "nope"}); !errors.Is(err, ledger.ErrNotFound) {

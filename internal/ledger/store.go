@@ -105,7 +105,7 @@ type querier interface {
 const requestColumns = `controller_id, request_id, type, regulation, status, status_reason, api_version,
 	submitted_time, received_time, expected_completion_time, due_time,
 	body_hash, identities, callback_urls, skip_waiting_period,
-	results_count, results_expires_at, resolution, updated_at, expires_at`
+	results_url, results_count, results_expires_at, resolution, updated_at, expires_at`
 
 // CreateRequest records a new request with status pending and its first
 // transition ("" -> pending, reason "received"), and returns it as stored
@@ -150,12 +150,12 @@ func (s *Store) CreateRequest(ctx context.Context, r Request) (stored Request, c
 	db := s.db
 	err = db.WithTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO requests (`+requestColumns+`, results_token_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (controller_id, request_id) DO NOTHING`),
 			r.ControllerID, r.RequestID, r.Type, r.Regulation, string(StatusPending), "received", r.APIVersion,
 			db.TimeArg(r.SubmittedTime), db.TimeArg(r.ReceivedTime), db.TimeArg(r.ExpectedCompletionTime), db.TimeArg(r.DueTime),
 			r.BodyHash, identities, callbacks, r.SkipWaitingPeriod,
-			r.ResultsCount, db.TimeArg(r.ResultsExpiresAt), resolution, db.TimeArg(r.ReceivedTime), db.TimeArg(r.ExpiresAt),
+			r.ResultsURL, r.ResultsCount, db.TimeArg(r.ResultsExpiresAt), resolution, db.TimeArg(r.ReceivedTime), db.TimeArg(r.ExpiresAt),
 			tokenHash)
 		if err != nil {
 			return err
@@ -377,26 +377,26 @@ func (s *Store) Forwardings(ctx context.Context, k Key) (_ []Forwarding, err err
 }
 
 // SetResults records the results of an access or portability request: the
-// token of its download link (kept as SHA-256 only; "" records none), the
-// number of records and when the link expires.
-func (s *Store) SetResults(ctx context.Context, k Key, token string, count int, expires time.Time) (err error) {
+// token of its download link (looked up by SHA-256 only; "" records none),
+// the link as given to the controller (url, sealed by the caller), the number
+// of records and when the link expires.
+func (s *Store) SetResults(ctx context.Context, k Key, token, url string, count int, expires time.Time) (err error) {
 	defer wrap(&err, "set results of %s", k)
 	var tokenHash any
 	if token != "" {
 		tokenHash = HashHex(token)
 	}
-	return s.update(ctx, k, `results_token_hash = ?, results_count = ?, results_expires_at = ?`,
-		tokenHash, count, s.db.TimeArg(expires))
+	return s.update(ctx, k, `results_token_hash = ?, results_url = ?, results_count = ?, results_expires_at = ?`,
+		tokenHash, url, count, s.db.TimeArg(expires))
 }
 
-// ClearResults makes the results token of a request stop resolving, and
-// moves ResultsExpiresAt to now if it was later. ResultsCount stays, as the
-// record of what was delivered.
+// ClearResults marks a request's results as expired: ResultsExpiresAt moves
+// to now if it was later, so the link answers 410 Gone from now on.
+// ResultsCount stays, as the record of what was delivered.
 func (s *Store) ClearResults(ctx context.Context, k Key) (err error) {
 	defer wrap(&err, "clear results of %s", k)
 	now := s.db.TimeArg(time.Now())
-	return s.update(ctx, k, `results_token_hash = NULL,
-		results_expires_at = CASE WHEN results_expires_at > ? THEN ? ELSE results_expires_at END`, now, now)
+	return s.update(ctx, k, `results_expires_at = CASE WHEN results_expires_at > ? THEN ? ELSE results_expires_at END`, now, now)
 }
 
 // SetResolution records the identity resolution trace of a request, a JSON
@@ -599,7 +599,7 @@ func scanRequest(row interface{ Scan(...any) error }) (Request, error) {
 	if err := row.Scan(&r.ControllerID, &r.RequestID, &r.Type, &r.Regulation, &r.Status, &r.StatusReason, &r.APIVersion,
 		&submitted, &received, &expected, &due,
 		&r.BodyHash, &identities, &callbacks, &r.SkipWaitingPeriod,
-		&r.ResultsCount, &resultsExpires, &resolution, &updated, &expires); err != nil {
+		&r.ResultsURL, &r.ResultsCount, &resultsExpires, &resolution, &updated, &expires); err != nil {
 		return Request{}, err
 	}
 	r.SubmittedTime, r.ReceivedTime = submitted.Time, received.Time

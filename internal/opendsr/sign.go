@@ -89,7 +89,12 @@ func NewSigner(key *rsa.PrivateKey, certPEM []byte) (*Signer, error) {
 // value of X-OpenDSR-Signature.
 func (s *Signer) Sign(body []byte) (string, error) {
 	digest := sha256.Sum256(body)
-	sig, err := rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, digest[:])
+	return s.SignDigest(digest[:])
+}
+
+// SignDigest is Sign for a body whose SHA-256 was computed while streaming it.
+func (s *Signer) SignDigest(sha256Digest []byte) (string, error) {
+	sig, err := rsa.SignPKCS1v15(rand.Reader, s.key, crypto.SHA256, sha256Digest)
 	if err != nil {
 		return "", fmt.Errorf("opendsr: signing: %w", err)
 	}
@@ -103,11 +108,16 @@ func (s *Signer) SetHeaders(h http.Header, processorDomain string, body []byte) 
 	if err != nil {
 		return err
 	}
+	SetSignatureHeaders(h, processorDomain, sig)
+	return nil
+}
+
+// SetSignatureHeaders sets both pairs of processor domain and signature headers.
+func SetSignatureHeaders(h http.Header, processorDomain, sig string) {
 	h.Set(HeaderProcessorDomain, processorDomain)
 	h.Set(HeaderSignature, sig)
 	h.Set(HeaderLegacyProcessorDomain, processorDomain)
 	h.Set(HeaderLegacySignature, sig)
-	return nil
 }
 
 // CertificatePEM returns the PEM certificate(s) that verify this Signer's

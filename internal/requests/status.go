@@ -43,7 +43,7 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 	return opendsr.StatusResponse{
 		ControllerID: rec.ControllerID, SubjectRequestID: rec.RequestID,
 		RequestStatus: string(rec.Status), ExpectedCompletionTime: opendsr.NewTime(rec.ExpectedCompletionTime),
-		APIVersion: rec.APIVersion, ResultsCount: rec.ResultsCount,
+		APIVersion: rec.APIVersion, ResultsURL: rec.ResultsURL, ResultsCount: rec.ResultsCount,
 		Extensions: map[string]json.RawMessage{s.Config.ProcessorDomain: extJSON},
 	}, nil
 }

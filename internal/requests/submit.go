@@ -73,12 +73,6 @@ func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.R
 		return Result{}, opendsr.BadRequest("invalid processor extension")
 	}
 	req = req.WithDefaults()
-	if req.SubjectRequestType != dsr.TypeErasure {
-		return Result{}, opendsr.BadRequest("subject_request_type is not supported yet", opendsr.ErrorItem{
-			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonUnsupported, Location: "subject_request_type",
-			Message: "subject_request_type: only erasure is supported in this version",
-		})
-	}
 	submitted, err := req.Submitted()
 	if err != nil {
 		return Result{}, opendsr.BadRequest("submitted_time is not RFC 3339")
@@ -159,6 +153,9 @@ func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext op
 		DueTime:                opendsr.DueTime(req.Regulation, submitted).UTC(),
 		DisclosureType:         ext.DisclosureType,
 		RetryWindow:            retryWindow,
+		PollInterval:           s.Config.MixpanelPollInterval,
+		MaxTaskAge:             s.Config.MixpanelMaxTaskAge,
+		ResultsTTL:             s.Config.ResultsTTL,
 	}
 }
 

@@ -6,25 +6,32 @@
 -- digests of its normalised value (emails trimmed and lowercased, other types
 -- trimmed), each indexed, so that a request sending the identity hashed
 -- matches without any other copy of the value. A raw query is matched through
--- the SHA-256 digest of its normalised value: no index on the value itself.
--- attributes is a JSON object, kept as text: it is only ever read whole.
+-- the SHA-256 digest of its normalised value: there is no index on the value.
+--
+-- Identities refer to their profile by its integer key, which grows as
+-- profiles are added: imports append to identity_values and its profile_key
+-- index instead of scattering writes over them, whatever the profile ids.
+-- attributes is a JSON object kept as text: it is only ever read whole.
 
 CREATE TABLE identity_profiles (
-    profile_id TEXT COLLATE "C" NOT NULL PRIMARY KEY,
-    attributes TEXT        NOT NULL DEFAULT '{}',
-    updated_at TIMESTAMPTZ NOT NULL
+    profile_key BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    profile_id  TEXT COLLATE "C" NOT NULL UNIQUE,
+    attributes  TEXT        NOT NULL DEFAULT '{}',
+    updated_at  TIMESTAMPTZ NOT NULL
 );
 
 CREATE TABLE identity_values (
-    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    profile_id TEXT COLLATE "C" NOT NULL, -- identity_profiles.profile_id; the store deletes both together
-    type       TEXT  NOT NULL,
-    value      TEXT  NOT NULL,
-    sha256     BYTEA NOT NULL,
-    sha1       BYTEA NOT NULL,
-    md5        BYTEA NOT NULL
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    profile_key BIGINT NOT NULL, -- identity_profiles.profile_key; the store deletes both together
+    type        TEXT   NOT NULL,
+    value       TEXT   NOT NULL,
+    sha256      BYTEA  NOT NULL,
+    sha1        BYTEA  NOT NULL,
+    md5         BYTEA  NOT NULL
 );
-CREATE INDEX identity_values_profile ON identity_values (profile_id);
+CREATE INDEX identity_values_profile ON identity_values (profile_key);
+-- The digest indexes. The store drops and rebuilds them around a bulk
+-- import, and creates any that are missing when it opens.
 CREATE INDEX identity_values_sha256 ON identity_values (sha256);
 CREATE INDEX identity_values_sha1 ON identity_values (sha1);
 CREATE INDEX identity_values_md5 ON identity_values (md5);

@@ -19,6 +19,7 @@ CREATE TABLE requests (
     callback_urls            JSONB       NOT NULL DEFAULT '[]',
     skip_waiting_period      BOOLEAN     NOT NULL DEFAULT FALSE,
     results_token_hash       TEXT,                              -- hex SHA-256 of the token
+    results_url              TEXT    NOT NULL DEFAULT '',        -- the link given to the controller
     results_count            INTEGER     NOT NULL DEFAULT 0,
     results_expires_at       TIMESTAMPTZ,
     resolution               JSONB,

@@ -1,0 +1,206 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/mixpanel"
+	"github.com/dsrflow/dsrflow/internal/results"
+)
+
+// CreateRetrievalInput creates one Mixpanel data-retrieval task for a request.
+type CreateRetrievalInput struct {
+	Destination    string   `json:"destination"`
+	Regulation     string   `json:"regulation"`
+	DisclosureType string   `json:"disclosure_type,omitempty"`
+	DistinctIDs    []string `json:"distinct_ids"`
+}
+
+// Export is one destination's finished retrieval.
+type Export struct {
+	Destination string `json:"destination"`
+	ResultURL   string `json:"result_url"`
+}
+
+// BuildResultsInput builds the subject's results bundle.
+type BuildResultsInput struct {
+	ControllerID string `json:"controller_id"`
+	RequestID    string `json:"request_id"`
+	// Profiles are the matched profile ids whose live profile goes into profile.jsonl.
+	Profiles []string `json:"profiles,omitempty"`
+	Exports  []Export `json:"exports,omitempty"`
+}
+
+// ResultsInfo describes a built bundle.
+type ResultsInfo struct {
+	// Token names the bundle in the results store and in its URL.
+	Token string `json:"token"`
+	URL   string `json:"url"`
+	Count int    `json:"count"`
+	// Matched is false when nothing matched the subject: the URL answers 404.
+	Matched   bool      `json:"matched"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// ExpireInput removes a results bundle when its link expires.
+type ExpireInput struct {
+	ControllerID string `json:"controller_id"`
+	RequestID    string `json:"request_id"`
+	Token        string `json:"token"`
+}
+
+// Error types of the results path.
+const (
+	ErrTypeResultsUnreadable = "ResultsUnreadable"
+)
+
+// CreateRetrievalTask makes one Mixpanel call: create a data-retrieval task.
+func (a *Activities) CreateRetrievalTask(ctx context.Context, in CreateRetrievalInput) (CreateTaskResult, error) {
+	c, err := a.mixpanelClient(ctx, in.Destination)
+	if err != nil {
+		return CreateTaskResult{}, err
+	}
+	disclosure := mixpanel.DisclosureData
+	switch in.DisclosureType {
+	case "categories":
+		disclosure = mixpanel.DisclosureCategories
+	case "sources":
+		disclosure = mixpanel.DisclosureSources
+	}
+	id, err := c.CreateRetrieval(ctx, in.DistinctIDs, complianceType(in.Regulation), disclosure)
+	a.Metrics.mixpanelCall(in.Destination, "retrieval.create", err)
+	if err != nil {
+		return CreateTaskResult{}, mixpanelError(err)
+	}
+	return CreateTaskResult{TaskID: id, CreatedAt: a.now()}, nil
+}
+
+// BuildResults downloads each finished export (streaming, bounded), turns
+// them and the live profiles into the results bundle, stores it under a new
+// unguessable token and records the link in the ledger.
+func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (ResultsInfo, error) {
+	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
+	token, err := results.NewToken()
+	if err != nil {
+		return ResultsInfo{}, err
+	}
+	info := ResultsInfo{Token: token, URL: a.Config.PublicURL + "/v1/results/" + token, ExpiresAt: a.now().Add(a.Config.ResultsTTL)}
+	profiles, err := a.profileRecords(ctx, in.Profiles)
+	if err != nil {
+		return ResultsInfo{}, err
+	}
+	info.Matched = len(profiles) > 0 || len(in.Exports) > 0
+	if info.Matched {
+		tmp, err := os.MkdirTemp(a.Config.ResultsDir, ".download-")
+		if err != nil {
+			return ResultsInfo{}, fmt.Errorf("results directory: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		bundle := results.BundleInput{Profiles: profiles}
+		for i, e := range in.Exports {
+			path := fmt.Sprintf("%s/export-%d.zip", tmp, i)
+			if err := a.download(ctx, e, path); err != nil {
+				return ResultsInfo{}, err
+			}
+			bundle.Exports = append(bundle.Exports, path)
+			bundle.Destinations = append(bundle.Destinations, e.Destination)
+		}
+		var stats results.BundleStats
+		if _, err := a.Results.Write(ctx, token, func(w io.Writer) error {
+			stats, err = results.Build(ctx, w, bundle)
+			return err
+		}); err != nil {
+			if errors.Is(err, results.ErrEncryptedExport) || errors.Is(err, results.ErrCorruptExport) ||
+				errors.Is(err, results.ErrInvalidLine) || errors.Is(err, results.ErrLineTooLong) || errors.Is(err, results.ErrExportTooLarge) {
+				return ResultsInfo{}, temporal.NewNonRetryableApplicationError("the Mixpanel export could not be read: "+err.Error(), ErrTypeResultsUnreadable, nil)
+			}
+			return ResultsInfo{}, fmt.Errorf("building the results bundle: %w", err)
+		}
+		info.Count = stats.Records
+	}
+	if err := a.Ledger.SetResults(ctx, key, token, info.URL, info.Count, info.ExpiresAt); err != nil {
+		return ResultsInfo{}, fmt.Errorf("ledger: %w", err)
+	}
+	return info, nil
+}
+
+// download streams one export to path, bounded by the client's size limit.
+func (a *Activities) download(ctx context.Context, e Export, path string) error {
+	c, ok := a.Mixpanel[e.Destination]
+	if !ok {
+		return temporal.NewNonRetryableApplicationError("destination "+e.Destination+" is not configured on this worker", ErrTypeBadRequest, nil)
+	}
+	body, err := c.DownloadResult(ctx, e.ResultURL)
+	a.Metrics.mixpanelCall(e.Destination, "retrieval.download", err)
+	if err != nil {
+		if errors.Is(err, mixpanel.ErrResultTooLarge) || errors.Is(err, mixpanel.ErrResultExpired) {
+			return temporal.NewNonRetryableApplicationError("downloading the Mixpanel export: "+err.Error(), ErrTypeResultsUnreadable, nil)
+		}
+		return fmt.Errorf("downloading the Mixpanel export of %s: %w", e.Destination, err)
+	}
+	defer body.Close()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, &heartbeatReader{ctx: ctx, r: body}); err != nil {
+		if errors.Is(err, mixpanel.ErrResultTooLarge) {
+			return temporal.NewNonRetryableApplicationError("downloading the Mixpanel export: "+err.Error(), ErrTypeResultsUnreadable, nil)
+		}
+		return fmt.Errorf("downloading the Mixpanel export of %s: %w", e.Destination, err)
+	}
+	return f.Close()
+}
+
+// heartbeatReader heartbeats while a long download streams.
+type heartbeatReader struct {
+	ctx  context.Context
+	r    io.Reader
+	last time.Time
+}
+
+func (h *heartbeatReader) Read(p []byte) (int, error) {
+	if time.Since(h.last) > 5*time.Second {
+		activity.RecordHeartbeat(h.ctx)
+		h.last = time.Now()
+	}
+	return h.r.Read(p)
+}
+
+// profileRecords loads the live profiles for profile.jsonl.
+func (a *Activities) profileRecords(ctx context.Context, ids []string) ([]json.RawMessage, error) {
+	var out []json.RawMessage
+	for _, id := range ids {
+		p, err := a.Profiles.Get(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("profile store: %w", err)
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// ExpireResults deletes a bundle whose link expired and makes the link answer 410.
+func (a *Activities) ExpireResults(ctx context.Context, in ExpireInput) error {
+	if err := a.Results.Delete(in.Token); err != nil {
+		return fmt.Errorf("results store: %w", err)
+	}
+	if err := a.Ledger.ClearResults(ctx, ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# scripts/dev.sh — the whole dsrflow stack on this machine (`make dev`).
+#
+# Starts, each with its output prefixed by a label:
+#   [temporal]  the Temporal dev server (bin/temporal) with the Web UI, SQLite file in $DEV_DATA
+#   [emulator]  the Mixpanel GDPR API emulator (bin/dsr mixpanel-emulator)
+#   [worker]    bin/worker
+#   [api]       bin/api (the OpenDSR HTTP API)
+# waits until all answer, prints one banner with the URLs and what to try, and
+# stops everything on Ctrl-C or SIGTERM. $DEV_DATA (default .data/) is kept
+# between runs: the ledger, Temporal's database, the signing key and the logs
+# (logs/<name>.log, this run only).
+#
+# Settings already in the environment win, so the stack can be pointed
+# elsewhere (e.g. MIXPANEL_POLL_INTERVAL=1m make dev). Ports, for running more
+# than one stack at a time (the walkthrough test does):
+#   DEV_TEMPORAL_PORT (7233)  DEV_UI_PORT (8233)  DEV_API_PORT (8080)
+#   DEV_EMULATOR_PORT (9410)  DEV_METRICS_PORT (9090)  DEV_DATA (.data)
+#
+# Needs bin/ from `make tools build` (`make dev` does that first).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+: "${DEV_DATA:=.data}"
+: "${DEV_TEMPORAL_PORT:=7233}"
+: "${DEV_UI_PORT:=8233}"
+: "${DEV_API_PORT:=8080}"
+: "${DEV_EMULATOR_PORT:=9410}"
+: "${DEV_METRICS_PORT:=9090}"
+HOST=127.0.0.1
+LOGS="$DEV_DATA/logs"
+START_TIMEOUT=90 # seconds each process may take to answer
+
+say() { printf 'dev: %s\n' "$*"; }
+die() { printf 'dev: error: %s\n' "$*" >&2; exit 1; }
+
+for bin in temporal worker api dsr; do
+    [[ -x bin/$bin ]] || die "bin/$bin is missing: run \`make tools build\` (or just \`make dev\`)"
+done
+
+# ---------------------------------------------------------------- environment
+# Dev values; anything already set in the environment wins.
+: "${TEMPORAL_ADDRESS:=$HOST:$DEV_TEMPORAL_PORT}"
+: "${TEMPORAL_NAMESPACE:=default}"
+: "${DSR_DB:=$DEV_DATA/dsrflow.db}"
+: "${DSR_RESULTS_DIR:=$DEV_DATA/results}"
+: "${MIXPANEL_API_URL:=http://$HOST:$DEV_EMULATOR_PORT}"
+: "${MIXPANEL_PROJECT_TOKEN:=dev-project-token}"
+: "${MIXPANEL_OAUTH_TOKEN:=dev-oauth-token}"
+: "${API_ADDR:=$HOST:$DEV_API_PORT}"
+: "${API_TOKENS:=dev-token:dev}"
+: "${DSR_BATCH_MAX_WAIT:=10s}"
+: "${MIXPANEL_POLL_INTERVAL:=5s}"
+: "${DSR_CALLBACK_ALLOW_PRIVATE:=true}"
+: "${DSR_PROCESSOR_DOMAIN:=localhost}"
+: "${WORKER_METRICS_ADDR:=$HOST:$DEV_METRICS_PORT}"
+generate_keys=false
+if [[ -z ${DSR_SIGNING_KEY:-} && -z ${DSR_SIGNING_CERT:-} ]]; then
+    DSR_SIGNING_KEY=$DEV_DATA/signing-key.pem
+    DSR_SIGNING_CERT=$DEV_DATA/signing-cert.pem
+    generate_keys=true
+fi
+export TEMPORAL_ADDRESS TEMPORAL_NAMESPACE DSR_DB DSR_RESULTS_DIR MIXPANEL_API_URL \
+    MIXPANEL_PROJECT_TOKEN MIXPANEL_OAUTH_TOKEN API_ADDR API_TOKENS DSR_BATCH_MAX_WAIT \
+    MIXPANEL_POLL_INTERVAL DSR_CALLBACK_ALLOW_PRIVATE DSR_PROCESSOR_DOMAIN \
+    WORKER_METRICS_ADDR DSR_SIGNING_KEY DSR_SIGNING_CERT
+
+# The Temporal CLI reads TEMPORAL_* client settings from the environment too;
+# the dev server and its health check must not pick up a production address,
+# TLS setting or API key from the user's shell.
+TEMPORAL_CLI=(env -u TEMPORAL_ADDRESS -u TEMPORAL_NAMESPACE -u TEMPORAL_API_KEY -u TEMPORAL_TLS
+    -u TEMPORAL_TLS_CERT -u TEMPORAL_TLS_KEY -u TEMPORAL_TLS_CA -u TEMPORAL_TLS_SERVER_NAME
+    -u TEMPORAL_PROFILE -u TEMPORAL_CONFIG_FILE bin/temporal)
+
+# ------------------------------------------------------------------- helpers
+# port_open PORT: something listens on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# probe_addr HOST:PORT: the address to probe a listener on (":9090" and "0.0.0.0:9090" -> 127.0.0.1:9090).
+probe_addr() {
+    local host=${1%:*}
+    [[ -n $host && $host != 0.0.0.0 && $host != "[::]" ]] || host=$HOST
+    printf '%s:%s' "$host" "${1##*:}"
+}
+
+# http_ok HOST:PORT PATH: a GET answers 200 (bash only: no curl needed).
+http_ok() {
+    (
+        exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || exit 1
+        printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$2" "$1" >&3
+        IFS= read -r -t 3 status <&3 || exit 1
+        [[ $status == "HTTP/1."?" 200"* ]]
+    ) 2>/dev/null
+}
+
+temporal_ok() {
+    "${TEMPORAL_CLI[@]}" operator cluster health --address "$HOST:$DEV_TEMPORAL_PORT" \
+        --command-timeout 3s >/dev/null 2>&1
+}
+
+# prefix LABEL: prefix every line read with "[LABEL] ", line-buffered.
+prefix() { awk -v p="$(printf '%-11s' "[$1]")" '{ print p $0; fflush() }'; }
+
+# Each process runs in its own session and process group (setsid, which keeps
+# the same pid when the caller is not a group leader), so Ctrl-C reaches only
+# this script, which then stops them in order.
+if command -v setsid >/dev/null 2>&1; then
+    detach() { exec setsid "$@"; }
+else
+    detach() { exec "$@"; }
+fi
+
+NAMES=()
+PIDS=()
+
+# start NAME COMMAND...: run COMMAND in the background, its output labelled on
+# the terminal and copied to $LOGS/NAME.log.
+start() {
+    local name=$1
+    shift
+    local log="$LOGS/$name.log"
+    : >"$log"
+    # The labeller ignores INT/TERM: it ends when its process closes its output.
+    detach "$@" </dev/null > >(trap '' INT TERM; tee -a "$log" | prefix "$name") 2>&1 &
+    NAMES+=("$name")
+    PIDS+=("$!")
+}
+
+alive() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+    [[ $state != Z* ]]
+}
+
+# died INDEX: report that a process ended, with the tail of its log, and fail.
+died() {
+    local name=${NAMES[$1]} rc=0
+    wait "${PIDS[$1]}" 2>/dev/null || rc=$?
+    {
+        printf '\ndev: error: %s exited (status %s). The end of %s:\n' "$name" "$rc" "$LOGS/$name.log"
+        tail -n 25 "$LOGS/$name.log" | sed 's/^/    /'
+    } >&2
+    exit 1
+}
+
+# wait_until INDEX WHAT CHECK...: wait until CHECK succeeds, while the process lives.
+wait_until() {
+    local i=$1 what=$2 deadline=$((SECONDS + START_TIMEOUT))
+    shift 2
+    until "$@"; do
+        alive "${PIDS[$i]}" || died "$i"
+        ((SECONDS < deadline)) || die "$what did not answer within ${START_TIMEOUT}s (log: $LOGS/${NAMES[$i]}.log)"
+        sleep 0.3
+    done
+}
+
+# stop: SIGTERM to each process group, newest first (API, worker, emulator,
+# Temporal); SIGKILL after 10 s.
+stopping=false
+stop() {
+    $stopping && return
+    stopping=true
+    trap '' INT TERM
+    local i pid watchdog
+    if ((${#PIDS[@]} > 0)); then
+        say "stopping ${NAMES[*]}"
+    fi
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${PIDS[$i]}
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || continue
+        (
+            sleep 10
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+        ) &
+        watchdog=$!
+        wait "$pid" 2>/dev/null || true
+        kill "$watchdog" 2>/dev/null || true
+        wait "$watchdog" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true # the labellers
+}
+trap 'stop' EXIT
+trap 'stop; say "stopped; data kept in $DEV_DATA/"; exit 0' INT TERM
+
+# --------------------------------------------------------------------- start
+for spec in "TEMPORAL:$DEV_TEMPORAL_PORT" "UI:$DEV_UI_PORT" "API:$DEV_API_PORT" \
+    "EMULATOR:$DEV_EMULATOR_PORT" "METRICS:$DEV_METRICS_PORT"; do
+    if port_open "${spec#*:}"; then
+        die "port ${spec#*:} on $HOST is in use (DEV_${spec%%:*}_PORT). Is another \`make dev\` running? Stop it, or choose another port, e.g. DEV_${spec%%:*}_PORT=$((${spec#*:} + 1)) make dev"
+    fi
+done
+
+(umask 077 && mkdir -p "$DEV_DATA" "$LOGS")
+chmod 700 "$DEV_DATA"
+if $generate_keys && [[ ! -e $DSR_SIGNING_KEY || ! -e $DSR_SIGNING_CERT ]]; then
+    bin/dsr keys generate --dir "$DEV_DATA" >/dev/null
+    say "generated a dev signing key and certificate in $DEV_DATA/"
+fi
+
+temporal_args=(server start-dev --ip "$HOST" --port "$DEV_TEMPORAL_PORT" --ui-port "$DEV_UI_PORT"
+    --db-filename "$DEV_DATA/temporal.db"
+    --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal
+    --search-attribute DsrStatus=Keyword --search-attribute DsrType=Keyword
+    --search-attribute DsrRegulation=Keyword --search-attribute DsrController=Keyword
+    --search-attribute DsrDestinationTask=Keyword --search-attribute DsrDueTime=Datetime
+    --log-level warn)
+if [[ $TEMPORAL_NAMESPACE != default ]]; then
+    temporal_args+=(--namespace "$TEMPORAL_NAMESPACE")
+fi
+
+say "starting Temporal, the Mixpanel emulator, the worker and the API (logs in $LOGS/)"
+start temporal "${TEMPORAL_CLI[@]}" "${temporal_args[@]}"
+start emulator bin/dsr mixpanel-emulator --addr "$HOST:$DEV_EMULATOR_PORT" --step 2s
+wait_until 1 "the Mixpanel emulator" http_ok "$HOST:$DEV_EMULATOR_PORT" /_emulator/healthz
+wait_until 0 "the Temporal dev server" temporal_ok
+start worker bin/worker
+wait_until 2 "the worker" http_ok "$(probe_addr "$WORKER_METRICS_ADDR")" /healthz
+start api bin/api
+wait_until 3 "the API" http_ok "$(probe_addr "$API_ADDR")" /healthz
+
+# -------------------------------------------------------------------- banner
+api_url="http://$(probe_addr "$API_ADDR")"
+token=${API_TOKENS%%,*}
+controller=${token#*:}
+token=${token%%:*}
+cli_env=""
+[[ $TEMPORAL_ADDRESS == 127.0.0.1:7233 ]] || cli_env+=" TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS"
+[[ $DSR_DB == .data/dsrflow.db ]] || cli_env+=" DSR_DB=$DSR_DB"
+[[ $controller == dev ]] || cli_env+=" DSR_CONTROLLER=$controller"
+
+cat <<EOF
+
+================================================================================
+ dsrflow dev stack is ready
+
+   Temporal Web UI     http://$HOST:$DEV_UI_PORT
+   OpenDSR API         $api_url          token: $token (controller $controller)
+   Mixpanel emulator   $MIXPANEL_API_URL/_emulator/tasks
+   worker metrics      http://$(probe_addr "$WORKER_METRICS_ADDR")/metrics
+   Temporal frontend   $TEMPORAL_ADDRESS (namespace $TEMPORAL_NAMESPACE)
+   data and logs       $DEV_DATA/  (kept between runs)
+
+ Dev timings: batches flush DSR_BATCH_MAX_WAIT=$DSR_BATCH_MAX_WAIT after the first request and
+ Mixpanel tasks are polled every MIXPANEL_POLL_INTERVAL=$MIXPANEL_POLL_INTERVAL, so an erasure
+ completes in under a minute (production defaults: 1h and 10m).
+EOF
+if [[ $TEMPORAL_ADDRESS != "$HOST:$DEV_TEMPORAL_PORT" ]]; then
+    cat <<EOF
+
+ WARNING: TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS comes from your environment: the worker
+ and the API use that cluster, not the dev server started here.
+EOF
+fi
+if [[ -n $cli_env ]]; then
+    cat <<EOF
+
+ This stack is not on the default ports or data directory: in the terminal where
+ you run bin/dsr, first:
+   export$cli_env
+EOF
+fi
+cat <<EOF
+
+ Try it, in another terminal at the checkout root:
+
+   bin/dsr submit --regulation gdpr --type erasure --identity controller_customer_id=user-42 --skip-waiting-period
+   bin/dsr watch <the request id it printed>
+
+ then open the Web UI (workflow dsr/$controller/<id>) and the emulator's task list.
+ The same over HTTP:
+
+   id=\$(cat /proc/sys/kernel/random/uuid)
+   curl -sS -X POST $api_url/v1/requests -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' -d '{"subject_request_id":"'"\$id"'","subject_request_type":"erasure","regulation":"gdpr","submitted_time":"'"\$(date -u +%Y-%m-%dT%H:%M:%SZ)"'","subject_identities":[{"identity_type":"controller_customer_id","identity_value":"user-42","identity_format":"raw"}],"extensions":{"$DSR_PROCESSOR_DOMAIN":{"skip_waiting_period":true}}}'
+   curl -sS -H 'Authorization: Bearer $token' $api_url/v1/requests/\$id
+
+ Ctrl-C stops everything.
+================================================================================
+
+EOF
+
+# ------------------------------------------------------------------------ run
+# Until Ctrl-C/SIGTERM (the trap) or until a process ends by itself.
+while :; do
+    for i in "${!PIDS[@]}"; do
+        alive "${PIDS[$i]}" || died "$i"
+    done
+    sleep 1 &
+    wait $! || true
+done
