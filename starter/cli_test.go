@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/dsrflow/dsrflow/internal/devstack"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+)
+
+// temporalAddr is a dev server shared by the CLI tests (no worker: submitting
+// only needs the ledger and a workflow start).
+var temporalAddr string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dsr-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	srv, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{Dir: dir})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	temporalAddr = srv.Address
+	code := m.Run()
+	srv.Stop()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runCLI runs dsr with args against a fresh ledger in dir.
+func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	t.Setenv("TEMPORAL_ADDRESS", temporalAddr)
+	t.Setenv("DSR_DB", filepath.Join(dir, "dsrflow.db"))
+	t.Setenv("DSR_CONTROLLER", "acme")
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestBulkSubmitReportsBadRowsAndIsSafeToRerun(t *testing.T) {
+	dir := t.TempDir()
+	csv := writeFile(t, dir, "subjects.csv", strings.Join([]string{
+		"controller_customer_id,email,regulation",
+		"cust-1,ann@example.com,gdpr",
+		"cust-2,,ccpa",
+		",not-an-email,gdpr", // line 4: malformed email
+		"cust-4,bob@example.com,hipaa", // line 5: unknown regulation
+		"cust-5,\"unterminated,gdpr",   // line 6: bad CSV quoting (and everything after it on the line)
+	}, "\n")+"\n")
+	code, out, errOut := runCLI(t, dir, "submit", "--csv", csv, "--type", "erasure", "--skip-waiting-period")
+	if code != exitFailure {
+		t.Fatalf("exit %d, want %d (some rows failed)\n%s%s", code, exitFailure, out, errOut)
+	}
+	if !strings.Contains(out, "2 submitted, 0 already submitted") {
+		t.Errorf("summary %q, want 2 submitted", out)
+	}
+	for _, line := range []string{"line 4:", "line 5:"} {
+		if !strings.Contains(errOut, line) {
+			t.Errorf("stderr does not report %s\n%s", line, errOut)
+		}
+	}
+	for _, secret := range []string{"not-an-email", "bob@example.com", "cust-4"} {
+		if strings.Contains(errOut, secret) {
+			t.Errorf("an identity value leaked into the error report: %s", secret)
+		}
+	}
+
+	// A re-run submits nothing twice.
+	code, out, _ = runCLI(t, dir, "submit", "--csv", csv, "--type", "erasure", "--skip-waiting-period")
+	if code != exitFailure || !strings.Contains(out, "0 submitted, 2 already submitted") {
+		t.Fatalf("re-run: exit %d, %q; want the 2 good rows recognised as already submitted", code, out)
+	}
+
+	// Every good row has a ledger record and a started workflow.
+	store, err := ledger.Open(context.Background(), filepath.Join(dir, "dsrflow.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reqs, err := store.List(context.Background(), ledger.ListFilter{ControllerID: "acme"})
+	if err != nil || len(reqs) != 2 {
+		t.Fatalf("ledger holds %d requests (%v), want 2", len(reqs), err)
+	}
+	tc, err := client.Dial(client.Options{HostPort: temporalAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	for _, r := range reqs {
+		if _, err := tc.DescribeWorkflowExecution(context.Background(), dsr.WorkflowID("acme", r.RequestID), ""); err != nil {
+			t.Errorf("no workflow for %s: %v", r.RequestID, err)
+		}
+	}
+}
+
+func TestSubmitOneFromFlags(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, dir, "submit", "--regulation", "gdpr", "--type", "erasure",
+		"--identity", "controller_customer_id=user-42", "--skip-waiting-period", "--id", "7d0f4a3c-1b2e-4c5d-8e9f-0a1b2c3d4e5f")
+	if code != exitOK || !strings.Contains(out, "submitted 7d0f4a3c-1b2e-4c5d-8e9f-0a1b2c3d4e5f") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, dir, "status", "7d0f4a3c-1b2e-4c5d-8e9f-0a1b2c3d4e5f")
+	if code != exitOK || !strings.Contains(out, "pending") || strings.Contains(out, "user-42") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"submit", "--no-such-flag"},
+		{"submit", "--identity", "novalue"},
+		{"status"},
+	} {
+		code, _, errOut := runCLI(t, dir, args...)
+		if code == exitOK {
+			t.Errorf("%v: exit 0", args)
+		}
+		if !strings.Contains(errOut, "dsr:") {
+			t.Errorf("%v: stderr %q does not say what went wrong", args, errOut)
+		}
+	}
+	if code, _, _ := runCLI(t, dir, "submit", "--no-such-flag"); code != exitUsage {
+		t.Errorf("unknown flag: exit %d, want %d", code, exitUsage)
+	}
+	if code, _, errOut := runCLI(t, dir, "submit", "--identity", "email=bad", "--regulation", "gdpr"); code != exitFailure || !strings.Contains(errOut, "subject_identities[0].identity_value") {
+		t.Errorf("invalid identity: exit %d, %q", code, errOut)
+	}
+}
+
+func TestRowRequestIDIsStableAndValid(t *testing.T) {
+	a := rowRequestID("acme", "f.csv", 2, []string{"x", "y"})
+	b := rowRequestID("acme", "f.csv", 2, []string{"x", "y"})
+	c := rowRequestID("acme", "f.csv", 3, []string{"x", "y"})
+	if a != b || a == c {
+		t.Fatalf("ids %s %s %s: want stable per row and distinct across rows", a, b, c)
+	}
+	if len(a) != 36 || a[14] != '4' || !strings.ContainsAny(a[19:20], "89ab") || strings.ToLower(a) != a {
+		t.Errorf("%s is not a lowercase UUID v4", a)
+	}
+}
