@@ -39,9 +39,10 @@ lint: $(BIN)/workflowcheck
 test: tools build lint
 	DSR_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m ./...
 
-## bench: Go benchmarks of the hot paths and the end-to-end benchmark
+## bench: Go benchmarks of the hot paths, then the end-to-end benchmark (BENCH_N=10000 erasures)
 bench: tools build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./bench
 
 ## fuzz: longer fuzzing runs than the seed corpora in `make test`
 FUZZTIME ?= 30s

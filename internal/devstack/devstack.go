@@ -151,6 +151,23 @@ func (p *Process) Kill() {
 	})
 }
 
+// PeakRSS returns the process's peak resident memory (VmHWM) in bytes, or 0
+// when it cannot be read (the process ended, or no /proc).
+func (p *Process) PeakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
 // Log returns the process's output so far (for test failure messages).
 func (p *Process) Log() string {
 	b, _ := os.ReadFile(p.LogPath)

@@ -1,0 +1,399 @@
+// Command bench measures dsrflow end to end on this machine: it brings up its
+// own stack (Temporal dev server, the Mixpanel emulator with fast task steps
+// and no rate limit, the worker and the API), submits BENCH_N skip-wait
+// erasures over HTTP, waits until every one is completed, and reports intake
+// rate and latency, completion time, Mixpanel calls against the ideal,
+// Temporal history events per request and peak memory, next to the same
+// figures for an empty Temporal workflow on the same server. It writes
+// bench/results/latest.json and bench/results/latest.svg (a chart).
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/dsrflow/dsrflow/internal/devstack"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
+)
+
+// Results is what one run measured; it is written as JSON.
+type Results struct {
+	When        time.Time `json:"when"`
+	Requests    int       `json:"requests"`
+	Concurrency int       `json:"concurrency"`
+
+	IntakePerSecond float64 `json:"intake_per_second"`
+	PostP50Ms       float64 `json:"post_p50_ms"`
+	PostP99Ms       float64 `json:"post_p99_ms"`
+	IntakeErrors    int     `json:"intake_errors"`
+
+	CompletedSeconds     float64 `json:"completed_seconds"`
+	CompletionsPerSecond float64 `json:"completions_per_second"`
+	Completed            int     `json:"completed"`
+
+	MixpanelCreates         int      `json:"mixpanel_creates"`
+	MixpanelCreatesIdeal    int      `json:"mixpanel_creates_ideal"`
+	MixpanelStatusCalls     int      `json:"mixpanel_status_calls"`
+	MixpanelTasks           int      `json:"mixpanel_tasks"`
+	TaskSizes               []string `json:"task_sizes"`
+	CreatesPer1000          float64  `json:"mixpanel_creates_per_1000_requests"`
+	StatusCallsPer1000      float64  `json:"mixpanel_status_calls_per_1000_requests"`
+	PollsPerTask            float64  `json:"polls_per_task"`
+	DSREventsPerRequest     float64  `json:"dsr_history_events_per_request"`
+	SharedEventsPerRequest  float64  `json:"batch_and_task_history_events_per_request"`
+	ActionsPerRequest       float64  `json:"estimated_actions_per_request"`
+	WorkerPeakRSSMB         float64  `json:"worker_peak_rss_mb"`
+	APIPeakRSSMB            float64  `json:"api_peak_rss_mb"`
+	EmptyWorkflows          int      `json:"empty_workflows"`
+	EmptyStartsPerSecond    float64  `json:"empty_starts_per_second"`
+	EmptyCompletionsPerSec  float64  `json:"empty_completions_per_second"`
+	EmptyEventsPerWorkflow  float64  `json:"empty_history_events_per_workflow"`
+	CompletionRatioToEmpty  float64  `json:"completion_rate_ratio_to_empty"`
+	Timeline                []Point  `json:"timeline"`
+	WorkerOpenRequestsPeak  int      `json:"open_requests_peak"`
+	HistorySampledWorkflows int      `json:"history_sampled_workflows"`
+}
+
+// Point is the completed count at a moment of the run.
+type Point struct {
+	Seconds   float64 `json:"s"`
+	Submitted int     `json:"submitted"`
+	Completed int     `json:"completed"`
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func envInt(key string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(key)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func run() error {
+	n := envInt("BENCH_N", 10000)
+	conc := envInt("BENCH_CONCURRENCY", 16)
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "dsrflow-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Printf("starting the stack in %s ...\n", dir)
+	stack, err := devstack.StartStack(ctx, devstack.StackOptions{
+		Dir: dir,
+		Env: map[string]string{
+			"DSR_BATCH_MAX_WAIT": "15s", "MIXPANEL_POLL_INTERVAL": "2s", "MIXPANEL_RATE_LIMIT": "0", "API_RATE_LIMIT": "0",
+		},
+		Emulator: emulator.Options{Step: 200 * time.Millisecond, RateLimit: emulator.NoRateLimit},
+	})
+	if err != nil {
+		return err
+	}
+	defer stack.Stop()
+	res := Results{When: time.Now().UTC(), Requests: n, Concurrency: conc}
+
+	store, err := ledger.Open(ctx, filepath.Join(dir, "dsrflow.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	fmt.Printf("submitting %d erasures with %d concurrent clients ...\n", n, conc)
+	start := time.Now()
+	var submitted atomic.Int64
+	timeline := make(chan []Point, 1)
+	stopWatch := make(chan struct{})
+	go func() { timeline <- watch(ctx, store, start, &submitted, n, stopWatch) }()
+	ids, latencies, errs := submit(stack.APIURL, n, conc, &submitted)
+	intake := time.Since(start)
+	res.IntakeErrors = errs
+	res.IntakePerSecond = float64(len(ids)) / intake.Seconds()
+	res.PostP50Ms, res.PostP99Ms = percentile(latencies, 0.50), percentile(latencies, 0.99)
+	fmt.Printf("intake: %.0f requests/s, POST p50 %.1f ms p99 %.1f ms, %d errors\n", res.IntakePerSecond, res.PostP50Ms, res.PostP99Ms, errs)
+
+	points := <-timeline
+	close(stopWatch)
+	res.Timeline = points
+	if len(points) > 0 {
+		last := points[len(points)-1]
+		res.Completed = last.Completed
+		res.CompletedSeconds = last.Seconds
+		res.CompletionsPerSecond = float64(last.Completed) / last.Seconds
+	}
+	fmt.Printf("completed %d of %d in %.0f s (%.1f/s)\n", res.Completed, n, res.CompletedSeconds, res.CompletionsPerSecond)
+
+	calls := stack.Emulator.Calls()
+	res.MixpanelCreates, res.MixpanelStatusCalls = calls["deletion.create"], calls["deletion.status"]
+	tasks := stack.Emulator.Tasks()
+	res.MixpanelTasks = len(tasks)
+	for _, t := range tasks {
+		res.TaskSizes = append(res.TaskSizes, fmt.Sprintf("%s:%d", t.ComplianceType, len(t.DistinctIDs)))
+	}
+	res.MixpanelCreatesIdeal = idealCreates(n)
+	res.CreatesPer1000 = 1000 * float64(res.MixpanelCreates) / float64(n)
+	res.StatusCallsPer1000 = 1000 * float64(res.MixpanelStatusCalls) / float64(n)
+	if len(tasks) > 0 {
+		res.PollsPerTask = float64(res.MixpanelStatusCalls) / float64(len(tasks))
+	}
+	res.WorkerPeakRSSMB = float64(stack.Worker.PeakRSS()) / (1 << 20)
+	res.APIPeakRSSMB = float64(stack.API.PeakRSS()) / (1 << 20)
+
+	tc, err := client.Dial(client.Options{HostPort: stack.Temporal.Address})
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if err := historyCosts(ctx, tc, ids, tasks, n, &res); err != nil {
+		return err
+	}
+	if err := emptyBaseline(ctx, tc, min(n, 2000), conc, &res); err != nil {
+		return err
+	}
+	if res.EmptyCompletionsPerSec > 0 {
+		res.CompletionRatioToEmpty = res.CompletionsPerSecond / res.EmptyCompletionsPerSec
+	}
+	printTable(res)
+	return write(res)
+}
+
+// submit POSTs n skip-wait erasures with conc clients and returns the ids accepted.
+func submit(apiURL string, n, conc int, submitted *atomic.Int64) (ids []string, latencies []float64, errs int) {
+	var mu sync.Mutex
+	next := make(chan int)
+	var wg sync.WaitGroup
+	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				id := uuid()
+				reg := "gdpr"
+				if i%2 == 1 {
+					reg = "ccpa"
+				}
+				body, _ := json.Marshal(map[string]any{
+					"subject_request_id": id, "subject_request_type": "erasure", "regulation": reg,
+					"submitted_time":     time.Now().UTC().Format(time.RFC3339),
+					"subject_identities": []map[string]string{{"identity_type": "controller_customer_id", "identity_value": fmt.Sprintf("bench-user-%d", i), "identity_format": "raw"}},
+					"extensions":         map[string]any{"localhost": map[string]any{"skip_waiting_period": true}},
+				})
+				req, _ := http.NewRequest(http.MethodPost, apiURL+"/v1/requests", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+devstack.APIToken)
+				req.Header.Set("Content-Type", "application/json")
+				t0 := time.Now()
+				resp, err := httpClient.Do(req)
+				ms := float64(time.Since(t0).Microseconds()) / 1000
+				ok := err == nil && resp.StatusCode == http.StatusCreated
+				if resp != nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				mu.Lock()
+				latencies = append(latencies, ms)
+				if ok {
+					ids = append(ids, id)
+					submitted.Add(1)
+				} else {
+					errs++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return ids, latencies, errs
+}
+
+// watch samples the ledger's completed count every second until every
+// request is completed (or 30 minutes pass).
+func watch(ctx context.Context, store *ledger.Store, start time.Time, submitted *atomic.Int64, n int, stop <-chan struct{}) []Point {
+	var points []Point
+	deadline := start.Add(30 * time.Minute)
+	for time.Now().Before(deadline) {
+		stats, err := store.Stats(ctx)
+		if err == nil {
+			p := Point{Seconds: time.Since(start).Seconds(), Submitted: int(submitted.Load()), Completed: stats[ledger.StatusCompleted]}
+			points = append(points, p)
+			if p.Completed >= n {
+				return points
+			}
+		}
+		select {
+		case <-stop:
+			return points
+		case <-time.After(time.Second):
+		}
+	}
+	return points
+}
+
+// idealCreates is one create per flush of at most DSR_BATCH_MAX_SIZE (1000)
+// requests, per regulation (half the requests each), each flush fitting one
+// task of 1999 ids.
+func idealCreates(n int) int {
+	gdpr, ccpa := (n+1)/2, n/2
+	return int(math.Ceil(float64(gdpr)/1000)) + int(math.Ceil(float64(ccpa)/1000))
+}
+
+// historyCosts counts history events of a sample of DSR workflows, and of
+// every batch and task workflow (shared by all requests).
+func historyCosts(ctx context.Context, tc client.Client, ids []string, tasks []emulator.TaskInfo, n int, res *Results) error {
+	sample := ids
+	if len(sample) > 200 {
+		sample = sample[:200]
+	}
+	total := 0
+	for _, id := range sample {
+		c, err := countEvents(ctx, tc, dsr.WorkflowID(devstack.Controller, id), "")
+		if err != nil {
+			return err
+		}
+		total += c
+	}
+	res.HistorySampledWorkflows = len(sample)
+	if len(sample) > 0 {
+		res.DSREventsPerRequest = float64(total) / float64(len(sample))
+	}
+	shared := 0
+	for _, reg := range []string{"gdpr", "ccpa"} {
+		c, err := countAllRuns(ctx, tc, dsr.BatchWorkflowID("mixpanel", reg))
+		if err != nil {
+			return err
+		}
+		shared += c
+	}
+	for _, t := range tasks {
+		c, err := countEvents(ctx, tc, dsr.TaskWorkflowID("mixpanel", t.ID), "")
+		if err != nil {
+			return err
+		}
+		shared += c
+	}
+	res.SharedEventsPerRequest = float64(shared) / float64(n)
+	// Actions are roughly: start, each activity, signal, timer, upsert, update.
+	// About half of the DSR events are workflow-task events, which cost none.
+	res.ActionsPerRequest = (res.DSREventsPerRequest + res.SharedEventsPerRequest) / 2.5
+	return nil
+}
+
+func countEvents(ctx context.Context, tc client.Client, workflowID, runID string) (int, error) {
+	it := tc.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	n := 0
+	for it.HasNext() {
+		if _, err := it.Next(); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// countAllRuns counts the events of every run of a workflow (continue-as-new chains).
+func countAllRuns(ctx context.Context, tc client.Client, workflowID string) (int, error) {
+	resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowId = '" + workflowID + "'", PageSize: 1000})
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, e := range resp.Executions {
+		c, err := countEvents(ctx, tc, workflowID, e.GetExecution().GetRunId())
+		if err != nil {
+			return 0, err
+		}
+		total += c
+	}
+	return total, nil
+}
+
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[int(math.Min(float64(len(s)-1), math.Floor(p*float64(len(s)))))]
+}
+
+func uuid() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func printTable(r Results) {
+	rows := [][3]string{
+		{"intake", fmt.Sprintf("%.0f requests/s (%d errors)", r.IntakePerSecond, r.IntakeErrors), ">= 100/s"},
+		{"POST latency", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.PostP50Ms, r.PostP99Ms), "p99 < 250 ms"},
+		{"end to end", fmt.Sprintf("%d of %d completed in %.0f s (%.1f/s)", r.Completed, r.Requests, r.CompletedSeconds, r.CompletionsPerSecond), "10,000 in < 600 s"},
+		{"Mixpanel creates", fmt.Sprintf("%d (ideal %d), %.2f per 1000 requests", r.MixpanelCreates, r.MixpanelCreatesIdeal, r.CreatesPer1000), "= ideal"},
+		{"Mixpanel tasks", strings.Join(r.TaskSizes, " "), "compliance type: ids"},
+		{"Mixpanel status calls", fmt.Sprintf("%d for %d tasks: %.1f per task, %.2f per 1000 requests", r.MixpanelStatusCalls, r.MixpanelTasks, r.PollsPerTask, r.StatusCallsPer1000), "per task, not per request"},
+		{"history per erasure", fmt.Sprintf("%.1f events (+%.2f shared batch/task events)", r.DSREventsPerRequest, r.SharedEventsPerRequest), "<= 30"},
+		{"actions per erasure", fmt.Sprintf("~%.1f", r.ActionsPerRequest), ""},
+		{"worker peak RSS", fmt.Sprintf("%.0f MB", r.WorkerPeakRSSMB), "< 512 MB"},
+		{"API peak RSS", fmt.Sprintf("%.0f MB", r.APIPeakRSSMB), ""},
+		{"empty workflow", fmt.Sprintf("%.0f starts/s, %.1f completions/s, %.0f events", r.EmptyStartsPerSecond, r.EmptyCompletionsPerSec, r.EmptyEventsPerWorkflow), "Temporal's ceiling here"},
+		{"ratio to empty", fmt.Sprintf("%.2f of the empty workflow's completion rate", r.CompletionRatioToEmpty), ""},
+	}
+	fmt.Println()
+	for _, row := range rows {
+		fmt.Printf("%-24s %-70s %s\n", row[0], row[1], row[2])
+	}
+	fmt.Println()
+}
+
+func write(r Results) error {
+	root, err := devstack.RepoRoot()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, "bench", "results")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "latest.json"), b, 0o644); err != nil {
+		return err
+	}
+	if err := writeChart(filepath.Join(dir, "latest.svg"), r); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s and latest.svg\n", strings.TrimPrefix(filepath.Join(dir, "latest.json"), root+"/"))
+	return nil
+}
