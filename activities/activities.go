@@ -24,6 +24,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/results"
 )
 
@@ -68,6 +69,32 @@ func (a *Activities) mixpanelClient(ctx context.Context, destination string) (*m
 		}
 	}
 	return c, nil
+}
+
+// LedgerRecord is the ledger row of a request: identities as SHA-256 hashes only.
+func LedgerRecord(in dsr.Request, retention time.Duration) ledger.Request {
+	ids := make([]ledger.IdentityHash, len(in.Identities))
+	for i, id := range in.Identities {
+		ids[i] = ledger.IdentityHash{Type: id.Type, Format: id.Format, SHA256: opendsr.HashIdentity(id.Type, id.Format, id.Value)}
+	}
+	return ledger.Request{
+		ControllerID: in.ControllerID, RequestID: in.RequestID, Type: in.Type, Regulation: in.Regulation,
+		Status: ledger.Status(dsr.StatusPending), APIVersion: in.APIVersion,
+		SubmittedTime: in.SubmittedTime, ReceivedTime: in.ReceivedTime,
+		ExpectedCompletionTime: in.ExpectedCompletionTime, DueTime: in.DueTime,
+		BodyHash: in.BodyHash, Identities: ids, CallbackURLs: in.CallbackURLs,
+		SkipWaitingPeriod: in.SkipWaitingPeriod, ExpiresAt: in.ReceivedTime.Add(retention),
+	}
+}
+
+// RecordRequest makes sure the request's ledger row exists (a local activity,
+// the DSR workflow's first step): the intake writes it right after starting
+// the workflow, and this covers an intake that died in between.
+func (a *Activities) RecordRequest(ctx context.Context, in dsr.Request) error {
+	if _, _, err := a.Ledger.CreateRequest(ctx, LedgerRecord(in, a.Config.RecordRetention)); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
 }
 
 // RecordStatus writes one status transition to the ledger (a local activity).

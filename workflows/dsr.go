@@ -42,6 +42,9 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	if err := r.registerHandlers(ctx); err != nil {
 		return err
 	}
+	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordRequest, in).Get(ctx, nil); err != nil {
+		return fmt.Errorf("recording the request: %w", err)
+	}
 	workflow.Go(ctx, r.deliverCallbacks)
 	r.queueCallback(dsr.StatusPending)
 

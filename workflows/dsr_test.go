@@ -52,6 +52,7 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 		in.ForwardAt = now
 	}
 	h := &dsrHarness{t: t, env: env, in: in, plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}}
+	env.OnActivity(a.RecordRequest, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.RecordStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.StatusChange) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()

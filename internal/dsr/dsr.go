@@ -86,6 +86,9 @@ type Request struct {
 	ExpectedCompletionTime time.Time `json:"expected_completion_time"`
 	DueTime                time.Time `json:"due_time"`
 	DisclosureType         string    `json:"disclosure_type,omitempty"`
+	SkipWaitingPeriod      bool      `json:"skip_waiting_period,omitempty"`
+	// BodyHash identifies the submitted content (a resubmission with other content is refused).
+	BodyHash string `json:"body_hash"`
 	// RetryWindow is how long a failed request stays open for an operator's retry.
 	RetryWindow time.Duration `json:"retry_window"`
 	// PollInterval and MaxTaskAge govern polling of access and portability retrievals.

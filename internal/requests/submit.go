@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
@@ -79,42 +80,37 @@ func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.R
 	}
 
 	in := s.workflowInput(controllerID, req, ext, submitted, now)
-	rec := ledger.Request{
-		ControllerID: controllerID, RequestID: req.SubjectRequestID,
-		Type: req.SubjectRequestType, Regulation: req.Regulation, Status: ledger.Status(dsr.StatusPending),
-		APIVersion: req.APIVersion, SubmittedTime: submitted.UTC(), ReceivedTime: now,
-		ExpectedCompletionTime: in.ExpectedCompletionTime, DueTime: in.DueTime,
-		BodyHash: contentHash(req), Identities: identityHashes(req.SubjectIdentities),
-		CallbackURLs: req.StatusCallbackURLs, SkipWaitingPeriod: ext.SkipWaitingPeriod,
-		ExpiresAt: now.Add(s.Config.RecordRetention),
+	key := ledger.Key{ControllerID: controllerID, RequestID: req.SubjectRequestID}
+	if stored, err := s.Ledger.Get(ctx, key); err == nil {
+		return s.again(stored, in, raw)
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		s.logger().Error("ledger read failed", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
+		return Result{}, unavailable()
 	}
-	stored, created, err := s.Ledger.CreateRequest(ctx, rec)
+	// The workflow first, then the ledger row: if this process dies in
+	// between, the workflow records the row itself (its first step), so a
+	// request is never half-created; if the start fails, nothing was kept.
+	if err := s.start(ctx, in); err != nil {
+		return Result{}, unavailable()
+	}
+	stored, created, err := s.Ledger.CreateRequest(ctx, activities.LedgerRecord(in, s.Config.RecordRetention))
 	if err != nil {
-		s.logger().Error("ledger write failed", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
+		s.logger().Error("ledger write failed; the workflow will record the request", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
 		return Result{}, unavailable()
 	}
 	if !created {
-		if stored.BodyHash != rec.BodyHash {
-			return Result{}, opendsr.Conflict("subject_request_id was already used for a different request")
-		}
-		// The same request again: answer as before. If an earlier attempt
-		// stopped between the ledger and Temporal, finish it now.
-		if stored.Status == ledger.Status(dsr.StatusPending) {
-			if err := s.start(ctx, s.workflowInput(controllerID, req, ext, submitted, stored.ReceivedTime)); err != nil {
-				return Result{}, unavailable()
-			}
-		}
-		return Result{Created: false, Record: stored, Response: createdResponse(stored, raw)}, nil
-	}
-	if err := s.start(ctx, in); err != nil {
-		key := ledger.Key{ControllerID: controllerID, RequestID: req.SubjectRequestID}
-		if delErr := s.Ledger.Delete(ctx, key); delErr != nil {
-			s.logger().Error("could not remove the ledger row of a request whose workflow did not start",
-				"controller", controllerID, "request_id", req.SubjectRequestID, "error", delErr)
-		}
-		return Result{}, unavailable()
+		return s.again(stored, in, raw)
 	}
 	return Result{Created: true, Record: stored, Response: createdResponse(stored, raw)}, nil
+}
+
+// again answers a request id that is already recorded: the same content is
+// answered as before (a retried submission), other content is a 409.
+func (s *Service) again(stored ledger.Request, in dsr.Request, raw []byte) (Result, *opendsr.Error) {
+	if stored.BodyHash != in.BodyHash {
+		return Result{}, opendsr.Conflict("subject_request_id was already used for a different request")
+	}
+	return Result{Created: false, Record: stored, Response: createdResponse(stored, raw)}, nil
 }
 
 func (s *Service) now() time.Time {
@@ -152,6 +148,8 @@ func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext op
 		ExpectedCompletionTime: forwardAt.Add(s.Config.BatchMaxWait + completionMargin),
 		DueTime:                opendsr.DueTime(req.Regulation, submitted).UTC(),
 		DisclosureType:         ext.DisclosureType,
+		SkipWaitingPeriod:      ext.SkipWaitingPeriod,
+		BodyHash:               contentHash(req),
 		RetryWindow:            retryWindow,
 		PollInterval:           s.Config.MixpanelPollInterval,
 		MaxTaskAge:             s.Config.MixpanelMaxTaskAge,
@@ -201,13 +199,4 @@ func contentHash(req opendsr.Request) string {
 	b, _ := json.Marshal(req) // a decoded Request always marshals
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-func identityHashes(ids []opendsr.Identity) []ledger.IdentityHash {
-	out := make([]ledger.IdentityHash, len(ids))
-	for i, id := range ids {
-		out[i] = ledger.IdentityHash{Type: id.IdentityType, Format: id.IdentityFormat,
-			SHA256: opendsr.HashIdentity(id.IdentityType, id.IdentityFormat, id.IdentityValue)}
-	}
-	return out
 }
