@@ -44,6 +44,11 @@ bench: tools build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench
 
+## chaos: the fault-injection suite with more requests per scenario, and its report
+CHAOS_N ?= 200
+chaos: tools build
+	DSR_BIN=$(BIN) DSR_CHAOS_N=$(CHAOS_N) $(GO) test -count=1 -timeout 60m -v ./chaos | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|CHAOS'
+
 ## fuzz: longer fuzzing runs than the seed corpora in `make test`
 FUZZTIME ?= 30s
 fuzz:

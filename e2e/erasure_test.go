@@ -5,7 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,7 +67,7 @@ type callbackReceiver struct {
 func newCallbackReceiver(t *testing.T) *callbackReceiver {
 	r := &callbackReceiver{t: t, got: map[string][]string{}}
 	resp := apiCall(t, http.MethodGet, "/v1/cert.pem", nil)
-	r.cert = resp.body
+	r.cert = resp.Body
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		if err := opendsr.Verify(r.cert, body, req.Header.Get(opendsr.HeaderSignature)); err != nil {
@@ -94,53 +93,26 @@ func (r *callbackReceiver) statuses(id string) []string {
 	return append([]string(nil), r.got[id]...)
 }
 
-type apiResponse struct {
-	code int
-	body []byte
-	sig  string
-}
-
-func apiCall(t *testing.T, method, path string, body any) apiResponse {
+func apiCall(t *testing.T, method, path string, body any) devstack.Response {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, stack.APIURL+path, rd)
-	req.Header.Set("Authorization", "Bearer "+devstack.APIToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := stack.Call(method, path, body)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return apiResponse{code: resp.StatusCode, body: b, sig: resp.Header.Get(opendsr.HeaderSignature)}
+	return resp
 }
 
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+func newID() string { return devstack.NewRequestID() }
 
+// erasure is a skip-wait erasure with a customer id and an email, reporting to callbackURL.
 func erasure(id, regulation, customer, callbackURL string) map[string]any {
-	return map[string]any{
-		"subject_request_id":   id,
-		"subject_request_type": "erasure",
-		"regulation":           regulation,
-		"submitted_time":       time.Now().UTC().Format(time.RFC3339),
-		"api_version":          "1.0",
-		"subject_identities": []map[string]string{
-			{"identity_type": "controller_customer_id", "identity_value": customer, "identity_format": "raw"},
-			{"identity_type": "email", "identity_value": customer + "@example.com", "identity_format": "raw"},
-		},
-		"status_callback_urls": []string{callbackURL},
-		"extensions":           map[string]any{"localhost": map[string]any{"skip_waiting_period": true}},
+	req := devstack.Erasure(id, regulation, customer)
+	req["subject_identities"] = []map[string]string{
+		{"identity_type": "controller_customer_id", "identity_value": customer, "identity_format": "raw"},
+		{"identity_type": "email", "identity_value": customer + "@example.com", "identity_format": "raw"},
 	}
+	req["status_callback_urls"] = []string{callbackURL}
+	return req
 }
 
 func waitForStatus(t *testing.T, id, want string, timeout time.Duration) opendsr.StatusResponse {
@@ -149,12 +121,12 @@ func waitForStatus(t *testing.T, id, want string, timeout time.Duration) opendsr
 	for {
 		resp := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil)
 		var st opendsr.StatusResponse
-		_ = json.Unmarshal(resp.body, &st)
+		_ = json.Unmarshal(resp.Body, &st)
 		if st.RequestStatus == want {
 			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("request %s is %q after %v, want %q: %s", id, st.RequestStatus, timeout, want, resp.body)
+			t.Fatalf("request %s is %q after %v, want %q: %s", id, st.RequestStatus, timeout, want, resp.Body)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -170,14 +142,14 @@ func TestErasuresEndToEnd(t *testing.T) {
 		for i := range perRegulation {
 			id := newID()
 			resp := apiCall(t, http.MethodPost, "/v1/requests", erasure(id, reg, fmt.Sprintf("%s-customer-%d", reg, i), cb.srv.URL))
-			if resp.code != http.StatusCreated {
-				t.Fatalf("POST: %d %s", resp.code, resp.body)
+			if resp.Code != http.StatusCreated {
+				t.Fatalf("POST: %d %s", resp.Code, resp.Body)
 			}
-			if err := opendsr.Verify(cb.cert, resp.body, resp.sig); err != nil {
+			if err := opendsr.Verify(cb.cert, resp.Body, resp.Signature); err != nil {
 				t.Fatalf("response signature: %v", err)
 			}
 			var fields map[string]any
-			_ = json.Unmarshal(resp.body, &fields)
+			_ = json.Unmarshal(resp.Body, &fields)
 			delete(fields, "encoded_request")
 			if rest, _ := json.Marshal(fields); strings.Contains(string(rest), "customer-") {
 				t.Errorf("201 holds an identity value outside encoded_request: %s", rest)
@@ -306,17 +278,17 @@ func TestCancelDuringTheWaitingPeriodOverHTTP(t *testing.T) {
 	req := erasure(id, "gdpr", "cancel-me", "https://controller.example/cb")
 	delete(req, "extensions")
 	delete(req, "status_callback_urls")
-	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.code != http.StatusCreated {
-		t.Fatalf("POST: %d %s", resp.code, resp.body)
+	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.Code, resp.Body)
 	}
 	resp := apiCall(t, http.MethodDelete, "/v1/requests/"+id, nil)
-	if resp.code != http.StatusAccepted {
-		t.Fatalf("DELETE: %d %s, want 202", resp.code, resp.body)
+	if resp.Code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s, want 202", resp.Code, resp.Body)
 	}
 	waitForStatus(t, id, "cancelled", 30*time.Second)
 	// Cancelling a finished request is a conflict.
-	if resp := apiCall(t, http.MethodDelete, "/v1/requests/"+id, nil); resp.code != http.StatusAccepted {
-		t.Errorf("DELETE of a cancelled request: %d, want 202 (already cancelled)", resp.code)
+	if resp := apiCall(t, http.MethodDelete, "/v1/requests/"+id, nil); resp.Code != http.StatusAccepted {
+		t.Errorf("DELETE of a cancelled request: %d, want 202 (already cancelled)", resp.Code)
 	}
 }
 
@@ -326,18 +298,18 @@ func TestDuplicateSubmissions(t *testing.T) {
 	req["extensions"] = map[string]any{}
 	first := apiCall(t, http.MethodPost, "/v1/requests", req)
 	again := apiCall(t, http.MethodPost, "/v1/requests", req)
-	if first.code != http.StatusCreated || again.code != http.StatusCreated {
-		t.Fatalf("same request twice: %d then %d, want 201 both times", first.code, again.code)
+	if first.Code != http.StatusCreated || again.Code != http.StatusCreated {
+		t.Fatalf("same request twice: %d then %d, want 201 both times", first.Code, again.Code)
 	}
 	var a, b opendsr.CreatedResponse
-	_ = json.Unmarshal(first.body, &a)
-	_ = json.Unmarshal(again.body, &b)
+	_ = json.Unmarshal(first.Body, &a)
+	_ = json.Unmarshal(again.Body, &b)
 	if !a.ReceivedTime.Equal(b.ReceivedTime.Time) {
 		t.Errorf("the repeat answered a new received_time: %v vs %v", a.ReceivedTime, b.ReceivedTime)
 	}
 	req["regulation"] = "ccpa"
-	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.code != http.StatusConflict {
-		t.Errorf("same id, different body: %d, want 409", resp.code)
+	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.Code != http.StatusConflict {
+		t.Errorf("same id, different body: %d, want 409", resp.Code)
 	}
 }
 
@@ -351,16 +323,16 @@ func TestAuthAndIsolation(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no token: %d, want 401", resp.StatusCode)
 	}
-	if got := apiCall(t, http.MethodGet, "/v1/requests/"+newID(), nil); got.code != http.StatusNotFound {
-		t.Errorf("unknown id: %d, want 404", got.code)
+	if got := apiCall(t, http.MethodGet, "/v1/requests/"+newID(), nil); got.Code != http.StatusNotFound {
+		t.Errorf("unknown id: %d, want 404", got.Code)
 	}
 	bad := apiCall(t, http.MethodPost, "/v1/requests", map[string]any{"regulation": "gdpr"})
-	if bad.code != http.StatusBadRequest {
-		t.Fatalf("invalid request: %d, want 400", bad.code)
+	if bad.Code != http.StatusBadRequest {
+		t.Fatalf("invalid request: %d, want 400", bad.Code)
 	}
 	var e opendsr.Error
-	if err := json.Unmarshal(bad.body, &e); err != nil || e.Code != 400 || len(e.Errors) == 0 {
-		t.Errorf("error object = %s", bad.body)
+	if err := json.Unmarshal(bad.Body, &e); err != nil || e.Code != 400 || len(e.Errors) == 0 {
+		t.Errorf("error object = %s", bad.Body)
 	}
 }
 
@@ -369,8 +341,8 @@ func TestAccessRequestProducesAResultsBundle(t *testing.T) {
 	req := erasure(id, "gdpr", "reader-7", "https://controller.example/cb")
 	req["subject_request_type"] = "access"
 	delete(req, "status_callback_urls")
-	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.code != http.StatusCreated {
-		t.Fatalf("POST: %d %s", resp.code, resp.body)
+	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.Code, resp.Body)
 	}
 	st := waitForStatus(t, id, "completed", 90*time.Second)
 	if !strings.HasPrefix(st.ResultsURL, stack.APIURL+"/v1/results/") || st.ResultsCount == 0 {
@@ -378,13 +350,13 @@ func TestAccessRequestProducesAResultsBundle(t *testing.T) {
 	}
 	path := strings.TrimPrefix(st.ResultsURL, stack.APIURL)
 	resp := apiCall(t, http.MethodGet, path, nil)
-	if resp.code != http.StatusOK {
-		t.Fatalf("GET results: %d %s", resp.code, resp.body)
+	if resp.Code != http.StatusOK {
+		t.Fatalf("GET results: %d %s", resp.Code, resp.Body)
 	}
-	if err := opendsr.Verify(newCallbackReceiver(t).cert, resp.body, resp.sig); err != nil {
+	if err := opendsr.Verify(newCallbackReceiver(t).cert, resp.Body, resp.Signature); err != nil {
 		t.Errorf("results signature: %v", err)
 	}
-	zr, err := zip.NewReader(bytes.NewReader(resp.body), int64(len(resp.body)))
+	zr, err := zip.NewReader(bytes.NewReader(resp.Body), int64(len(resp.Body)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,12 @@ import (
 	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
+// mixpanelCallTimeout bounds one Mixpanel call's activity (the client gives up
+// after 30 s). It is also how soon a call lost with a dead worker is retried:
+// a create whose answer was lost is then recognised by Mixpanel's 409, as long
+// as the task has not finished within that time (Mixpanel tasks take days).
+const mixpanelCallTimeout = 40 * time.Second
+
 // maxConflictRounds bounds how often one chunk is resubmitted after 409 answers.
 const maxConflictRounds = 5
 
@@ -353,7 +359,7 @@ func withMixpanelOptions(ctx workflow.Context, destination, summary string, retr
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		Summary:                summary,
 		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, destination),
-		StartToCloseTimeout:    time.Minute,
+		StartToCloseTimeout:    mixpanelCallTimeout,
 		ScheduleToCloseTimeout: retryFor,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +36,8 @@ type dsrHarness struct {
 	// keepQueued makes the batch answer "too late" to a remove.
 	keepQueued bool
 	plans      []activities.Plan
+	// deliver, when set, decides each callback attempt (nil: every attempt succeeds).
+	deliver func(activities.CallbackInput) error
 }
 
 func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
@@ -62,6 +65,11 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.CallbackInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		if h.deliver != nil {
+			if err := h.deliver(c); err != nil {
+				return err
+			}
+		}
 		h.callbacks = append(h.callbacks, c.Status)
 		return nil
 	})
@@ -348,4 +356,25 @@ func TestAccessRequestBuildsResultsAndExpiresThem(t *testing.T) {
 		t.Errorf("results expired %v after start, want after the 7-day TTL", got)
 	}
 	h.assertStatuses(dsr.StatusInProgress, dsr.StatusCompleted)
+}
+
+func TestCallbacksArriveInOrderAfterTheReceiverWasDown(t *testing.T) {
+	h := newDSRHarness(t, true)
+	start := h.env.Now()
+	var attempts int
+	h.deliver = func(activities.CallbackInput) error {
+		attempts++
+		if h.env.Now().Sub(start) < 10*time.Minute {
+			return errors.New("callback to host controller.example: connection refused")
+		}
+		return nil
+	}
+	h.taskEnds(time.Minute, "SUCCESS") // the request completes while the receiver is down
+	h.run()
+	if got := fmt.Sprint(h.callbacks); got != "[pending in_progress completed]" {
+		t.Errorf("delivered %s, want every status, in order", got)
+	}
+	if attempts <= 3 {
+		t.Errorf("%d attempts, want retries while the receiver was down", attempts)
+	}
 }

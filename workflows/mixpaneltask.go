@@ -114,7 +114,7 @@ func pollTask(ctx workflow.Context, ref activities.TaskRef, interval, maxAge tim
 	opts := workflow.ActivityOptions{
 		Summary:                "wait for Mixpanel task " + ref.TaskID,
 		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, ref.Destination),
-		StartToCloseTimeout:    time.Minute,
+		StartToCloseTimeout:    mixpanelCallTimeout,
 		ScheduleToCloseTimeout: window,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: interval, BackoffCoefficient: 1, MaximumInterval: interval,

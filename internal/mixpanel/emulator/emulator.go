@@ -307,6 +307,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, kind, id str
 		return
 	}
 	if !e.allow(f.RateLimit) {
+		e.count("rate_limited") // a genuine limit breach, as opposed to an injected 429
 		writeError(rec, http.StatusTooManyRequests, RateLimitMessage)
 		return
 	}
