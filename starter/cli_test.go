@@ -67,7 +67,7 @@ func TestBulkSubmitReportsBadRowsAndIsSafeToRerun(t *testing.T) {
 		"controller_customer_id,email,regulation",
 		"cust-1,ann@example.com,gdpr",
 		"cust-2,,ccpa",
-		",not-an-email,gdpr", // line 4: malformed email
+		",not-an-email,gdpr",           // line 4: malformed email
 		"cust-4,bob@example.com,hipaa", // line 5: unknown regulation
 		"cust-5,\"unterminated,gdpr",   // line 6: bad CSV quoting (and everything after it on the line)
 	}, "\n")+"\n")
