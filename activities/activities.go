@@ -22,6 +22,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -38,7 +39,9 @@ type Activities struct {
 	Callbacks *callback.Sender
 	Profiles  *identity.Store
 	Results   *results.Store
-	Metrics   *Metrics
+	// Keys seal what the ledger keeps that must not be readable from a copy of it.
+	Keys    *keyring.Ring
+	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 

@@ -127,7 +127,11 @@ func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (Re
 		}
 		info.Count = stats.Records
 	}
-	if err := a.Ledger.SetResults(ctx, key, token, info.URL, info.Count, info.ExpiresAt); err != nil {
+	sealedURL, err := a.Keys.Seal(info.URL)
+	if err != nil {
+		return ResultsInfo{}, err
+	}
+	if err := a.Ledger.SetResults(ctx, key, token, sealedURL, info.Count, info.ExpiresAt); err != nil {
 		return ResultsInfo{}, fmt.Errorf("ledger: %w", err)
 	}
 	return info, nil

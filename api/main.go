@@ -51,7 +51,11 @@ func run(logger *slog.Logger) error {
 		return fmt.Errorf("opening the ledger: %w", err)
 	}
 	defer store.Close()
-	bundles, err := results.OpenStore(cfg.ResultsDir, results.StoreOptions{})
+	ring, err := app.KeyRing(cfg)
+	if err != nil {
+		return err
+	}
+	bundles, err := results.OpenStore(cfg.ResultsDir, results.StoreOptions{Wrap: ring.WrapWriter, Unwrap: ring.UnwrapReader})
 	if err != nil {
 		return fmt.Errorf("opening the results directory: %w", err)
 	}
@@ -64,8 +68,8 @@ func run(logger *slog.Logger) error {
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	server := httpapi.New(httpapi.Options{
-		Config: cfg, Signer: signer, Logger: logger, Registry: registry, Results: bundles, Ledger: store,
-		Requests: &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Logger: logger},
+		Config: cfg, Signer: signer, Logger: logger, Registry: registry, Results: bundles, Ledger: store, Keys: ring,
+		Requests: &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Keys: ring, Logger: logger},
 	})
 	srv := &http.Server{
 		Addr: cfg.APIAddr, Handler: server.Handler(),

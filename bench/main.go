@@ -11,7 +11,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -193,7 +192,7 @@ func submit(apiURL string, n, conc int, submitted *atomic.Int64) (ids []string, 
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				id := uuid()
+				id := devstack.NewRequestID()
 				reg := "gdpr"
 				if i%2 == 1 {
 					reg = "ccpa"
@@ -343,14 +342,6 @@ func percentile(v []float64, p float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[int(math.Min(float64(len(s)-1), math.Floor(p*float64(len(s)))))]
-}
-
-func uuid() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 func printTable(r Results) {

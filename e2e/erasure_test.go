@@ -20,8 +20,10 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/dsrflow/dsrflow/internal/devstack"
 	"github.com/dsrflow/dsrflow/internal/dsr"
@@ -401,5 +403,59 @@ func TestAccessRequestProducesAResultsBundle(t *testing.T) {
 	}
 	if retrievals != 1 {
 		t.Errorf("%d retrieval tasks for the subject, want 1", retrievals)
+	}
+}
+
+// TestHistoriesHoldNoIdentityOrToken dumps every history an erasure touched
+// and looks for the subject's identities and the Mixpanel credentials.
+func TestHistoriesHoldNoIdentityOrToken(t *testing.T) {
+	id := newID()
+	customer := "histcheck-" + id[:8]
+	req := erasure(id, "gdpr", customer, "https://controller.example/cb?token=callback-secret")
+	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.Code, resp.Body)
+	}
+	st := waitForStatus(t, id, "completed", 90*time.Second)
+	var ext opendsr.StatusExtension
+	_ = json.Unmarshal(st.Extensions["localhost"], &ext)
+	tc, err := client.Dial(client.Options{HostPort: stack.Temporal.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	workflowIDs := []string{dsr.WorkflowID(devstack.Controller, id), dsr.BatchWorkflowID("mixpanel", "gdpr")}
+	for _, f := range ext.Forwarding {
+		workflowIDs = append(workflowIDs, dsr.TaskWorkflowID(f.Destination, f.TaskID))
+	}
+	secrets := []string{customer, customer + "@example.com", devstack.OAuthToken, devstack.ProjectToken, "callback-secret"}
+	for _, wid := range workflowIDs {
+		resp, err := tc.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowId = '" + wid + "'"})
+		if err != nil || len(resp.Executions) == 0 {
+			t.Fatalf("listing %s: %v", wid, err)
+		}
+		for _, e := range resp.Executions {
+			it := tc.GetWorkflowHistory(context.Background(), wid, e.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			var events []*historypb.HistoryEvent
+			for it.HasNext() {
+				ev, err := it.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				events = append(events, ev)
+			}
+			// The binary form holds payload bytes as they are, so a plain search finds any clear value.
+			dump, err := proto.Marshal(&historypb.History{Events: events})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, secret := range secrets {
+				if bytes.Contains(dump, []byte(secret)) {
+					t.Errorf("the history of %s holds %q in clear", wid, secret)
+				}
+			}
+			if !bytes.Contains(dump, []byte("binary/encrypted")) {
+				t.Errorf("the history of %s holds no encrypted payload: is the codec on?", wid)
+			}
+		}
 	}
 }

@@ -14,12 +14,16 @@ import (
 
 	"github.com/dsrflow/dsrflow/internal/devstack"
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 )
 
 // temporalAddr is a dev server shared by the CLI tests (no worker: submitting
 // only needs the ledger and a workflow start).
 var temporalAddr string
+
+// testKeys is the key ring of the CLI tests.
+var testKeys, _ = keyring.Generate("test")
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "dsr-cli-")
@@ -47,6 +51,7 @@ func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr 
 	t.Setenv("TEMPORAL_ADDRESS", temporalAddr)
 	t.Setenv("DSR_DB", filepath.Join(dir, "dsrflow.db"))
 	t.Setenv("DSR_CONTROLLER", "acme")
+	t.Setenv("DSR_ENCRYPTION_KEYS", testKeys)
 	var out, errOut bytes.Buffer
 	code = run(context.Background(), args, &out, &errOut)
 	return code, out.String(), errOut.String()

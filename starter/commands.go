@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -342,23 +344,57 @@ func (c *cli) keysCommand() *cobra.Command {
 	var dir string
 	gen := &cobra.Command{
 		Use:   "generate",
-		Short: "Write a self-signed signing key and certificate (signing-key.pem, signing-cert.pem)",
-		Long: `Write an RSA signing key (PKCS#8, mode 0600) and a self-signed certificate into
---dir, unless both exist. Point DSR_SIGNING_KEY and DSR_SIGNING_CERT at them.
-In production use a certificate from a CA that controllers trust.`,
+		Short: "Write a signing key pair and an encryption key ring, unless they exist",
+		Long: `Write into --dir, keeping files that already exist:
+  signing-key.pem, signing-cert.pem  an RSA signing key (PKCS#8, mode 0600) and a
+                                     self-signed certificate, for DSR_SIGNING_KEY and
+                                     DSR_SIGNING_CERT (in production use a certificate
+                                     from a CA that controllers trust);
+  encryption-keys                    a key ring with one AES-256 key (mode 0600), for
+                                     DSR_ENCRYPTION_KEYS_FILE: it encrypts Temporal
+                                     payloads, results bundles and sealed ledger fields.
+                                     Keep it safe: without it they cannot be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			keyPath, certPath, err := opendsr.WriteKeyPair(dir)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "DSR_SIGNING_KEY=%s\nDSR_SIGNING_CERT=%s\n", keyPath, certPath)
+			ringPath, err := writeKeyRing(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "DSR_SIGNING_KEY=%s\nDSR_SIGNING_CERT=%s\nDSR_ENCRYPTION_KEYS_FILE=%s\n", keyPath, certPath, ringPath)
 			return nil
 		},
 	}
 	gen.Flags().StringVar(&dir, "dir", ".data", "directory to write the key pair into")
 	keys.AddCommand(gen)
 	return keys
+}
+
+// writeKeyRing writes dir/encryption-keys with one new key, unless it exists.
+func writeKeyRing(dir string) (string, error) {
+	path := filepath.Join(dir, "encryption-keys")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	spec, err := keyring.Generate("k" + time.Now().UTC().Format("20060102"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(spec + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	return path, f.Close()
 }
 
 // Dev credentials of the emulator when none are configured.

@@ -58,7 +58,11 @@ func run(logger *slog.Logger) error {
 		return fmt.Errorf("opening the profile store: %w", err)
 	}
 	defer profiles.Close()
-	bundles, err := results.OpenStore(cfg.ResultsDir, results.StoreOptions{})
+	ring, err := app.KeyRing(cfg)
+	if err != nil {
+		return err
+	}
+	bundles, err := results.OpenStore(cfg.ResultsDir, results.StoreOptions{Wrap: ring.WrapWriter, Unwrap: ring.UnwrapReader})
 	if err != nil {
 		return fmt.Errorf("opening the results directory: %w", err)
 	}
@@ -90,7 +94,7 @@ func run(logger *slog.Logger) error {
 	}
 	acts := &activities.Activities{
 		Config: cfg, Ledger: store, Temporal: tc, Mixpanel: mixpanels,
-		Callbacks: callbacks, Profiles: profiles, Results: bundles, Metrics: activities.NewMetrics(registry),
+		Callbacks: callbacks, Profiles: profiles, Results: bundles, Keys: ring, Metrics: activities.NewMetrics(registry),
 	}
 
 	workers := []worker.Worker{mainWorker(tc, cfg, acts)}

@@ -12,12 +12,24 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/dsrflow/dsrflow/internal/devstack"
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/workflows"
 )
 
+// replayer replays with the test stacks' key ring: saved histories are encrypted as production ones are.
 func replayer() worker.WorkflowReplayer {
-	r := worker.NewWorkflowReplayer()
+	ring, err := keyring.Parse(devstack.TestEncryptionKeys)
+	if err != nil {
+		panic(err)
+	}
+	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+		DataConverter: keyring.DataConverter(ring), FailureConverter: keyring.FailureConverter(ring),
+	})
+	if err != nil {
+		panic(err)
+	}
 	r.RegisterWorkflowWithOptions(workflows.DSR, workflow.RegisterOptions{Name: dsr.WorkflowDSR})
 	r.RegisterWorkflowWithOptions(workflows.Batch, workflow.RegisterOptions{Name: dsr.WorkflowBatch})
 	r.RegisterWorkflowWithOptions(workflows.MixpanelTask, workflow.RegisterOptions{Name: dsr.WorkflowMixpanelTask})

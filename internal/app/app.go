@@ -20,6 +20,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/workflows"
@@ -33,13 +34,33 @@ func Logger(component string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("component", component)
 }
 
-// TemporalOptions are the client options for cfg: address, namespace, and TLS or an
-// API key for a Temporal cluster or Temporal Cloud.
+// KeyRing parses DSR_ENCRYPTION_KEYS.
+func KeyRing(cfg config.Config) (*keyring.Ring, error) {
+	if !cfg.EncryptionKeys.IsSet() {
+		return nil, errors.New("DSR_ENCRYPTION_KEYS (or DSR_ENCRYPTION_KEYS_FILE) is empty: create a key with `dsr keys generate` " +
+			"and point DSR_ENCRYPTION_KEYS_FILE at .data/encryption-keys")
+	}
+	ring, err := keyring.Parse(cfg.EncryptionKeys.Reveal())
+	if err != nil {
+		return nil, fmt.Errorf("DSR_ENCRYPTION_KEYS: %w", err)
+	}
+	return ring, nil
+}
+
+// TemporalOptions are the client options for cfg: address, namespace, TLS or an
+// API key for a Temporal cluster or Temporal Cloud, and the key ring's codec,
+// so that no payload or failure message reaches Temporal in clear.
 func TemporalOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
+	ring, err := KeyRing(cfg)
+	if err != nil {
+		return client.Options{}, err
+	}
 	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		HostPort:         cfg.TemporalAddress,
+		Namespace:        cfg.TemporalNamespace,
+		Logger:           tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		DataConverter:    keyring.DataConverter(ring),
+		FailureConverter: keyring.FailureConverter(ring),
 	}
 	if cfg.TemporalTLS || cfg.TemporalAPIKey.IsSet() || cfg.TemporalTLSCertFile != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TemporalTLSServerName}

@@ -79,6 +79,16 @@ type Config struct {
 
 	// Controller is the default controller id of the dsr CLI.
 	Controller string
+
+	// EncryptionKeys is the key ring spec ("id:base64key,..."; the first
+	// encrypts): Temporal payloads, results bundles and sealed ledger fields.
+	EncryptionKeys Secret
+	// CodecOrigins are the Web UI origins allowed to call the codec endpoint.
+	CodecOrigins []string
+	// CodecTokens authenticate operators' calls to the codec endpoint.
+	CodecTokens []Secret
+	// CodecAllowLoopback lets codec calls from the local machine in without a token (make dev).
+	CodecAllowLoopback bool
 }
 
 // DefaultDestination is the name of the destination the MIXPANEL_* variables define.
@@ -138,6 +148,12 @@ func Load(getenv func(string) string) (Config, error) {
 		RecordRetention:       l.duration("DSR_RECORD_RETENTION", 8760*time.Hour),
 		Controller:            l.str("DSR_CONTROLLER", "dev"),
 	}
+	c.EncryptionKeys = l.secretOr("DSR_ENCRYPTION_KEYS", ".data/encryption-keys")
+	c.CodecOrigins = splitList(l.str("DSR_CODEC_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233"))
+	for _, tok := range splitList(l.secret("DSR_CODEC_TOKENS").Reveal()) {
+		c.CodecTokens = append(c.CodecTokens, NewSecret(tok))
+	}
+	c.CodecAllowLoopback = l.boolean("DSR_CODEC_ALLOW_LOOPBACK", false)
 	c.PublicURL = strings.TrimRight(l.str("DSR_PUBLIC_URL", "http://"+c.APIAddr), "/")
 	c.Destinations = l.destinations()
 	if err := errors.Join(l.errs...); err != nil {
@@ -289,6 +305,30 @@ func (l *loader) secret(key string) Secret {
 		return Secret{}
 	}
 	return NewSecret(strings.TrimSpace(string(b)))
+}
+
+// secretOr reads KEY or KEY_FILE like secret, and else the file defaultFile
+// when it exists (the layout `make dev` creates, so the CLI run from the
+// checkout root needs no environment).
+func (l *loader) secretOr(key, defaultFile string) Secret {
+	if v := l.secret(key); v.IsSet() || strings.TrimSpace(l.getenv(key+"_FILE")) != "" {
+		return v
+	}
+	b, err := os.ReadFile(defaultFile)
+	if err != nil {
+		return Secret{}
+	}
+	return NewSecret(strings.TrimSpace(string(b)))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 // tokens parses "token:controller,token:controller" (or KEY_FILE with the same content).

@@ -20,6 +20,11 @@ const (
 	OAuthToken   = "test-oauth-token"
 )
 
+// TestEncryptionKeys is the fixed key ring of test stacks, so histories saved
+// from them (workflows/testdata/histories) can be replayed later. Never use it
+// outside tests.
+const TestEncryptionKeys = "test:ZHNyZmxvdy10ZXN0LWtleS1ub3QtZm9yLXByb2R1Y3Q="
+
 // StackOptions configure StartStack.
 type StackOptions struct {
 	// Dir holds every file of the stack (databases, keys, logs).
@@ -99,6 +104,7 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 		"DSR_RESULTS_DIR":            o.Dir + "/results",
 		"WORKER_METRICS_ADDR":        metricsAddr,
 		"DSR_CONTROLLER":             Controller,
+		"DSR_ENCRYPTION_KEYS":        TestEncryptionKeys,
 	}
 	for k, v := range o.Env {
 		env[k] = v

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/requests"
@@ -32,6 +34,7 @@ type Server struct {
 	signer   *opendsr.Signer
 	results  *results.Store
 	ledger   *ledger.Store
+	keys     *keyring.Ring
 	logger   *slog.Logger
 	gatherer prometheus.Gatherer
 	tokens   []tokenEntry
@@ -48,7 +51,9 @@ type Options struct {
 	// Results and Ledger serve results links.
 	Results *results.Store
 	Ledger  *ledger.Store
-	Logger  *slog.Logger
+	// Keys serve the Temporal Web UI's codec endpoint (/codec/encode, /codec/decode).
+	Keys   *keyring.Ring
+	Logger *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics.
 	Registry *prometheus.Registry
 }
@@ -61,7 +66,7 @@ type tokenEntry struct {
 // New builds the API server.
 func New(o Options) *Server {
 	s := &Server{
-		cfg: o.Config, requests: o.Requests, signer: o.Signer, results: o.Results, ledger: o.Ledger,
+		cfg: o.Config, requests: o.Requests, signer: o.Signer, results: o.Results, ledger: o.Ledger, keys: o.Keys,
 		logger: o.Logger, gatherer: o.Registry,
 		limits: newControllerLimits(o.Config.APIRateLimit, o.Config.APIRateBurst),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -94,6 +99,9 @@ func (s *Server) Handler() http.Handler {
 		s.route(mux, "POST "+base+"/{id}/retry", s.authed(s.retry))
 	}
 	s.route(mux, "GET /v1/results/{token}", s.authed(s.downloadResults))
+	if s.keys != nil {
+		mux.Handle("/codec/", http.StripPrefix("/codec", keyring.CodecHandler(s.keys, s.codecAuthorized, s.cfg.CodecOrigins)))
+	}
 	s.route(mux, "GET /v1/discovery", s.discovery)
 	s.route(mux, "GET /v1/cert.pem", s.certificate)
 	s.route(mux, "GET /healthz", s.health)
@@ -165,6 +173,29 @@ func (s *Server) authenticate(r *http.Request) (string, bool) {
 		}
 	}
 	return controller, found == 1
+}
+
+// codecAuthorized admits an operator's codec call: a token from
+// DSR_CODEC_TOKENS, or (DSR_CODEC_ALLOW_LOOPBACK, for make dev) a browser on
+// this machine.
+func (s *Server) codecAuthorized(r *http.Request) bool {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		match := 0
+		for _, t := range s.cfg.CodecTokens {
+			want := sha256.Sum256([]byte(t.Reveal()))
+			match |= subtle.ConstantTimeCompare(h[:], want[:])
+		}
+		if match == 1 {
+			return true
+		}
+	}
+	if !s.cfg.CodecAllowLoopback {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 func controllerOf(r *http.Request) string {

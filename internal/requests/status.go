@@ -40,10 +40,17 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 		})
 	}
 	extJSON, _ := json.Marshal(ext) // plain struct: cannot fail
+	resultsURL := rec.ResultsURL
+	if resultsURL != "" && s.Keys != nil {
+		if resultsURL, err = s.Keys.Open(rec.ResultsURL); err != nil {
+			s.logger().Error("opening the sealed results link failed", "request_id", key.RequestID, "error", err)
+			return opendsr.StatusResponse{}, opendsr.Internal()
+		}
+	}
 	return opendsr.StatusResponse{
 		ControllerID: rec.ControllerID, SubjectRequestID: rec.RequestID,
 		RequestStatus: string(rec.Status), ExpectedCompletionTime: opendsr.NewTime(rec.ExpectedCompletionTime),
-		APIVersion: rec.APIVersion, ResultsURL: rec.ResultsURL, ResultsCount: rec.ResultsCount,
+		APIVersion: rec.APIVersion, ResultsURL: resultsURL, ResultsCount: rec.ResultsCount,
 		Extensions: map[string]json.RawMessage{s.Config.ProcessorDomain: extJSON},
 	}, nil
 }

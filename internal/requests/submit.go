@@ -23,6 +23,7 @@ import (
 	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/workflows"
@@ -40,7 +41,9 @@ type Service struct {
 	Config   config.Config
 	Ledger   *ledger.Store
 	Temporal client.Client
-	Logger   *slog.Logger
+	// Keys open sealed ledger fields (the results link).
+	Keys   *keyring.Ring
+	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
