@@ -9,13 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -29,25 +25,12 @@ import (
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
-	"github.com/dsrflow/dsrflow/internal/results"
 	"github.com/dsrflow/dsrflow/workflows"
 )
 
-func main() {
-	logger := app.Logger("worker")
-	if err := run(logger); err != nil {
-		logger.Error("worker stopped", "error", err)
-		os.Exit(1)
-	}
-}
+func main() { app.Main("worker", run) }
 
-func run(logger *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := config.FromEnv()
-	if err != nil {
-		return err
-	}
+func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	store, err := ledger.Open(ctx, cfg.DB)
 	if err != nil {
 		return fmt.Errorf("opening the ledger: %w", err)
@@ -62,9 +45,9 @@ func run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	bundles, err := results.OpenStore(cfg.ResultsDir, results.StoreOptions{Wrap: ring.WrapWriter, Unwrap: ring.UnwrapReader})
+	bundles, err := app.ResultsStore(cfg, ring)
 	if err != nil {
-		return fmt.Errorf("opening the results directory: %w", err)
+		return err
 	}
 	signer, err := app.Signer(cfg)
 	if err != nil {
@@ -86,8 +69,7 @@ func run(logger *slog.Logger) error {
 		return err
 	}
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registry := app.Registry()
 	callbacks, err := callback.New(callback.Options{Signer: signer, ProcessorDomain: cfg.ProcessorDomain, AllowPrivate: cfg.CallbackAllowPrivate})
 	if err != nil {
 		return err
@@ -114,18 +96,8 @@ func run(logger *slog.Logger) error {
 		}
 		defer w.Stop()
 	}
-	srv := &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: metricsMux(registry), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics server stopped", "error", err)
-		}
-	}()
 	logger.Info("worker started", "task_queue", cfg.TaskQueue, "destinations", len(cfg.ActiveDestinations()), "metrics", cfg.WorkerMetricsAddr)
-	<-ctx.Done()
-	logger.Info("worker stopping")
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
+	return app.Serve(ctx, &http.Server{Addr: cfg.WorkerMetricsAddr, Handler: metricsMux(registry), ReadHeaderTimeout: 5 * time.Second})
 }
 
 func mainWorker(tc client.Client, cfg config.Config, acts *activities.Activities) worker.Worker {

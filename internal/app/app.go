@@ -10,8 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"os/signal"
 	"sort"
+	"syscall"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -23,7 +27,10 @@ import (
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/internal/results"
 	"github.com/dsrflow/dsrflow/workflows"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Version is dsrflow's version, sent in the Mixpanel User-Agent.
@@ -155,4 +162,50 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 		return fmt.Errorf("registering search attributes: %w", err)
 	}
 	return nil
+}
+
+// Main runs a binary's body with the logger, a context cancelled by SIGINT or
+// SIGTERM, and the configuration from the environment, and exits 1 on error.
+func Main(component string, run func(ctx context.Context, cfg config.Config, logger *slog.Logger) error) {
+	logger := Logger(component)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cfg, err := config.FromEnv()
+	if err == nil {
+		err = run(ctx, cfg, logger)
+	}
+	stop()
+	if err != nil {
+		logger.Error(component+" stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// ResultsStore opens DSR_RESULTS_DIR with bundles encrypted by the key ring.
+func ResultsStore(cfg config.Config, ring *keyring.Ring) (*results.Store, error) {
+	s, err := results.OpenStore(cfg.ResultsDir, results.StoreOptions{Wrap: ring.WrapWriter, Unwrap: ring.UnwrapReader})
+	if err != nil {
+		return nil, fmt.Errorf("opening the results directory: %w", err)
+	}
+	return s, nil
+}
+
+// Registry is a Prometheus registry with the Go and process collectors.
+func Registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Serve runs srv until ctx ends, then shuts it down gracefully.
+func Serve(ctx context.Context, srv *http.Server) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
 }
