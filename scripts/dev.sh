@@ -61,10 +61,14 @@ if [[ -z ${DSR_SIGNING_KEY:-} && -z ${DSR_SIGNING_CERT:-} ]]; then
     DSR_SIGNING_CERT=$DEV_DATA/signing-cert.pem
     generate_keys=true
 fi
+# Payloads are encrypted (DSR_ENCRYPTION_KEYS): the Web UI (on DEV_UI_PORT) shows them
+# through the API's codec endpoint (/codec), which answers this machine without a token.
+: "${DSR_CODEC_ORIGINS:=http://$HOST:$DEV_UI_PORT,http://localhost:$DEV_UI_PORT}"
+: "${DSR_CODEC_ALLOW_LOOPBACK:=true}"
 export TEMPORAL_ADDRESS TEMPORAL_NAMESPACE DSR_DB DSR_RESULTS_DIR MIXPANEL_API_URL \
     MIXPANEL_PROJECT_TOKEN MIXPANEL_OAUTH_TOKEN API_ADDR API_TOKENS DSR_BATCH_MAX_WAIT \
     MIXPANEL_POLL_INTERVAL DSR_CALLBACK_ALLOW_PRIVATE DSR_PROCESSOR_DOMAIN \
-    WORKER_METRICS_ADDR DSR_SIGNING_KEY DSR_SIGNING_CERT
+    WORKER_METRICS_ADDR DSR_SIGNING_KEY DSR_SIGNING_CERT DSR_CODEC_ORIGINS DSR_CODEC_ALLOW_LOOPBACK
 
 # The Temporal CLI reads TEMPORAL_* client settings from the environment too;
 # the dev server and its health check must not pick up a production address,
@@ -99,8 +103,12 @@ temporal_ok() {
         --command-timeout 3s >/dev/null 2>&1
 }
 
-# prefix LABEL: prefix every line read with "[LABEL] ", line-buffered.
-prefix() { awk -v p="$(printf '%-11s' "[$1]")" '{ print p $0; fflush() }'; }
+# prefix LABEL [SKIP]: prefix every line read with "[LABEL] ", line-buffered,
+# leaving out lines that match the regular expression SKIP.
+prefix() {
+    awk -v p="$(printf '%-11s' "[$1]")" -v skip="${2:-}" \
+        'skip != "" && $0 ~ skip { next } { print p $0; fflush() }'
+}
 
 # Each process runs in its own session and process group (setsid, which keeps
 # the same pid when the caller is not a group leader), so Ctrl-C reaches only
@@ -114,15 +122,20 @@ fi
 NAMES=()
 PIDS=()
 
+# Lines left out of the terminal (they stay in the log): the dev server's
+# connection warnings, a wall of them while it shuts down.
+TEMPORAL_QUIET='msg="(network dial error|Failed to poll for task[.]?)"'
+
 # start NAME COMMAND...: run COMMAND in the background, its output labelled on
 # the terminal and copied to $LOGS/NAME.log.
 start() {
     local name=$1
     shift
-    local log="$LOGS/$name.log"
+    local log="$LOGS/$name.log" quiet=""
+    [[ $name != temporal ]] || quiet=$TEMPORAL_QUIET
     : >"$log"
     # The labeller ignores INT/TERM: it ends when its process closes its output.
-    detach "$@" </dev/null > >(trap '' INT TERM; tee -a "$log" | prefix "$name") 2>&1 &
+    detach "$@" </dev/null > >(trap '' INT TERM; tee -a "$log" | prefix "$name" "$quiet") 2>&1 &
     NAMES+=("$name")
     PIDS+=("$!")
 }
@@ -157,29 +170,33 @@ wait_until() {
 }
 
 # stop: SIGTERM to each process group, newest first (API, worker, emulator,
-# Temporal); SIGKILL after 10 s.
+# Temporal), waiting up to 10 s for each before SIGKILL. A second Ctrl-C kills
+# at once.
 stopping=false
+force=false
 stop() {
     $stopping && return
     stopping=true
-    trap '' INT TERM
-    local i pid watchdog
-    if ((${#PIDS[@]} > 0)); then
-        say "stopping ${NAMES[*]}"
+    trap 'force=true' INT TERM
+    local i pid n order=""
+    for ((i = ${#NAMES[@]} - 1; i >= 0; i--)); do order+=" ${NAMES[$i]}"; done
+    if [[ -n $order ]]; then
+        say "stopping$order (Ctrl-C again to kill them at once)"
     fi
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         pid=${PIDS[$i]}
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || continue
-        (
-            sleep 10
-            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
-        ) &
-        watchdog=$!
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        for ((n = 0; n < 100; n++)); do
+            if $force || ! alive "$pid"; then break; fi
+            sleep 0.1
+        done
+        if alive "$pid"; then
+            say "${NAMES[$i]} did not stop: killing it"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        fi
         wait "$pid" 2>/dev/null || true
-        kill "$watchdog" 2>/dev/null || true
-        wait "$watchdog" 2>/dev/null || true
     done
-    wait 2>/dev/null || true # the labellers
+    wait 2>/dev/null || true # what is left (the main loop's last sleep)
 }
 trap 'stop' EXIT
 trap 'stop; say "stopped; data kept in $DEV_DATA/"; exit 0' INT TERM
@@ -194,9 +211,16 @@ done
 
 (umask 077 && mkdir -p "$DEV_DATA" "$LOGS")
 chmod 700 "$DEV_DATA"
-if $generate_keys && [[ ! -e $DSR_SIGNING_KEY || ! -e $DSR_SIGNING_CERT ]]; then
+if $generate_keys; then
+    # Writes only the files that are missing (signing key and certificate, and
+    # the payload encryption key ring where this build has one).
+    had_keys=false
+    [[ -e $DSR_SIGNING_KEY ]] && had_keys=true
     bin/dsr keys generate --dir "$DEV_DATA" >/dev/null
-    say "generated a dev signing key and certificate in $DEV_DATA/"
+    $had_keys || say "generated dev keys in $DEV_DATA/"
+fi
+if [[ -z ${DSR_ENCRYPTION_KEYS:-}${DSR_ENCRYPTION_KEYS_FILE:-} && -e $DEV_DATA/encryption-keys ]]; then
+    export DSR_ENCRYPTION_KEYS_FILE=$DEV_DATA/encryption-keys
 fi
 
 temporal_args=(server start-dev --ip "$HOST" --port "$DEV_TEMPORAL_PORT" --ui-port "$DEV_UI_PORT"
@@ -205,6 +229,7 @@ temporal_args=(server start-dev --ip "$HOST" --port "$DEV_TEMPORAL_PORT" --ui-po
     --search-attribute DsrStatus=Keyword --search-attribute DsrType=Keyword
     --search-attribute DsrRegulation=Keyword --search-attribute DsrController=Keyword
     --search-attribute DsrDestinationTask=Keyword --search-attribute DsrDueTime=Datetime
+    --ui-codec-endpoint "http://$(probe_addr "$API_ADDR")/codec"
     --log-level warn)
 if [[ $TEMPORAL_NAMESPACE != default ]]; then
     temporal_args+=(--namespace "$TEMPORAL_NAMESPACE")
@@ -229,6 +254,9 @@ cli_env=""
 [[ $TEMPORAL_ADDRESS == 127.0.0.1:7233 ]] || cli_env+=" TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS"
 [[ $DSR_DB == .data/dsrflow.db ]] || cli_env+=" DSR_DB=$DSR_DB"
 [[ $controller == dev ]] || cli_env+=" DSR_CONTROLLER=$controller"
+if [[ -n ${DSR_ENCRYPTION_KEYS_FILE:-} && $DSR_ENCRYPTION_KEYS_FILE != .data/encryption-keys ]]; then
+    cli_env+=" DSR_ENCRYPTION_KEYS_FILE=$DSR_ENCRYPTION_KEYS_FILE"
+fi
 
 cat <<EOF
 

@@ -7,8 +7,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Retention deletes ledger records (and expired results) past their
-// retention. A Temporal Schedule created by the worker runs it daily.
+// Retention deletes ledger records past DSR_RECORD_RETENTION. A Temporal
+// Schedule created by the worker runs it daily. (Results bundles expire in
+// their own request's workflow, after DSR_RESULTS_TTL.)
 func Retention(ctx workflow.Context) (int64, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		Summary:             "purge expired records",

@@ -45,9 +45,19 @@ func deviceID(i int) string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// benchProfileID is the id of generated profile i: "p-00000042" (ascending,
+// like an auto-increment key), or with scattered a random-looking one such
+// as "u-9e3779b97f4a7c15" (like a UUID or an mParticle MPID).
+func benchProfileID(i int, scattered bool) string {
+	if scattered {
+		return fmt.Sprintf("u-%016x", uint64(i+1)*0x9E3779B97F4A7C15) // a bijection: unique ids
+	}
+	return fmt.Sprintf("p-%08d", i)
+}
+
 // writeBenchFile writes n generated profiles as JSONL: a customer id, an
 // email and an iOS vendor id each, and two attributes.
-func writeBenchFile(b *testing.B, n int) string {
+func writeBenchFile(b *testing.B, n int, scattered bool) string {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "profiles.jsonl")
 	f, err := os.Create(path)
@@ -56,8 +66,8 @@ func writeBenchFile(b *testing.B, n int) string {
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	for i := range n {
-		fmt.Fprintf(w, `{"profile_id":"p-%08d","identities":{"controller_customer_id":"c-%08d","email":"user%08d@example.com","ios_vendor_id":"%s"},"attributes":{"plan":"pro","signup_year":%d}}`+"\n",
-			i, i, i, deviceID(i), 2015+i%10)
+		fmt.Fprintf(w, `{"profile_id":"%s","identities":{"controller_customer_id":"c-%08d","email":"user%08d@example.com","ios_vendor_id":"%s"},"attributes":{"plan":"pro","signup_year":%d}}`+"\n",
+			benchProfileID(i, scattered), i, i, deviceID(i), 2015+i%10)
 	}
 	if err := w.Flush(); err != nil {
 		b.Fatal(err)
@@ -85,10 +95,22 @@ func benchImport(b *testing.B, s *identity.Store, path string, n int) {
 }
 
 // BenchmarkImport measures Import of a generated JSONL file into an empty
-// SQLite store, in the default batches of 1000 profiles, reporting profiles/s.
+// SQLite store, in the default batches of 1000 profiles, reporting profiles/s:
+// with ascending profile ids, and with scattered ones (whose index takes
+// random inserts).
 func BenchmarkImport(b *testing.B) {
+	for _, scattered := range []bool{false, true} {
+		name := "ascending_ids"
+		if scattered {
+			name = "scattered_ids"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkImport(b, scattered) })
+	}
+}
+
+func benchmarkImport(b *testing.B, scattered bool) {
 	n := benchProfiles(b)
-	path := writeBenchFile(b, n)
+	path := writeBenchFile(b, n, scattered)
 	var total time.Duration
 	for b.Loop() {
 		b.StopTimer()
@@ -105,7 +127,6 @@ func BenchmarkImport(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n*b.N)/total.Seconds(), "profiles/s")
-	b.ReportMetric(0, "ns/op")
 }
 
 // BenchmarkResolve measures what resolving one request costs at a populated
@@ -113,7 +134,7 @@ func BenchmarkImport(b *testing.B) {
 // reporting the p50 and p99 latencies.
 func BenchmarkResolve(b *testing.B) {
 	n := benchProfiles(b)
-	path := writeBenchFile(b, n)
+	path := writeBenchFile(b, n, false)
 	s, err := identity.Open(context.Background(), sqldbtest.SQLiteDSN(b))
 	if err != nil {
 		b.Fatal(err)

@@ -7,11 +7,14 @@
 //   - Store, the profile store: profiles (an id, identities and attributes)
 //     imported from the controller's systems (Import, Upsert) into the same
 //     database as the ledger, and looked up by raw or hashed identity (Find).
+//     It keeps each identity's value once, beside the SHA-256, SHA-1 and MD5
+//     digests of its normalised form, which are what lookups go through.
 //   - Resolve, a pure function applying mParticle's identity rules, made
 //     transparent: one profile is resolved and enriched, several profiles are
 //     never guessed between silently, device-only requests do not reach
 //     profiles protected by a login id, and the result says which rule applied
-//     and why, without ever holding an identity value.
+//     and why. Apart from the distinct_ids it decides on, it holds no
+//     identity value (Resolution.Redacted drops those).
 //   - Finder, what resolution looks identities up in: the Store, or an
 //     HTTPFinder asking a company's own identity service.
 //
@@ -21,13 +24,12 @@
 package identity
 
 import (
-	"crypto/md5" //nolint:gosec // md5 and sha1 are identity formats, not security
+	"crypto/md5" // md5 and sha1 are identity formats here, not security
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -114,12 +116,26 @@ func DeviceTypes() []string {
 	}
 }
 
+// deviceTypes is DeviceTypes as a set.
+var deviceTypes = setOf(DeviceTypes())
+
 // ErrInvalid is wrapped by every error about a profile or query that the
 // store refuses (unknown type, bad value, ...). Such errors are permanent.
 var ErrInvalid = errors.New("invalid")
 
+// knownTypes is the set of OpenDSR identity types.
+var knownTypes = setOf(opendsr.IdentityTypes())
+
+func setOf(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[s] = true
+	}
+	return m
+}
+
 // KnownType reports whether t is an OpenDSR identity type.
-func KnownType(t string) bool { return slices.Contains(opendsr.IdentityTypes(), t) }
+func KnownType(t string) bool { return knownTypes[t] }
 
 // normalize returns the canonical form of a value: trimmed, and lowercased
 // for emails (opendsr.NormalizeIdentity).
@@ -173,8 +189,8 @@ type digests struct {
 func digestsOf(typ, value string) digests {
 	n := []byte(normalize(typ, value))
 	s256 := sha256.Sum256(n)
-	s1 := sha1.Sum(n) //nolint:gosec // an identity format
-	m5 := md5.Sum(n)  //nolint:gosec // an identity format
+	s1 := sha1.Sum(n)
+	m5 := md5.Sum(n)
 	return digests{sha256: s256[:], sha1: s1[:], md5: m5[:]}
 }
 

@@ -5,17 +5,17 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/internal/sqldb"
 )
 
 // Format is the format of a profile file given to Import.
@@ -104,11 +104,12 @@ type importBatch struct {
 // returns it with the report of what was written before.
 //
 // Into an empty store, or with opts.Bulk, Import drops the indexes on the
-// identities' digests, loads, and rebuilds them at the end (also after an
-// error): adding random keys to those indexes batch by batch is what limits
-// a large import. Meanwhile Find still answers, correctly but by scanning
-// the identities, which is slow on a large store. Should the process die
-// before the rebuild, the next Open creates the missing indexes.
+// identities' digests, loads, and builds them again at the end, also after
+// an error (see bulk.go): adding random keys to those indexes batch after
+// batch is what limits a large import. Meanwhile Find still answers,
+// correctly but by scanning the identities, which is slow on a large store.
+// Should the process die before the rebuild, the next Open or Import does
+// it.
 func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts ImportOptions) (report ImportReport, err error) {
 	size := opts.BatchSize
 	if size <= 0 {
@@ -130,18 +131,28 @@ func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts Imp
 			return ImportReport{}, fmt.Errorf("identity: import: %w", err)
 		}
 	}
+	var load *bulkLoad
+	if !bulk {
+		if err := s.repairIndexes(ctx); err != nil {
+			return ImportReport{}, fmt.Errorf("identity: import: %w", err)
+		}
+	}
 	if bulk {
-		if err := s.dropDigestIndexes(ctx); err != nil {
+		if load, err = s.beginBulk(ctx); err != nil {
 			return ImportReport{}, fmt.Errorf("identity: import: %w", err)
 		}
 		defer func() {
-			st := time.Now(); defer func() { println("rebuild", time.Since(st).String()) }()
-			// Rebuild even when ctx is done: the store must not stay slow.
-			if ierr := s.createDigestIndexes(context.WithoutCancel(ctx)); ierr != nil {
-				err = errors.Join(err, fmt.Errorf("identity: import: rebuild indexes: %w", ierr))
+			if eerr := load.end(ctx); eerr != nil {
+				err = errors.Join(err, fmt.Errorf("identity: import: %w", eerr))
 			}
 		}()
 	}
+
+	conn, err := s.importConn(ctx)
+	if err != nil {
+		return ImportReport{}, err
+	}
+	defer conn.close(ctx)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -158,7 +169,14 @@ func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts Imp
 			continue // drain, so that the parser can finish
 		}
 		if len(b.profiles) > 0 {
-			writeErr = s.db.WithTx(ctx, func(tx *sql.Tx) error { return s.write(ctx, tx, b.profiles) })
+			writeErr = conn.withTx(ctx, func(tx *sql.Tx) error {
+				if load != nil {
+					if err := load.beat(ctx, tx); err != nil {
+						return err
+					}
+				}
+				return s.write(ctx, tx, b.profiles)
+			})
 			if writeErr != nil {
 				cancel()
 				continue
@@ -236,9 +254,9 @@ func parseJSONL(ctx context.Context, r io.Reader, size int, out chan<- importBat
 		case len(text) == 0:
 		default:
 			var pp preparedProfile
-			p, problem := decodeJSONLine(text)
+			p, attrs, problem := decodeJSONLine(text)
 			if problem == "" {
-				pp, problem = prepare(p)
+				pp, problem = prepare(p, attrs)
 			}
 			if problem != "" {
 				b.fail(line, problem)
@@ -289,63 +307,83 @@ func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
 type jsonLine struct {
 	ProfileID  json.RawMessage            `json:"profile_id"`
 	Identities map[string]json.RawMessage `json:"identities"`
-	Attributes map[string]any             `json:"attributes"`
+	Attributes json.RawMessage            `json:"attributes"`
 }
 
-// decodeJSONLine reads one JSONL record. The problem it returns never quotes
-// the line.
-func decodeJSONLine(text []byte) (Profile, string) {
+// decodeJSONLine reads one JSONL record: the profile without attributes,
+// and the attributes as written. The problem it returns never quotes the
+// line.
+func decodeJSONLine(text []byte) (Profile, []byte, string) {
 	d := json.NewDecoder(bytes.NewReader(text))
-	d.UseNumber()
 	d.DisallowUnknownFields()
 	var rec jsonLine
 	if err := d.Decode(&rec); err != nil {
-		return Profile{}, jsonProblem(err)
+		return Profile{}, nil, jsonProblem(err)
 	}
-	if _, err := d.Token(); !errors.Is(err, io.EOF) {
-		return Profile{}, "malformed JSON: data after the object"
+	if d.InputOffset() != int64(len(text)) { // text is trimmed
+		return Profile{}, nil, "malformed JSON: data after the object"
 	}
 
 	var p Profile
 	switch {
 	case len(rec.ProfileID) == 0 || string(rec.ProfileID) == "null":
-		return Profile{}, "missing profile_id"
+		return Profile{}, nil, "missing profile_id"
 	case json.Unmarshal(rec.ProfileID, &p.ID) != nil:
-		return Profile{}, "profile_id must be a string"
+		return Profile{}, nil, "profile_id must be a string"
 	}
 	p.ID = strings.TrimSpace(p.ID)
-	types := make([]string, 0, len(rec.Identities))
-	for t := range rec.Identities {
-		if !KnownType(t) {
-			return Profile{}, "unknown identity type in identities (supported: " + strings.Join(opendsr.IdentityTypes(), ", ") + ")"
+	var problem string
+	if p.Identities, problem = decodeIdentities(rec.Identities, true); problem != "" {
+		return Profile{}, nil, problem
+	}
+	if rec.Attributes == nil {
+		rec.Attributes = json.RawMessage("null")
+	}
+	return p, rec.Attributes, ""
+}
+
+// decodeIdentities reads an "identities" object: identity type -> a string
+// or a list of strings (null for none), by type in alphabetical order. An
+// unknown type is a problem when strict, skipped otherwise. The problem
+// never quotes a value.
+func decodeIdentities(m map[string]json.RawMessage, strict bool) ([]Identity, string) {
+	types := make([]string, 0, len(m))
+	for t := range m {
+		switch {
+		case KnownType(t):
+			types = append(types, t)
+		case strict:
+			return nil, "unknown identity type in identities (supported: " + strings.Join(opendsr.IdentityTypes(), ", ") + ")"
 		}
-		types = append(types, t)
 	}
 	sort.Strings(types)
+	var ids []Identity
 	for _, t := range types {
-		raw := rec.Identities[t]
+		raw := m[t]
 		switch {
 		case string(raw) == "null":
+		case len(raw) > 1 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0:
+			// Already validated by the decoder, and without escapes.
+			ids = append(ids, Identity{Type: t, Value: string(raw[1 : len(raw)-1])})
 		case len(raw) > 0 && raw[0] == '"':
 			var v string
 			if json.Unmarshal(raw, &v) != nil {
-				return Profile{}, "identities." + t + ": malformed string"
+				return nil, "identities." + t + ": malformed string"
 			}
-			p.Identities = append(p.Identities, Identity{Type: t, Value: v})
+			ids = append(ids, Identity{Type: t, Value: v})
 		case len(raw) > 0 && raw[0] == '[':
 			var vs []string
 			if json.Unmarshal(raw, &vs) != nil {
-				return Profile{}, "identities." + t + ": must be a string or a list of strings"
+				return nil, "identities." + t + ": must be a string or a list of strings"
 			}
 			for _, v := range vs {
-				p.Identities = append(p.Identities, Identity{Type: t, Value: v})
+				ids = append(ids, Identity{Type: t, Value: v})
 			}
 		default:
-			return Profile{}, "identities." + t + ": must be a string or a list of strings"
+			return nil, "identities." + t + ": must be a string or a list of strings"
 		}
 	}
-	p.Attributes = rec.Attributes
-	return p, ""
+	return ids, ""
 }
 
 // jsonProblem describes a decoding error without quoting the input (the
@@ -360,8 +398,8 @@ func jsonProblem(err error) string {
 		return "malformed JSON (truncated)"
 	case errors.As(err, &typ) && typ.Field == "":
 		return "not a JSON object"
-	case errors.As(err, &typ) && slices.Contains([]string{"identities", "attributes"}, typ.Field):
-		return typ.Field + " must be a JSON object"
+	case errors.As(err, &typ) && typ.Field == "identities":
+		return "identities must be a JSON object"
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
 		return "unknown field (a record holds profile_id, identities and attributes)"
 	}
@@ -411,7 +449,7 @@ func parseCSV(ctx context.Context, r io.Reader, size int, out chan<- importBatch
 			b.fail(line, fmt.Sprintf("%d fields, the header has %d", len(rec), width))
 			continue
 		}
-		p, problem := prepare(layout.profile(rec))
+		p, problem := prepare(layout.profile(rec), nil)
 		if problem != "" {
 			b.fail(line, problem)
 			continue
@@ -483,4 +521,84 @@ func (l csvLayout) profile(rec []string) Profile {
 		}
 	}
 	return p
+}
+
+// importConn is the connection an import writes on. On SQLite it keeps its
+// statement journals in memory and has a larger page cache while the import
+// lasts: a multi-row upsert journals the pages it changes, and a file for
+// that doubles the writes.
+type importConn struct {
+	*sql.Conn
+	restore string
+}
+
+// Settings of the SQLite connection an import writes on.
+const (
+	importTempStore = 2      // MEMORY
+	importCacheSize = -65536 // KiB: 64 MiB
+	// importAutoCheckpoint (pages) lets the WAL grow to about 160 MiB
+	// before a checkpoint copies it back, so that pages changed by many
+	// batches are copied once; the import truncates the WAL when done.
+	importAutoCheckpoint = 40000
+)
+
+func (s *Store) importConn(ctx context.Context) (*importConn, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("identity: import: %w", err)
+	}
+	c := &importConn{Conn: conn}
+	if s.db.Dialect != sqldb.SQLite {
+		return c, nil
+	}
+	var tempStore, cacheSize, autoCheckpoint int
+	err = conn.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&tempStore)
+	if err == nil {
+		err = conn.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&cacheSize)
+	}
+	if err == nil {
+		err = conn.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&autoCheckpoint)
+	}
+	if err == nil {
+		_, err = conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA temp_store = %d; PRAGMA cache_size = %d; PRAGMA wal_autocheckpoint = %d`,
+			importTempStore, importCacheSize, importAutoCheckpoint))
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("identity: import: set up the connection: %w", err)
+	}
+	c.restore = fmt.Sprintf(`PRAGMA temp_store = %d; PRAGMA cache_size = %d; PRAGMA wal_autocheckpoint = %d`,
+		tempStore, cacheSize, autoCheckpoint)
+	return c, nil
+}
+
+// close puts the connection back as it was, into the pool. On SQLite it
+// first copies the WAL back and truncates it (best effort: readers may be
+// in the way).
+func (c *importConn) close(ctx context.Context) {
+	if c.restore != "" {
+		ctx := context.WithoutCancel(ctx)
+		_, _ = c.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+		if _, err := c.ExecContext(ctx, c.restore); err != nil {
+			// Do not pool a connection left with the import's settings.
+			_ = c.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}
+	_ = c.Close()
+}
+
+// withTx is sqldb.DB.WithTx on the import's connection.
+func (c *importConn) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
 }

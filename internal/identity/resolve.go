@@ -250,7 +250,7 @@ func Resolve(in Input) Resolution {
 	slices.Sort(protected)
 	var note string
 	if len(protected) > 0 && len(candidates) > 0 {
-		note = fmt.Sprintf(" (%s left out: they carry a login id and the request does not)", countProfiles(protected))
+		note = fmt.Sprintf(" (%s left out: protected by a login id the request does not carry)", countProfiles(protected))
 	}
 
 	switch {
@@ -322,7 +322,7 @@ func plan(d Destination, request []Query, resolved []Profile, login []string, ru
 		}
 		mapped := false
 		for _, id := range prof.Identities {
-			if slices.Contains(DeviceTypes(), id.Type) {
+			if deviceTypes[id.Type] {
 				ids[d.DeviceIDPrefix+strings.TrimSpace(id.Value)] = true
 				mapped = true
 			}

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -40,6 +41,11 @@ type Store struct {
 	db     *sqldb.DB
 	ownsDB bool
 	now    func() time.Time
+
+	// stmts are the full-chunk writing statements, by query, prepared by
+	// New: preparing them later, inside a transaction, would take a second
+	// connection from the pool while holding one.
+	stmts map[string]*sql.Stmt
 }
 
 // Open opens the database dsn names (see sqldb.Open), brings the store's
@@ -69,53 +75,37 @@ func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if err := db.Migrate(ctx, "identity", files); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	s := &Store{db: db, now: time.Now}
-	// A bulk import that died before rebuilding them left the digest
-	// indexes missing.
-	if err := s.createDigestIndexes(ctx); err != nil {
+	s := &Store{db: db, now: time.Now, stmts: map[string]*sql.Stmt{}}
+	if err := s.repairIndexes(ctx); err != nil {
 		return nil, err
+	}
+	for _, build := range []func(int) string{upsertProfilesSQL, deleteIdentitiesSQL, insertIdentitiesSQL} {
+		query := db.Rebind(build(chunk))
+		st, err := db.PrepareContext(ctx, query)
+		if err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("identity: prepare statements: %w", err)
+		}
+		s.stmts[query] = st
 	}
 	return s, nil
 }
 
-// digestColumns are the indexed digest columns of identity_values; the
-// index of column c is identity_values_<c>.
-var digestColumns = []string{"sha256", "sha1", "md5"}
-
-// dropDigestIndexes drops the digest indexes before a bulk import: appending
-// rows and building each index once, sorted, is far cheaper than inserting
-// random keys into them batch after batch.
-func (s *Store) dropDigestIndexes(ctx context.Context) error {
-	for _, c := range digestColumns {
-		if _, err := s.db.ExecContext(ctx, `DROP INDEX IF EXISTS identity_values_`+c); err != nil {
-			return fmt.Errorf("identity: drop index on %s: %w", c, err)
-		}
-	}
-	return nil
-}
-
-// createDigestIndexes creates the digest indexes that are missing.
-func (s *Store) createDigestIndexes(ctx context.Context) error {
-	for _, c := range digestColumns {
-		if _, err := s.db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS identity_values_`+c+
-			` ON identity_values (`+c+`)`); err != nil {
-			return fmt.Errorf("identity: create index on %s: %w", c, err)
-		}
-	}
-	return nil
-}
-
 // empty reports whether the store holds no profile.
 func (s *Store) empty(ctx context.Context) (bool, error) {
-	var any bool
-	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM identity_profiles)`).Scan(&any); err != nil {
+	var exists bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM identity_profiles)`).Scan(&exists); err != nil {
 		return false, fmt.Errorf("identity: %w", err)
 	}
-	return !any, nil
+	return !exists, nil
 }
 
-// Close closes the database if Open opened it.
+// Close releases the store's prepared statements, and closes the database
+// if Open opened it. The store is not usable afterwards.
 func (s *Store) Close() error {
+	for _, st := range s.stmts {
+		_ = st.Close()
+	}
 	if !s.ownsDB {
 		return nil
 	}
@@ -138,9 +128,11 @@ type preparedIdentity struct {
 	digests
 }
 
-// prepare validates p and computes what the store writes. The problem it
-// returns names the fault, never an identity value.
-func prepare(p Profile) (preparedProfile, string) {
+// prepare validates p and computes what the store writes. The attributes are
+// rawAttributes, a JSON object as read from a file, when not nil, and
+// p.Attributes otherwise. The problem it returns names the fault, never an
+// identity value.
+func prepare(p Profile, rawAttributes []byte) (preparedProfile, string) {
 	if problem := profileIDProblem(p.ID); problem != "" {
 		return preparedProfile{}, problem
 	}
@@ -161,7 +153,12 @@ func prepare(p Profile) (preparedProfile, string) {
 		value := strings.TrimSpace(id.Value)
 		out.identities = append(out.identities, preparedIdentity{typ: id.Type, value: value, digests: digestsOf(id.Type, value)})
 	}
-	attrs, problem := encodeAttributes(p.Attributes)
+	var attrs, problem string
+	if rawAttributes != nil {
+		attrs, problem = compactAttributes(rawAttributes)
+	} else {
+		attrs, problem = encodeAttributes(p.Attributes)
+	}
 	if problem != "" {
 		return preparedProfile{}, problem
 	}
@@ -181,6 +178,26 @@ func encodeAttributes(attrs map[string]any) (string, string) {
 		return "", fmt.Sprintf("attributes larger than %d bytes as JSON", MaxAttributesSize)
 	}
 	return string(b), ""
+}
+
+// compactAttributes checks that raw is a JSON object (or null) and returns
+// it compacted.
+func compactAttributes(raw []byte) (string, string) {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return "{}", ""
+	case raw[0] != '{':
+		return "", "attributes must be a JSON object"
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "", "attributes: malformed JSON"
+	}
+	if buf.Len() > MaxAttributesSize {
+		return "", fmt.Sprintf("attributes larger than %d bytes as JSON", MaxAttributesSize)
+	}
+	return buf.String(), ""
 }
 
 func decodeAttributes(s string) (map[string]any, error) {
@@ -205,7 +222,7 @@ func decodeAttributes(s string) (map[string]any, error) {
 func (s *Store) Upsert(ctx context.Context, profiles []Profile) error {
 	batch := make([]preparedProfile, 0, len(profiles))
 	for i, p := range profiles {
-		pp, problem := prepare(p)
+		pp, problem := prepare(p, nil)
 		if problem != "" {
 			return fmt.Errorf("identity: upsert: profile %d: %w: %s", i, ErrInvalid, problem)
 		}
@@ -217,12 +234,50 @@ func (s *Store) Upsert(ctx context.Context, profiles []Profile) error {
 	return nil
 }
 
+// Statements writing or deleting n rows at once.
+func upsertProfilesSQL(n int) string {
+	return `INSERT INTO identity_profiles (profile_id, attributes, updated_at) VALUES ` + placeholders(3, n) + `
+		ON CONFLICT (profile_id) DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at
+		RETURNING profile_key, profile_id`
+}
+
+func deleteIdentitiesSQL(n int) string {
+	return `DELETE FROM identity_values WHERE profile_key IN (` + placeholders(1, n) + `)`
+}
+
+func insertIdentitiesSQL(n int) string {
+	return `INSERT INTO identity_values (profile_key, type, value, sha256, sha1, md5) VALUES ` + placeholders(6, n)
+}
+
+// stmt returns the statement of n rows built by build, on tx. A full
+// chunk's statement is the one New prepared, reused: parsing a statement of
+// hundreds of rows costs about as much as running it.
+func (s *Store) stmt(ctx context.Context, tx *sql.Tx, build func(int) string, n int) (*sql.Stmt, error) {
+	query := s.db.Rebind(build(n))
+	if st, ok := s.stmts[query]; ok {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return tx.PrepareContext(ctx, query)
+}
+
+// exec runs the statement of n rows built by build on tx.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, build func(int) string, n int, args []any) error {
+	st, err := s.stmt(ctx, tx, build, n)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.ExecContext(ctx, args...)
+	return err
+}
+
 // write replaces the profiles of batch inside tx: it upserts the profile
 // rows, learning their keys, then replaces their identities.
 func (s *Store) write(ctx context.Context, tx *sql.Tx, batch []preparedProfile) error {
+	// In id order, so that concurrent writers lock rows in the same order.
 	batch = lastByID(batch)
-	db := s.db
-	now := db.TimeArg(s.now())
+	sort.Slice(batch, func(i, j int) bool { return batch[i].id < batch[j].id })
+	now := s.db.TimeArg(s.now())
 	keys := make(map[string]int64, len(batch))
 	args := make([]any, 0, 6*chunk)
 	for start := 0; start < len(batch); start += chunk {
@@ -231,33 +286,14 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, batch []preparedProfile) 
 		for _, p := range part {
 			args = append(args, p.id, p.attributes, now)
 		}
-		rows, err := tx.QueryContext(ctx, db.Rebind(`INSERT INTO identity_profiles (profile_id, attributes, updated_at)
-			VALUES `+placeholders(3, len(part))+`
-			ON CONFLICT (profile_id) DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at
-			RETURNING profile_key, profile_id`), args...)
-		if err != nil {
+		if err := s.upsertProfiles(ctx, tx, len(part), args, keys); err != nil {
 			return fmt.Errorf("write profiles: %w", err)
 		}
-		for rows.Next() {
-			var key int64
-			var id string
-			if err := rows.Scan(&key, &id); err != nil {
-				rows.Close()
-				return fmt.Errorf("write profiles: %w", err)
-			}
-			keys[id] = key
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("write profiles: %w", err)
-		}
-
 		args = args[:0]
 		for _, p := range part {
 			args = append(args, keys[p.id])
 		}
-		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_values WHERE profile_key IN (`+
-			placeholders(1, len(part))+`)`), args...); err != nil {
+		if err := s.exec(ctx, tx, deleteIdentitiesSQL, len(part), args); err != nil {
 			return fmt.Errorf("delete replaced identities: %w", err)
 		}
 	}
@@ -268,8 +304,7 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, batch []preparedProfile) 
 		if n == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO identity_values (profile_key, type, value, sha256, sha1, md5)
-			VALUES `+placeholders(6, n)), args...)
+		err := s.exec(ctx, tx, insertIdentitiesSQL, n, args)
 		args, n = args[:0], 0
 		if err != nil {
 			return fmt.Errorf("write identities: %w", err)
@@ -293,8 +328,30 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, batch []preparedProfile) 
 	return flush()
 }
 
-// lastByID keeps the last profile of each id, in the order of first
-// appearance.
+// upsertProfiles writes n profile rows and records their keys.
+func (s *Store) upsertProfiles(ctx context.Context, tx *sql.Tx, n int, args []any, keys map[string]int64) error {
+	st, err := s.stmt(ctx, tx, upsertProfilesSQL, n)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var key int64
+		var id string
+		if err := rows.Scan(&key, &id); err != nil {
+			return err
+		}
+		keys[id] = key
+	}
+	return rows.Err()
+}
+
+// lastByID keeps the last profile of each id.
 func lastByID(batch []preparedProfile) []preparedProfile {
 	at := make(map[string]int, len(batch))
 	out := batch[:0:0]

@@ -93,15 +93,17 @@ func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.R
 	// The workflow first, then the ledger row: if this process dies in
 	// between, the workflow records the row itself (its first step), so a
 	// request is never half-created; if the start fails, nothing was kept.
-	if err := s.start(ctx, in); err != nil {
+	started, err := s.start(ctx, in)
+	if err != nil {
 		return Result{}, unavailable()
 	}
-	stored, created, err := s.Ledger.CreateRequest(ctx, activities.LedgerRecord(in, s.Config.RecordRetention))
+	stored, _, err := s.Ledger.CreateRequest(ctx, activities.LedgerRecord(in, s.Config.RecordRetention))
 	if err != nil {
 		s.logger().Error("ledger write failed; the workflow will record the request", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
 		return Result{}, unavailable()
 	}
-	if !created {
+	// The workflow may have written the row first: what counts is who started it.
+	if !started || stored.BodyHash != in.BodyHash {
 		return s.again(stored, in, raw)
 	}
 	return Result{Created: true, Record: stored, Response: createdResponse(stored, raw)}, nil
@@ -160,8 +162,9 @@ func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext op
 	}
 }
 
-// start starts the request's DSR workflow; an existing one counts as started.
-func (s *Service) start(ctx context.Context, in dsr.Request) error {
+// start starts the request's DSR workflow and says whether this call started
+// it (false: it existed already).
+func (s *Service) start(ctx context.Context, in dsr.Request) (bool, error) {
 	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       in.WorkflowID(),
 		TaskQueue:                s.Config.TaskQueue,
@@ -176,15 +179,15 @@ func (s *Service) start(ctx context.Context, in dsr.Request) error {
 			workflows.SearchDueTime.ValueSet(in.DueTime),
 		),
 	}, dsr.WorkflowDSR, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return nil
+	var exists *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &exists) {
+		return false, nil
 	}
 	if err != nil {
 		s.logger().Error("could not start the request workflow", "controller", in.ControllerID, "request_id", in.RequestID, "error", err)
-		return err
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
 func createdResponse(r ledger.Request, raw []byte) opendsr.CreatedResponse {

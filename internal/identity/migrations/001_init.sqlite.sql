@@ -29,8 +29,15 @@ CREATE TABLE identity_values (
     md5         BLOB    NOT NULL
 );
 CREATE INDEX identity_values_profile ON identity_values (profile_key);
--- The digest indexes. The store drops and rebuilds them around a bulk
--- import, and creates any that are missing when it opens.
+-- The digest indexes. A bulk import drops them and builds them again at
+-- its end; should it die before, the store builds them when it next opens.
 CREATE INDEX identity_values_sha256 ON identity_values (sha256);
 CREATE INDEX identity_values_sha1 ON identity_values (sha1);
 CREATE INDEX identity_values_md5 ON identity_values (md5);
+
+-- Bulk imports in progress (see bulk.go): while one heartbeats here, opening
+-- the store leaves alone the digest indexes it dropped.
+CREATE TABLE identity_bulk_imports (
+    import_id TEXT    NOT NULL PRIMARY KEY,
+    heartbeat INTEGER NOT NULL
+);
