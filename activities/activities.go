@@ -38,7 +38,9 @@ type Activities struct {
 	Mixpanel  map[string]*mixpanel.Client
 	Callbacks *callback.Sender
 	Profiles  *identity.Store
-	Results   *results.Store
+	// Finder resolves identities: the profile store or a company's identity service.
+	Finder  identity.Finder
+	Results *results.Store
 	// Keys seal what the ledger keeps that must not be readable from a copy of it.
 	Keys    *keyring.Ring
 	Metrics *Metrics

@@ -2,40 +2,65 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 )
 
-// ResolveIdentities decides, for every active destination, which distinct ids
-// it receives, records pending or skipped forwarding rows in the ledger and,
-// when asked, joins the destinations' batches. Both steps are idempotent, so a
-// retry repeats them safely.
+// ResolveIdentities resolves the request's identities to profiles (the
+// profile store, or the company's identity service), applies the resolution
+// rules for every active destination, records the trace (sealed: it names
+// distinct ids) and the pending or skipped forwarding rows in the ledger, and,
+// when asked and not held for an operator, joins the destinations' batches.
+// Every step is idempotent, so a retry repeats them safely.
 func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (ResolveResult, error) {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
-	var res ResolveResult
-	for _, d := range a.Config.ActiveDestinations() {
-		p := Plan{Destination: d.Name}
-		for _, id := range in.Identities {
-			if id.Type == d.IdentityType && (id.Format == "" || id.Format == "raw") {
-				p.DistinctIDs = []string{id.Value}
-			}
+	queries := make([]identity.Query, len(in.Identities))
+	for i, id := range in.Identities {
+		queries[i] = identity.Query(id)
+	}
+	matches, err := a.Finder.Find(ctx, queries)
+	if err != nil {
+		if identity.IsTransient(err) {
+			return ResolveResult{}, fmt.Errorf("identity resolver: %w", err)
 		}
-		f := ledger.Forwarding{Destination: d.Name, Status: ledger.ForwardingStatus(dsr.ForwardingPending), StatusMessage: "queued for the next batch", UpdatedAt: a.now()}
-		if len(p.DistinctIDs) == 0 {
-			p.Skipped, p.Reason = true, fmt.Sprintf("no raw %s identity in the request", d.IdentityType)
+		return ResolveResult{}, temporal.NewNonRetryableApplicationError("identity resolver: "+err.Error(), ErrTypeResolverFailed, nil)
+	}
+	var dests []identity.Destination
+	for _, d := range a.Config.ActiveDestinations() {
+		dests = append(dests, identity.Destination{Name: d.Name, IdentityType: d.IdentityType, DeviceIDPrefix: d.DeviceIDPrefix})
+	}
+	res := identity.Resolve(identity.Input{
+		Identities: queries, Matches: matches, LoginTypes: a.Config.LoginIdentityTypes,
+		Destinations: dests, Policy: identity.Policy(a.Config.AmbiguityPolicy), ChosenProfile: in.ChosenProfile,
+	})
+	if err := a.recordResolution(ctx, key, res); err != nil {
+		return ResolveResult{}, err
+	}
+	out := ResolveResult{Profiles: res.Profiles, Hold: res.Hold, Candidates: res.Candidates, Reason: res.Reason}
+	if res.Hold {
+		return out, nil
+	}
+	for _, p := range res.Plans {
+		plan := Plan{Destination: p.Destination, DistinctIDs: p.DistinctIDs, Skipped: p.Skipped, Reason: p.Reason}
+		f := ledger.Forwarding{Destination: p.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingPending), StatusMessage: "queued for the next batch", UpdatedAt: a.now()}
+		if p.Skipped {
 			f.Status, f.StatusMessage = ledger.ForwardingStatus(dsr.ForwardingSkipped), p.Reason
 		}
 		if err := a.Ledger.SetForwarding(ctx, []ledger.Key{key}, f); err != nil {
 			return ResolveResult{}, fmt.Errorf("ledger: %w", err)
 		}
-		res.Plans = append(res.Plans, p)
+		out.Plans = append(out.Plans, plan)
 	}
 	if !in.Enqueue {
-		return res, nil
+		return out, nil
 	}
-	for _, p := range res.Plans {
+	for _, p := range out.Plans {
 		if p.Skipped {
 			continue
 		}
@@ -44,6 +69,27 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 			return ResolveResult{}, err
 		}
 	}
-	res.Enqueued = true
-	return res, nil
+	out.Enqueued = true
+	return out, nil
+}
+
+// recordResolution keeps the full trace, distinct ids included, sealed with
+// the key ring: the owning controller reads it back; a copy of the ledger does not.
+func (a *Activities) recordResolution(ctx context.Context, key ledger.Key, res identity.Resolution) error {
+	trace, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	sealed, err := a.Keys.Seal(string(trace))
+	if err != nil {
+		return err
+	}
+	doc, err := json.Marshal(sealed)
+	if err != nil {
+		return err
+	}
+	if err := a.Ledger.SetResolution(ctx, key, doc); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
 }

@@ -36,6 +36,8 @@ type ResolveInput struct {
 	Regulation   string         `json:"regulation"`
 	Identities   []dsr.Identity `json:"identities"`
 	Enqueue      bool           `json:"enqueue,omitempty"`
+	// ChosenProfile settles an ambiguity: the profile an operator chose.
+	ChosenProfile string `json:"chosen_profile,omitempty"`
 }
 
 // Plan is what one destination receives for a request.
@@ -54,6 +56,12 @@ type ResolveResult struct {
 	Enqueued bool `json:"enqueued,omitempty"`
 	// Profiles are the ids of the profiles the identities resolved to.
 	Profiles []string `json:"profiles,omitempty"`
+	// Hold is true when several profiles matched and an operator must choose
+	// one of Candidates; nothing was forwarded.
+	Hold       bool     `json:"hold,omitempty"`
+	Candidates []string `json:"candidates,omitempty"`
+	// Reason explains the resolution without identity values.
+	Reason string `json:"reason,omitempty"`
 }
 
 // EnqueueInput adds a request to a destination's batch for its regulation.
@@ -122,4 +130,5 @@ const (
 	ErrTypeBadRequest      = "BadRequest"
 	ErrTypeTaskNotFinished = "TaskNotFinished"
 	ErrTypeTaskNotFound    = "TaskNotFound"
+	ErrTypeResolverFailed  = "ResolverFailed"
 )

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +19,9 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/dsrflow/dsrflow/internal/app"
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
@@ -121,10 +124,16 @@ func (c *cli) statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			trace, err := c.resolution(rec)
+			if err != nil {
+				return err
+			}
 			if jsonOut {
+				rec.Resolution = trace
 				return writeJSON(c.stdout, map[string]any{"request": rec, "forwarding": fwd, "transitions": history})
 			}
 			printStatus(c.stdout, rec, fwd, history)
+			printResolution(c.stdout, trace)
 			return nil
 		},
 	}
@@ -155,6 +164,54 @@ func printStatus(w interface{ Write([]byte) (int, error) }, rec ledger.Request, 
 	fmt.Fprintln(w, "\nhistory:")
 	for _, t := range history {
 		fmt.Fprintf(w, "  %s  %s -> %s  %s\n", t.At.Format(time.RFC3339), dash(string(t.From)), t.To, t.Reason)
+	}
+}
+
+// resolution opens the request's sealed resolution trace.
+func (c *cli) resolution(rec ledger.Request) (json.RawMessage, error) {
+	if len(rec.Resolution) == 0 {
+		return nil, nil
+	}
+	cfg, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	ring, err := app.KeyRing(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var sealed string
+	if err := json.Unmarshal(rec.Resolution, &sealed); err != nil {
+		return nil, fmt.Errorf("resolution trace: %w", err)
+	}
+	plain, err := ring.Open(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("resolution trace: %w", err)
+	}
+	return json.RawMessage(plain), nil
+}
+
+func printResolution(w io.Writer, trace json.RawMessage) {
+	if len(trace) == 0 {
+		return
+	}
+	var r identity.Resolution
+	if err := json.Unmarshal(trace, &r); err != nil {
+		return
+	}
+	fmt.Fprintf(w, "\nidentity resolution: %s — %s\n", r.Rule, r.Reason)
+	for _, m := range r.Matched {
+		fmt.Fprintf(w, "  identity %d (%s, %s) matched %s\n", m.Index, m.Type, m.Format, dash(strings.Join(m.Profiles, ", ")))
+	}
+	if len(r.Candidates) > 0 {
+		fmt.Fprintf(w, "  candidates: %s (choose with: dsr resolve ID --profile P)\n", strings.Join(r.Candidates, ", "))
+	}
+	for _, p := range r.Plans {
+		if p.Skipped {
+			fmt.Fprintf(w, "  %s: skipped (%s)\n", p.Destination, p.Reason)
+		} else {
+			fmt.Fprintf(w, "  %s: distinct ids %s\n", p.Destination, strings.Join(p.DistinctIDs, ", "))
+		}
 	}
 }
 

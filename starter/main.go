@@ -84,7 +84,7 @@ the stack that 'make dev' started.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(c.submitCommand(), c.cancelCommand(), c.retryCommand(), c.statusCommand(),
-		c.listCommand(), c.watchCommand(), c.emulatorCommand(), c.keysCommand())
+		c.listCommand(), c.watchCommand(), c.resolveCommand(), c.profilesCommand(), c.emulatorCommand(), c.keysCommand())
 	return root
 }
 

@@ -74,8 +74,14 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var finder identity.Finder = profiles
+	if cfg.IdentityResolverURL != "" {
+		if finder, err = identity.NewHTTPFinder(cfg.IdentityResolverURL, cfg.IdentityResolverHeader, identity.HTTPFinderOptions{}); err != nil {
+			return fmt.Errorf("DSR_IDENTITY_RESOLVER_URL: %w", err)
+		}
+	}
 	acts := &activities.Activities{
-		Config: cfg, Ledger: store, Temporal: tc, Mixpanel: mixpanels,
+		Config: cfg, Ledger: store, Temporal: tc, Mixpanel: mixpanels, Finder: finder,
 		Callbacks: callbacks, Profiles: profiles, Results: bundles, Keys: ring, Metrics: activities.NewMetrics(registry),
 	}
 

@@ -25,6 +25,7 @@ var a *activities.Activities
 const (
 	phaseWaiting       = "waiting period"
 	phaseResolving     = "resolving identities"
+	phaseAmbiguous     = "ambiguous identity: waiting for an operator to choose a profile"
 	phaseEnqueuing     = "joining batches"
 	phaseQueued        = "queued for forwarding"
 	phaseForwarded     = "forwarded"
@@ -66,6 +67,9 @@ type requestRun struct {
 	cancelled  bool
 	cancelBusy bool
 	retry      bool
+	// candidates and chosen hold an ambiguous resolution and its answer.
+	candidates []string
+	chosen     string
 
 	dests []*destinationState
 	// callbacks holds status changes not yet delivered, oldest first.
@@ -122,11 +126,28 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		r.phase = phaseEnqueuing
 	}
 	var resolved activities.ResolveResult
-	if err := workflow.ExecuteActivity(withResolveOptions(ctx), a.ResolveIdentities, activities.ResolveInput{
-		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Regulation: r.in.Regulation,
-		Identities: r.in.Identities, Enqueue: erasure && !r.cancelled,
-	}).Get(ctx, &resolved); err != nil {
-		return r.fail(ctx, "identity resolution failed: "+errorMessage(err))
+	for {
+		resolved = activities.ResolveResult{} // decoding into a used value would keep its old fields
+		if err := workflow.ExecuteActivity(withResolveOptions(ctx), a.ResolveIdentities, activities.ResolveInput{
+			ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Regulation: r.in.Regulation,
+			Identities: r.in.Identities, Enqueue: erasure && !r.cancelled, ChosenProfile: r.chosen,
+		}).Get(ctx, &resolved); err != nil {
+			return r.fail(ctx, "identity resolution failed: "+errorMessage(err))
+		}
+		if !resolved.Hold || r.cancelled {
+			break
+		}
+		// Several profiles match: never guess. Wait for `dsr resolve` (or the API).
+		if err := r.awaitChoice(ctx, resolved); err != nil {
+			return err
+		}
+		if r.cancelled {
+			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled while the identity was ambiguous")
+		}
+		r.phase = phaseResolving
+		if erasure {
+			r.phase = phaseEnqueuing
+		}
 	}
 	for _, p := range resolved.Plans {
 		d := &destinationState{plan: p, status: dsr.ForwardingPending, results: map[string]dsr.TaskResult{}}
@@ -164,6 +185,33 @@ func (r *requestRun) run(ctx workflow.Context) error {
 			return err
 		}
 	}
+}
+
+// awaitChoice holds the request in pending until an operator chooses one of
+// the candidate profiles (or cancels it).
+func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.ResolveResult) error {
+	r.phase, r.candidates, r.chosen = phaseAmbiguous, resolved.Candidates, ""
+	reason := fmt.Sprintf("ambiguous identity: %d profiles match (%s); choose one with dsr resolve", len(resolved.Candidates), strings.Join(resolved.Candidates, ", "))
+	if err := r.setStatus(ctx, dsr.StatusPending, reason); err != nil {
+		return err
+	}
+	if err := workflow.Await(ctx, func() bool { return r.chosen != "" || r.cancelled }); err != nil {
+		return err
+	}
+	r.candidates = nil
+	return nil
+}
+
+func (r *requestRun) validateChoice(c dsr.ResolveChoice) error {
+	if r.phase != phaseAmbiguous {
+		return temporal.NewApplicationError("the request is not waiting for an identity choice", "NotAmbiguous")
+	}
+	for _, p := range r.candidates {
+		if p == c.ProfileID {
+			return nil
+		}
+	}
+	return temporal.NewApplicationError("profile "+c.ProfileID+" is not one of the candidates", "NotACandidate")
 }
 
 // waitingPeriod holds an erasure until ForwardAt unless it is cancelled first.
@@ -361,6 +409,12 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, dsr.UpdateResolve,
+		func(ctx workflow.Context, c dsr.ResolveChoice) error { r.chosen = c.ProfileID; return nil },
+		workflow.UpdateHandlerOptions{Validator: func(c dsr.ResolveChoice) error { return r.validateChoice(c) }},
+	); err != nil {
+		return err
+	}
 	receive(ctx, dsr.SignalForwarded, r.onForwarded)
 	receive(ctx, dsr.SignalTaskResult, r.onTaskResult)
 	receiveAny(ctx, dsr.SignalRetry, func() {
@@ -411,7 +465,7 @@ func (r *requestRun) validateCancel() error {
 		return nil
 	}
 	switch r.phase {
-	case phaseWaiting, phaseResolving, phaseEnqueuing, phaseQueued:
+	case phaseWaiting, phaseResolving, phaseAmbiguous, phaseEnqueuing, phaseQueued:
 		if !r.anyForwarded() {
 			return nil
 		}
@@ -482,7 +536,7 @@ func (r *requestRun) recordRefusedCancel(ctx workflow.Context, cause error) {
 }
 
 func (r *requestRun) view() (dsr.StatusView, error) {
-	v := dsr.StatusView{Status: r.status, Reason: r.reason, Phase: r.phase}
+	v := dsr.StatusView{Status: r.status, Reason: r.reason, Phase: r.phase, Candidates: r.candidates}
 	for _, d := range r.dests {
 		v.Destinations = append(v.Destinations, dsr.DestinationView{
 			Destination: d.plan.Destination, Status: d.status, StatusMessage: d.message,

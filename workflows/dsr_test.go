@@ -38,6 +38,8 @@ type dsrHarness struct {
 	plans      []activities.Plan
 	// deliver, when set, decides each callback attempt (nil: every attempt succeeds).
 	deliver func(activities.CallbackInput) error
+	// resolve, when set, answers ResolveIdentities instead of plans.
+	resolve func(activities.ResolveInput) (activities.ResolveResult, error)
 }
 
 func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
@@ -76,6 +78,9 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ResolveInput) (activities.ResolveResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		if h.resolve != nil {
+			return h.resolve(in)
+		}
 		res := activities.ResolveResult{Plans: h.plans}
 		if in.Enqueue {
 			h.enqueuedAt = env.Now()
@@ -149,8 +154,14 @@ func (h *dsrHarness) assertStatuses(want ...dsr.Status) {
 	if !equal(h.statuses, want) {
 		h.t.Errorf("ledger statuses = %v, want %v", h.statuses, want)
 	}
-	// Callbacks: pending first (the intake wrote the ledger row), then every change.
-	if cb := append([]dsr.Status{dsr.StatusPending}, want...); !equal(h.callbacks, cb) {
+	// Callbacks: pending first (the intake wrote the ledger row), then every change of status.
+	cb := []dsr.Status{dsr.StatusPending}
+	for _, w := range want {
+		if w != cb[len(cb)-1] {
+			cb = append(cb, w)
+		}
+	}
+	if !equal(h.callbacks, cb) {
 		h.t.Errorf("callbacks = %v, want %v", h.callbacks, cb)
 	}
 }
@@ -377,4 +388,47 @@ func TestCallbacksArriveInOrderAfterTheReceiverWasDown(t *testing.T) {
 	if attempts <= 3 {
 		t.Errorf("%d attempts, want retries while the receiver was down", attempts)
 	}
+}
+
+func TestAmbiguousIdentityWaitsForAnOperator(t *testing.T) {
+	h := newDSRHarness(t, true)
+	var chosen []string
+	h.resolve = func(in activities.ResolveInput) (activities.ResolveResult, error) {
+		chosen = append(chosen, in.ChosenProfile)
+		if in.ChosenProfile == "" {
+			return activities.ResolveResult{Hold: true, Candidates: []string{"p-1", "p-2"}}, nil
+		}
+		h.enqueues++
+		return activities.ResolveResult{Plans: h.plans, Enqueued: true, Profiles: []string{in.ChosenProfile}}, nil
+	}
+	var rejected, accepted error
+	choose := func(profile string, into *error) func() {
+		return func() {
+			h.env.UpdateWorkflow(dsr.UpdateResolve, "resolve-"+profile, &testsuite.TestUpdateCallback{
+				OnReject: func(err error) { *into = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
+			}, dsr.ResolveChoice{ProfileID: profile})
+		}
+	}
+	h.env.RegisterDelayedCallback(func() {
+		v, err := h.env.QueryWorkflow(dsr.QueryStatus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var view dsr.StatusView
+		_ = v.Get(&view)
+		if view.Status != dsr.StatusPending || len(view.Candidates) != 2 {
+			t.Errorf("held view = %+v, want pending with 2 candidates", view)
+		}
+	}, time.Hour)
+	h.env.RegisterDelayedCallback(choose("p-9", &rejected), 2*time.Hour)
+	h.env.RegisterDelayedCallback(choose("p-2", &accepted), 3*time.Hour)
+	h.taskEnds(4*time.Hour, "SUCCESS")
+	h.run()
+	if rejected == nil || accepted != nil {
+		t.Errorf("choice of a non-candidate: %v (want refused); of a candidate: %v (want accepted)", rejected, accepted)
+	}
+	if fmt.Sprint(chosen) != "[ p-2]" || h.enqueues != 1 {
+		t.Errorf("resolutions %q, enqueues %d: want one held run, then one with p-2 that joins the batch", chosen, h.enqueues)
+	}
+	h.assertStatuses(dsr.StatusPending, dsr.StatusInProgress, dsr.StatusCompleted)
 }

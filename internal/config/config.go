@@ -80,6 +80,15 @@ type Config struct {
 	// Controller is the default controller id of the dsr CLI.
 	Controller string
 
+	// LoginIdentityTypes are the identity types that count as login ids.
+	LoginIdentityTypes []string
+	// AmbiguityPolicy is "hold" (wait for an operator) or "all" (every matching profile).
+	AmbiguityPolicy string
+	// IdentityResolverURL, when set, replaces the profile store with a company's identity service.
+	IdentityResolverURL string
+	// IdentityResolverHeader authenticates to it: "Name: value".
+	IdentityResolverHeader Secret
+
 	// EncryptionKeys is the key ring spec ("id:base64key,..."; the first
 	// encrypts): Temporal payloads, results bundles and sealed ledger fields.
 	EncryptionKeys Secret
@@ -148,6 +157,10 @@ func Load(getenv func(string) string) (Config, error) {
 		RecordRetention:       l.duration("DSR_RECORD_RETENTION", 8760*time.Hour),
 		Controller:            l.str("DSR_CONTROLLER", "dev"),
 	}
+	c.LoginIdentityTypes = splitList(l.str("DSR_LOGIN_IDENTITY_TYPES", "controller_customer_id,email"))
+	c.AmbiguityPolicy = l.str("DSR_AMBIGUITY_POLICY", "hold")
+	c.IdentityResolverURL = l.str("DSR_IDENTITY_RESOLVER_URL", "")
+	c.IdentityResolverHeader = l.secret("DSR_IDENTITY_RESOLVER_HEADER")
 	c.EncryptionKeys = l.secretOr("DSR_ENCRYPTION_KEYS", ".data/encryption-keys")
 	c.CodecOrigins = splitList(l.str("DSR_CODEC_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233"))
 	for _, tok := range splitList(l.secret("DSR_CODEC_TOKENS").Reveal()) {
@@ -175,6 +188,9 @@ func (c Config) validate() error {
 	}
 	if c.WaitingPeriod < 0 {
 		errs = append(errs, errors.New("DSR_WAITING_PERIOD must not be negative"))
+	}
+	if c.AmbiguityPolicy != "hold" && c.AmbiguityPolicy != "all" {
+		errs = append(errs, fmt.Errorf("DSR_AMBIGUITY_POLICY: %q is not hold or all", c.AmbiguityPolicy))
 	}
 	if c.MixpanelRateLimit < 0 {
 		errs = append(errs, errors.New("MIXPANEL_RATE_LIMIT must not be negative"))

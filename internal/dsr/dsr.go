@@ -58,6 +58,8 @@ const (
 	// UpdateRetry and SignalRetry resume a failed request (after a credential fix).
 	UpdateRetry = "retry"
 	SignalRetry = "retry"
+	// UpdateResolve settles an ambiguous identity resolution with a ResolveChoice.
+	UpdateResolve = "resolve"
 	// QueryStatus returns a DSR workflow's StatusView.
 	QueryStatus = "status"
 )
@@ -198,6 +200,11 @@ type TaskResult struct {
 	ResultURL string `json:"result_url,omitempty"`
 }
 
+// ResolveChoice is an operator's answer to an ambiguous resolution.
+type ResolveChoice struct {
+	ProfileID string `json:"profile_id"`
+}
+
 // CancelResult answers UpdateCancel.
 type CancelResult struct {
 	Cancelled bool `json:"cancelled"`
@@ -214,9 +221,11 @@ type DestinationView struct {
 
 // StatusView answers QueryStatus.
 type StatusView struct {
-	Status       Status            `json:"status"`
-	Reason       string            `json:"reason,omitempty"`
-	Phase        string            `json:"phase"`
+	Status Status `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	Phase  string `json:"phase"`
+	// Candidates are the profiles an operator chooses from while the request is held.
+	Candidates   []string          `json:"candidates,omitempty"`
 	Destinations []DestinationView `json:"destinations,omitempty"`
 }
 

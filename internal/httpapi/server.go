@@ -97,6 +97,7 @@ func (s *Server) Handler() http.Handler {
 		s.route(mux, "GET "+base+"/{id}", s.authed(s.status))
 		s.route(mux, "DELETE "+base+"/{id}", s.authed(s.cancel))
 		s.route(mux, "POST "+base+"/{id}/retry", s.authed(s.retry))
+		s.route(mux, "POST "+base+"/{id}/resolve", s.authed(s.resolve))
 	}
 	s.route(mux, "GET /v1/results/{token}", s.authed(s.downloadResults))
 	if s.keys != nil {
@@ -231,6 +232,20 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 // retry resumes a failed request (after its cause, such as Mixpanel credentials, was fixed).
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.requests.Retry(r.Context(), keyOf(r))
+	s.answer(w, http.StatusAccepted, resp, err)
+}
+
+// resolve settles an ambiguous identity: {"profile_id": "..."}.
+func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		ProfileID string `json:"profile_id"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
+		s.writeError(w, opendsr.BadRequest("The body must be {\"profile_id\": \"...\"}", opendsr.ErrorItem{
+			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonMalformed, Message: "the body is not a JSON object with profile_id", Location: "body"}))
+		return
+	}
+	resp, err := s.requests.Resolve(r.Context(), keyOf(r), body.ProfileID)
 	s.answer(w, http.StatusAccepted, resp, err)
 }
 

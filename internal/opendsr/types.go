@@ -284,6 +284,10 @@ type StatusExtension struct {
 	// StatusReason says why the request is in its status (e.g. why it failed).
 	StatusReason string             `json:"status_reason,omitempty"`
 	Forwarding   []ForwardingStatus `json:"forwarding,omitempty"`
+	// Resolution is the identity resolution trace: which input identities
+	// matched which profiles, the rule applied, and the distinct ids sent to
+	// each destination (shown to the owning controller only).
+	Resolution json.RawMessage `json:"resolution,omitempty"`
 }
 
 // ForwardingStatus is the state of a request at one destination.

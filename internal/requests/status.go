@@ -32,7 +32,12 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 		s.logger().Error("ledger read failed", "request_id", key.RequestID, "error", err)
 		return opendsr.StatusResponse{}, opendsr.Internal()
 	}
-	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason}
+	trace, err := s.resolutionTrace(rec.Resolution)
+	if err != nil {
+		s.logger().Error("opening the sealed resolution trace failed", "request_id", key.RequestID, "error", err)
+		return opendsr.StatusResponse{}, opendsr.Internal()
+	}
+	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason, Resolution: trace}
 	for _, f := range fwd {
 		ext.Forwarding = append(ext.Forwarding, opendsr.ForwardingStatus{
 			Destination: f.Destination, Status: string(f.Status), StatusMessage: f.StatusMessage,
@@ -53,6 +58,40 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 		APIVersion: rec.APIVersion, ResultsURL: resultsURL, ResultsCount: rec.ResultsCount,
 		Extensions: map[string]json.RawMessage{s.Config.ProcessorDomain: extJSON},
 	}, nil
+}
+
+// resolutionTrace opens the sealed trace the worker recorded (a JSON string).
+func (s *Service) resolutionTrace(doc json.RawMessage) (json.RawMessage, error) {
+	if len(doc) == 0 {
+		return nil, nil
+	}
+	var sealed string
+	if err := json.Unmarshal(doc, &sealed); err != nil {
+		return nil, err
+	}
+	if s.Keys == nil {
+		return nil, errors.New("no key ring to open the trace")
+	}
+	plain, err := s.Keys.Open(sealed)
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(plain), nil
+}
+
+// Resolve settles an ambiguous identity resolution with the operator's choice of profile.
+func (s *Service) Resolve(ctx context.Context, key ledger.Key, profileID string) (opendsr.StatusResponse, *opendsr.Error) {
+	if _, oerr := s.Status(ctx, key); oerr != nil {
+		return opendsr.StatusResponse{}, oerr
+	}
+	if profileID == "" {
+		return opendsr.StatusResponse{}, opendsr.BadRequest("profile_id is required", opendsr.ErrorItem{
+			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonRequired, Message: "profile_id is required", Location: "profile_id"})
+	}
+	if err := s.update(ctx, key, dsr.UpdateResolve, nil, dsr.ResolveChoice{ProfileID: profileID}); err != nil {
+		return opendsr.StatusResponse{}, s.updateError(err, "resolve")
+	}
+	return s.Status(ctx, key)
 }
 
 // Cancel cancels a request through its workflow's cancel update: accepted
@@ -87,10 +126,12 @@ func (s *Service) Retry(ctx context.Context, key ledger.Key) (opendsr.StatusResp
 	return s.Status(ctx, key)
 }
 
-func (s *Service) update(ctx context.Context, key ledger.Key, name string, result any) error {
+// update sends an update to the request's workflow and waits for its answer.
+func (s *Service) update(ctx context.Context, key ledger.Key, name string, result any, args ...any) error {
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   dsr.WorkflowID(key.ControllerID, key.RequestID),
 		UpdateName:   name,
+		Args:         args,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
