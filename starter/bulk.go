@@ -267,7 +267,9 @@ func countRows(r io.Reader) (int, error) {
 }
 
 // progress shows a bar with rate and ETA on a terminal, plain lines otherwise.
+// It is safe for concurrent use.
 type progress struct {
+	mu    sync.Mutex
 	bar   *progressbar.ProgressBar
 	out   io.Writer
 	total int
@@ -286,6 +288,8 @@ func newProgress(out io.Writer, total int) *progress {
 }
 
 func (p *progress) add() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	n := p.done.Add(1)
 	if p.bar != nil {
 		_ = p.bar.Add(1)
