@@ -62,10 +62,10 @@ func emptyBaseline(ctx context.Context, tc client.Client, m, conc int, res *Resu
 		}
 	}
 	res.EmptyCompletionsPerSec = float64(m) / time.Since(start).Seconds()
-	events, err := countEvents(ctx, tc, runs[0].GetID(), runs[0].GetRunID())
+	events, actions, err := countCost(ctx, tc, runs[0].GetID(), runs[0].GetRunID())
 	if err != nil {
 		return err
 	}
-	res.EmptyEventsPerWorkflow = float64(events)
+	res.EmptyEventsPerWorkflow, res.EmptyActionsPerWorkflow = float64(events), float64(actions)
 	return nil
 }

@@ -67,6 +67,7 @@ type Results struct {
 	EmptyStartsPerSecond    float64  `json:"empty_starts_per_second"`
 	EmptyCompletionsPerSec  float64  `json:"empty_completions_per_second"`
 	EmptyEventsPerWorkflow  float64  `json:"empty_history_events_per_workflow"`
+	EmptyActionsPerWorkflow float64  `json:"empty_actions_per_workflow"`
 	CompletionRatioToEmpty  float64  `json:"completion_rate_ratio_to_empty"`
 	Timeline                []Point  `json:"timeline"`
 	WorkerOpenRequestsPeak  int      `json:"open_requests_peak"`
@@ -272,67 +273,80 @@ func historyCosts(ctx context.Context, tc client.Client, ids []string, tasks []e
 	if len(sample) > 200 {
 		sample = sample[:200]
 	}
-	total := 0
+	total, totalActions := 0, 0
 	for _, id := range sample {
-		c, err := countEvents(ctx, tc, dsr.WorkflowID(devstack.Controller, id), "")
+		e, a, err := countCost(ctx, tc, dsr.WorkflowID(devstack.Controller, id), "")
 		if err != nil {
 			return err
 		}
-		total += c
+		total, totalActions = total+e, totalActions+a
 	}
 	res.HistorySampledWorkflows = len(sample)
 	if len(sample) > 0 {
 		res.DSREventsPerRequest = float64(total) / float64(len(sample))
+		res.ActionsPerRequest = float64(totalActions) / float64(len(sample))
 	}
-	shared := 0
+	shared, sharedActions := 0, 0
 	for _, reg := range []string{"gdpr", "ccpa"} {
-		c, err := countAllRuns(ctx, tc, dsr.BatchWorkflowID("mixpanel", reg))
+		e, a, err := countAllRuns(ctx, tc, dsr.BatchWorkflowID("mixpanel", reg))
 		if err != nil {
 			return err
 		}
-		shared += c
+		shared, sharedActions = shared+e, sharedActions+a
 	}
 	for _, t := range tasks {
-		c, err := countEvents(ctx, tc, dsr.TaskWorkflowID("mixpanel", t.ID), "")
+		e, a, err := countCost(ctx, tc, dsr.TaskWorkflowID("mixpanel", t.ID), "")
 		if err != nil {
 			return err
 		}
-		shared += c
+		shared, sharedActions = shared+e, sharedActions+a
 	}
 	res.SharedEventsPerRequest = float64(shared) / float64(n)
-	// Actions are roughly: start, each activity, signal, timer, upsert, update.
-	// About half of the DSR events are workflow-task events, which cost none.
-	res.ActionsPerRequest = (res.DSREventsPerRequest + res.SharedEventsPerRequest) / 2.5
+	res.ActionsPerRequest += float64(sharedActions) / float64(n)
 	return nil
 }
 
-func countEvents(ctx context.Context, tc client.Client, workflowID, runID string) (int, error) {
+// countCost counts a run's history events and its billable actions as
+// Temporal Cloud counts them: a start, each activity attempt, timer, signal,
+// search-attribute upsert, update, continue-as-new and local-activity marker
+// is one; a child workflow start is two.
+func countCost(ctx context.Context, tc client.Client, workflowID, runID string) (events, actions int, err error) {
 	it := tc.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	n := 0
 	for it.HasNext() {
-		if _, err := it.Next(); err != nil {
-			return n, err
+		e, err := it.Next()
+		if err != nil {
+			return events, actions, err
 		}
-		n++
+		events++
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, enumspb.EVENT_TYPE_TIMER_STARTED,
+			enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+			enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+			enumspb.EVENT_TYPE_MARKER_RECORDED, enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:
+			actions++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			actions += int(max(e.GetActivityTaskStartedEventAttributes().GetAttempt(), 1))
+		case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+			actions += 2
+		}
 	}
-	return n, nil
+	return events, actions, nil
 }
 
-// countAllRuns counts the events of every run of a workflow (continue-as-new chains).
-func countAllRuns(ctx context.Context, tc client.Client, workflowID string) (int, error) {
+// countAllRuns counts the events and actions of every run of a workflow (continue-as-new chains).
+func countAllRuns(ctx context.Context, tc client.Client, workflowID string) (events, actions int, err error) {
 	resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: "WorkflowId = '" + workflowID + "'", PageSize: 1000})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	total := 0
 	for _, e := range resp.Executions {
-		c, err := countEvents(ctx, tc, workflowID, e.GetExecution().GetRunId())
+		ev, ac, err := countCost(ctx, tc, workflowID, e.GetExecution().GetRunId())
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		total += c
+		events, actions = events+ev, actions+ac
 	}
-	return total, nil
+	return events, actions, nil
 }
 
 func percentile(v []float64, p float64) float64 {
@@ -353,10 +367,10 @@ func printTable(r Results) {
 		{"Mixpanel tasks", strings.Join(r.TaskSizes, " "), "compliance type: ids"},
 		{"Mixpanel status calls", fmt.Sprintf("%d for %d tasks: %.1f per task, %.2f per 1000 requests", r.MixpanelStatusCalls, r.MixpanelTasks, r.PollsPerTask, r.StatusCallsPer1000), "per task, not per request"},
 		{"history per erasure", fmt.Sprintf("%.1f events (+%.2f shared batch/task events)", r.DSREventsPerRequest, r.SharedEventsPerRequest), "<= 30"},
-		{"actions per erasure", fmt.Sprintf("~%.1f", r.ActionsPerRequest), ""},
+		{"actions per erasure", fmt.Sprintf("%.1f (batch and task share included)", r.ActionsPerRequest), "Temporal Cloud pricing unit"},
 		{"worker peak RSS", fmt.Sprintf("%.0f MB", r.WorkerPeakRSSMB), "< 512 MB"},
 		{"API peak RSS", fmt.Sprintf("%.0f MB", r.APIPeakRSSMB), ""},
-		{"empty workflow", fmt.Sprintf("%.0f starts/s, %.1f completions/s, %.0f events", r.EmptyStartsPerSecond, r.EmptyCompletionsPerSec, r.EmptyEventsPerWorkflow), "Temporal's ceiling here"},
+		{"empty workflow", fmt.Sprintf("%.0f starts/s, %.1f completions/s, %.0f events, %.0f actions", r.EmptyStartsPerSecond, r.EmptyCompletionsPerSec, r.EmptyEventsPerWorkflow, r.EmptyActionsPerWorkflow), "Temporal's ceiling here"},
 		{"ratio to empty", fmt.Sprintf("%.2f of the empty workflow's completion rate", r.CompletionRatioToEmpty), ""},
 	}
 	fmt.Println()

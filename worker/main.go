@@ -85,6 +85,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Callbacks: callbacks, Profiles: profiles, Results: bundles, Keys: ring, Metrics: activities.NewMetrics(registry),
 	}
 
+	// Open requests wait for days: keep a bounded number in memory, replay the rest.
+	worker.SetStickyWorkflowCacheSize(cfg.WorkerCacheSize)
 	workers := []worker.Worker{mainWorker(tc, cfg, acts)}
 	for _, d := range cfg.ActiveDestinations() {
 		opts := worker.Options{}

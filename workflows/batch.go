@@ -31,13 +31,7 @@ func Batch(ctx workflow.Context, in dsr.BatchInput) error {
 		return err
 	}
 	enqueued := workflow.GetSignalChannel(ctx, dsr.SignalEnqueue)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var m dsr.Member
-			enqueued.Receive(ctx, &m)
-			b.add(ctx, m)
-		}
-	})
+	receiveAll(ctx, enqueued, func(m dsr.Member) { b.add(ctx, m) })
 	for {
 		var err error
 		switch {
@@ -115,13 +109,7 @@ func (b *batchRun) continueAsNew(ctx workflow.Context, enqueued workflow.Receive
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
-	for {
-		var m dsr.Member
-		if !enqueued.ReceiveAsync(&m) {
-			break
-		}
-		b.add(ctx, m)
-	}
+	drain(enqueued, func(m dsr.Member) { b.add(ctx, m) })
 	next := b.in
 	next.Buffer = b.buffer
 	return workflow.NewContinueAsNewError(ctx, Batch, next)
@@ -194,6 +182,30 @@ func (b *batchRun) flush(ctx workflow.Context) error {
 		}
 	}
 	return nil
+}
+
+// receiveAll hands every message of ch to handle, in arrival order, from a
+// coroutine that waits with Await on the channel's length and takes messages
+// with ReceiveAsync. A coroutine blocked in Receive would instead hold a
+// delivered message in its own variable until it next runs, where a final
+// drain before continue-as-new or return cannot see it: that loses it.
+func receiveAll[T any](ctx workflow.Context, ch workflow.ReceiveChannel, handle func(T)) {
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for workflow.Await(ctx, func() bool { return ch.Len() > 0 }) == nil {
+			drain(ch, handle)
+		}
+	})
+}
+
+// drain hands every message waiting in ch to handle, without blocking.
+func drain[T any](ch workflow.ReceiveChannel, handle func(T)) {
+	for {
+		var v T
+		if !ch.ReceiveAsync(&v) {
+			return
+		}
+		handle(v)
+	}
 }
 
 func hasFailedID(m dsr.Member, failed map[string]string) bool {

@@ -46,7 +46,9 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordRequest, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("recording the request: %w", err)
 	}
-	workflow.Go(ctx, r.deliverCallbacks)
+	if len(in.CallbackURLs) > 0 {
+		workflow.Go(ctx, r.deliverCallbacks)
+	}
 	r.queueCallback(dsr.StatusPending)
 
 	err := r.run(ctx)
@@ -415,14 +417,34 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
-	receive(ctx, dsr.SignalForwarded, r.onForwarded)
-	receive(ctx, dsr.SignalTaskResult, r.onTaskResult)
-	receiveAny(ctx, dsr.SignalRetry, func() {
+	workflow.Go(ctx, r.receiveSignals)
+	return nil
+}
+
+// receiveSignals handles every signal in arrival order, in one coroutine
+// (a worker caches thousands of open requests: each coroutine costs memory).
+// Retry and cancel signals come from operators (the Web UI) with or without a
+// payload, so theirs is ignored.
+func (r *requestRun) receiveSignals(ctx workflow.Context) {
+	sel := workflow.NewSelector(ctx)
+	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalForwarded), func(c workflow.ReceiveChannel, _ bool) {
+		var f dsr.Forwarded
+		c.Receive(ctx, &f)
+		r.onForwarded(f)
+	})
+	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalTaskResult), func(c workflow.ReceiveChannel, _ bool) {
+		var res dsr.TaskResult
+		c.Receive(ctx, &res)
+		r.onTaskResult(res)
+	})
+	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalRetry), func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
 		if r.validateRetry() == nil {
 			r.retry = true
 		}
 	})
-	receiveAny(ctx, dsr.SignalCancel, func() {
+	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalCancel), func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			if err := r.validateCancel(); err != nil {
 				r.recordRefusedCancel(ctx, err)
@@ -433,31 +455,9 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 			}
 		})
 	})
-	return nil
-}
-
-// receive runs handle for every signal of the given name, in arrival order.
-func receive[T any](ctx workflow.Context, name string, handle func(T)) {
-	ch := workflow.GetSignalChannel(ctx, name)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var v T
-			ch.Receive(ctx, &v)
-			handle(v)
-		}
-	})
-}
-
-// receiveAny runs handle for every signal of the given name, ignoring its payload
-// (operators send these from the Web UI with or without one).
-func receiveAny(ctx workflow.Context, name string, handle func()) {
-	ch := workflow.GetSignalChannel(ctx, name)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			ch.Receive(ctx, nil)
-			handle()
-		}
-	})
+	for {
+		sel.Select(ctx)
+	}
 }
 
 func (r *requestRun) validateCancel() error {

@@ -21,13 +21,7 @@ func MixpanelTask(ctx workflow.Context, in dsr.TaskInput) error {
 	t := &taskRun{in: in}
 	t.addMembers(in.Members)
 	added := workflow.GetSignalChannel(ctx, dsr.SignalAddMembers)
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var ms []dsr.Member
-			added.Receive(ctx, &ms)
-			t.addMembers(ms)
-		}
-	})
+	receiveAll(ctx, added, t.addMembers)
 	workflow.Go(ctx, t.announce)
 
 	result := t.poll(ctx)
@@ -46,13 +40,7 @@ func MixpanelTask(ctx workflow.Context, in dsr.TaskInput) error {
 			t.told += len(batch)
 		}
 		// Members that arrived while finishing: drain without yielding, then go round again.
-		for {
-			var ms []dsr.Member
-			if !added.ReceiveAsync(&ms) {
-				break
-			}
-			t.addMembers(ms)
-		}
+		drain(added, t.addMembers)
 		if t.told == len(t.members) {
 			return nil
 		}

@@ -44,6 +44,8 @@ type Config struct {
 	TaskQueue string
 	// WorkerMetricsAddr serves the worker's /metrics and /healthz.
 	WorkerMetricsAddr string
+	// WorkerCacheSize bounds the workflows a worker keeps in memory (the rest replay on demand).
+	WorkerCacheSize int
 
 	DB string
 

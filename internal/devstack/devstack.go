@@ -189,6 +189,8 @@ type TemporalOptions struct {
 	UI bool
 	// DynamicConfig adds --dynamic-config-value KEY=VALUE pairs.
 	DynamicConfig []string
+	// BareNamespace leaves dsrflow's search attributes unregistered, as on a fresh server.
+	BareNamespace bool
 }
 
 // StartTemporal starts bin/temporal's dev server on free ports with the SQLite
@@ -223,8 +225,10 @@ func StartTemporal(ctx context.Context, o TemporalOptions) (*Temporal, error) {
 	for _, kv := range o.DynamicConfig {
 		args = append(args, "--dynamic-config-value", kv)
 	}
-	for _, sa := range SearchAttributeFlags() {
-		args = append(args, "--search-attribute", sa)
+	if !o.BareNamespace {
+		for _, sa := range SearchAttributeFlags() {
+			args = append(args, "--search-attribute", sa)
+		}
 	}
 	if t.proc, err = Start("temporal", o.Dir, bin, nil, args...); err != nil {
 		return nil, err
