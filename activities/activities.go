@@ -276,6 +276,33 @@ func joinIDs(ids []string) string {
 	return out
 }
 
+// staleAfter is how long past DSR_BATCH_MAX_WAIT a queued request may wait
+// before the sweep nudges it.
+const staleAfter = time.Hour
+
+// RequeueStale is the safety net for a lost batch signal: it asks requests
+// that have waited in a batch far longer than a flush takes to join again
+// (joining twice is harmless: the batch dedupes, and Mixpanel's 409 maps ids
+// already sent to their task). It returns how many it nudged.
+func (a *Activities) RequeueStale(ctx context.Context) (int, error) {
+	keys, err := a.Ledger.StaleQueued(ctx, a.now().Add(-a.Config.BatchMaxWait-staleAfter), 1000)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: %w", err)
+	}
+	for i, k := range keys {
+		err := a.Temporal.SignalWorkflow(ctx, dsr.WorkflowID(k.ControllerID, k.RequestID), "", dsr.SignalRequeue, nil)
+		var notFound *serviceerror.NotFound
+		if err != nil && !errors.As(err, &notFound) {
+			return i, fmt.Errorf("signalling a stale request: %w", err)
+		}
+		activity.RecordHeartbeat(ctx, i)
+	}
+	if len(keys) > 0 {
+		activity.GetLogger(ctx).Warn("nudged requests that waited too long in a batch", "count", len(keys))
+	}
+	return len(keys), nil
+}
+
 // PurgeExpired deletes ledger records past DSR_RECORD_RETENTION.
 func (a *Activities) PurgeExpired(ctx context.Context) (int64, error) {
 	n, err := a.Ledger.PurgeExpired(ctx, a.now())

@@ -125,11 +125,11 @@ func metricsMux(reg *prometheus.Registry) http.Handler {
 	return mux
 }
 
-// ensureRetentionSchedule creates the daily purge schedule if it does not exist.
+// ensureRetentionSchedule creates the hourly purge-and-sweep schedule if it does not exist.
 func ensureRetentionSchedule(ctx context.Context, tc client.Client, cfg config.Config) error {
 	_, err := tc.ScheduleClient().Create(ctx, client.ScheduleOptions{
 		ID:   "dsrflow-retention",
-		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 24 * time.Hour}}},
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: time.Hour}}},
 		Action: &client.ScheduleWorkflowAction{
 			ID: "dsrflow-retention", Workflow: dsr.WorkflowRetention, TaskQueue: cfg.TaskQueue,
 			WorkflowRunTimeout: time.Hour,

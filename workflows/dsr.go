@@ -421,6 +421,19 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 	return nil
 }
 
+// requeue joins the batches again when the request is still queued and not
+// being cancelled (the sweep's nudge after a lost batch signal).
+func (r *requestRun) requeue(ctx workflow.Context) {
+	if r.phase != phaseQueued || r.cancelBusy || r.cancelled {
+		return
+	}
+	for _, d := range r.dests {
+		if d.enqueued && d.status == dsr.ForwardingPending && !d.forwarded {
+			_ = r.enqueue(ctx, d) // retried by its activity options; a failure leaves the next sweep to try
+		}
+	}
+}
+
 // receiveSignals handles every signal in arrival order, in one coroutine
 // (a worker caches thousands of open requests: each coroutine costs memory).
 // Retry and cancel signals come from operators (the Web UI) with or without a
@@ -436,6 +449,10 @@ func (r *requestRun) receiveSignals(ctx workflow.Context) {
 		var res dsr.TaskResult
 		c.Receive(ctx, &res)
 		r.onTaskResult(res)
+	})
+	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalRequeue), func(c workflow.ReceiveChannel, _ bool) {
+		c.Receive(ctx, nil)
+		workflow.Go(ctx, r.requeue)
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalRetry), func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, nil)

@@ -432,3 +432,16 @@ func TestAmbiguousIdentityWaitsForAnOperator(t *testing.T) {
 	}
 	h.assertStatuses(dsr.StatusPending, dsr.StatusInProgress, dsr.StatusCompleted)
 }
+
+func TestRequeueNudgeJoinsTheBatchAgain(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(dsr.SignalRequeue, nil) }, 3*time.Hour)
+	h.taskEnds(4*time.Hour, "SUCCESS")
+	// A nudge after forwarding changes nothing.
+	h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(dsr.SignalRequeue, nil) }, 4*time.Hour+30*time.Minute)
+	h.run()
+	if h.enqueues != 2 {
+		t.Errorf("enqueued %d times, want 2 (once at first, once for the nudge while queued)", h.enqueues)
+	}
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusCompleted)
+}

@@ -7,8 +7,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Retention deletes ledger records past DSR_RECORD_RETENTION. A Temporal
-// Schedule created by the worker runs it daily. (Results bundles expire in
+// Retention deletes ledger records past DSR_RECORD_RETENTION, then nudges
+// requests stuck in a batch (a safety net: none should be). A Temporal
+// Schedule created by the worker runs it every hour. (Results bundles expire in
 // their own request's workflow, after DSR_RESULTS_TTL.)
 func Retention(ctx workflow.Context) (int64, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -18,6 +19,13 @@ func Retention(ctx workflow.Context) (int64, error) {
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
 	})
 	var purged int64
-	err := workflow.ExecuteActivity(ctx, a.PurgeExpired).Get(ctx, &purged)
+	if err := workflow.ExecuteActivity(ctx, a.PurgeExpired).Get(ctx, &purged); err != nil {
+		return purged, err
+	}
+	var nudged int
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary: "nudge requests stuck in a batch", StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5},
+	}), a.RequeueStale).Get(ctx, &nudged)
 	return purged, err
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/dsrflow/dsrflow/workflows"
 )
 
-func TestRetentionPurgesExpiredRecords(t *testing.T) {
+func TestRetentionPurgesAndSweeps(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.OnActivity(a.PurgeExpired, mock.Anything).Return(int64(7), nil).Once()
+	env.OnActivity(a.RequeueStale, mock.Anything).Return(2, nil).Once()
 	env.ExecuteWorkflow(workflows.Retention)
 	var purged int64
 	if err := env.GetWorkflowResult(&purged); err != nil || purged != 7 {

@@ -58,6 +58,9 @@ const (
 	// UpdateRetry and SignalRetry resume a failed request (after a credential fix).
 	UpdateRetry = "retry"
 	SignalRetry = "retry"
+	// SignalRequeue asks a queued request to join its batches again (the
+	// sweep sends it to requests that waited far longer than a batch takes).
+	SignalRequeue = "requeue"
 	// UpdateResolve settles an ambiguous identity resolution with a ResolveChoice.
 	UpdateResolve = "resolve"
 	// QueryStatus returns a DSR workflow's StatusView.

@@ -674,3 +674,23 @@ func wrap(err *error, format string, args ...any) {
 		*err = fmt.Errorf("ledger: "+format+": %w", append(args, *err)...)
 	}
 }
+
+// StaleQueued returns requests that have waited in a batch (a pending
+// forwarding row, the request still pending) since before olderThan: a
+// healthy batch sends them within DSR_BATCH_MAX_WAIT, so these are for the
+// sweep to nudge. At most limit keys.
+func (s *Store) StaleQueued(ctx context.Context, olderThan time.Time, limit int) (_ []Key, err error) {
+	defer wrap(&err, "list stale queued requests")
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT DISTINCT r.controller_id, r.request_id
+		FROM requests r JOIN forwarding f ON f.controller_id = r.controller_id AND f.request_id = r.request_id
+		WHERE r.status = 'pending' AND f.status = 'pending' AND f.updated_at < ?
+		ORDER BY r.controller_id, r.request_id LIMIT ?`), s.db.TimeArg(olderThan), limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(rows *sql.Rows) (Key, error) {
+		var k Key
+		err := rows.Scan(&k.ControllerID, &k.RequestID)
+		return k, err
+	})
+}
