@@ -60,7 +60,7 @@ type Results struct {
 	PollsPerTask            float64  `json:"polls_per_task"`
 	DSREventsPerRequest     float64  `json:"dsr_history_events_per_request"`
 	SharedEventsPerRequest  float64  `json:"batch_and_task_history_events_per_request"`
-	ActionsPerRequest       float64  `json:"estimated_actions_per_request"`
+	ActionsPerRequest       float64  `json:"actions_per_request"`
 	WorkerPeakRSSMB         float64  `json:"worker_peak_rss_mb"`
 	APIPeakRSSMB            float64  `json:"api_peak_rss_mb"`
 	EmptyWorkflows          int      `json:"empty_workflows"`
@@ -70,7 +70,6 @@ type Results struct {
 	EmptyActionsPerWorkflow float64  `json:"empty_actions_per_workflow"`
 	CompletionRatioToEmpty  float64  `json:"completion_rate_ratio_to_empty"`
 	Timeline                []Point  `json:"timeline"`
-	WorkerOpenRequestsPeak  int      `json:"open_requests_peak"`
 	HistorySampledWorkflows int      `json:"history_sampled_workflows"`
 }
 
