@@ -40,14 +40,15 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("opening the ledger: %w", err)
 	}
 	defer store.Close()
-	tc, err := app.DialTemporal(ctx, cfg, logger)
+	registry := app.Registry()
+	tc, err := app.DialTemporal(ctx, cfg, logger, registry)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 
 	server := httpapi.New(httpapi.Options{
-		Config: cfg, Signer: signer, Logger: logger, Registry: app.Registry(), Results: bundles, Ledger: store, Keys: ring,
+		Config: cfg, Signer: signer, Logger: logger, Registry: registry, Results: bundles, Ledger: store, Keys: ring,
 		Requests: &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Keys: ring, Logger: logger},
 	})
 	logger.Info("api listening", "addr", cfg.APIAddr, "controllers", len(cfg.APITokens))

@@ -459,3 +459,31 @@ func TestHistoriesHoldNoIdentityOrToken(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsEndpoints(t *testing.T) {
+	// After the other tests the worker has made Mixpanel calls and the SDK has polled.
+	for _, c := range []struct {
+		url  string
+		want []string
+	}{
+		{stack.WorkerMetricsURL(), []string{"dsrflow_mixpanel_calls_total", "dsrflow_request_status_changes_total", "temporal_", "go_goroutines"}},
+		{stack.APIURL + "/metrics", []string{"dsrflow_api_requests_total", "dsrflow_api_request_seconds", "temporal_"}},
+	} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range c.want {
+			if !strings.Contains(string(body), w) {
+				t.Errorf("%s has no %s metric", c.url, w)
+			}
+		}
+		for _, secret := range []string{devstack.OAuthToken, devstack.ProjectToken, devstack.APIToken} {
+			if strings.Contains(string(body), secret) {
+				t.Errorf("%s exposes a credential", c.url)
+			}
+		}
+	}
+}

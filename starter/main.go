@@ -120,7 +120,7 @@ func (c *cli) temporalClient(ctx context.Context) (client.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		tc, err := app.DialTemporal(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		tc, err := app.DialTemporal(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 		if err != nil {
 			return nil, err
 		}

@@ -57,7 +57,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tc, err := app.DialTemporal(ctx, cfg, logger)
+	registry := app.Registry()
+	tc, err := app.DialTemporal(ctx, cfg, logger, registry)
 	if err != nil {
 		return err
 	}
@@ -69,7 +70,6 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 
-	registry := app.Registry()
 	callbacks, err := callback.New(callback.Options{Signer: signer, ProcessorDomain: cfg.ProcessorDomain, AllowPrivate: cfg.CallbackAllowPrivate})
 	if err != nil {
 		return err

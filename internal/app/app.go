@@ -17,6 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
+
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
@@ -97,11 +101,24 @@ func TemporalOptions(cfg config.Config, logger *slog.Logger) (client.Options, er
 	return opts, nil
 }
 
-// DialTemporal connects to Temporal with TemporalOptions.
-func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+// DialTemporal connects to Temporal with TemporalOptions. With a registry,
+// the SDK's own metrics (workflow and activity task latencies, poller and
+// cache counts, request failures) are exported there too.
+func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, metrics prometheus.Registerer) (client.Client, error) {
 	opts, err := TemporalOptions(cfg, logger)
 	if err != nil {
 		return nil, err
+	}
+	if metrics != nil {
+		exporter, err := otelprom.New(otelprom.WithRegisterer(metrics))
+		if err != nil {
+			return nil, fmt.Errorf("Temporal SDK metrics: %w", err)
+		}
+		provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+		opts.MetricsHandler = temporalotel.NewMetricsHandler(temporalotel.MetricsHandlerOptions{
+			Meter:   provider.Meter("temporal-sdk"),
+			OnError: func(err error) { logger.Warn("Temporal SDK metric not recorded", "error", err) },
+		})
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {

@@ -147,6 +147,11 @@ func (s *Stack) StartAPI(ctx context.Context) error {
 	return WaitHTTP(ctx, s.APIURL+"/healthz", 60*time.Second, s.API)
 }
 
+// WorkerMetricsURL is the worker's /metrics endpoint.
+func (s *Stack) WorkerMetricsURL() string {
+	return "http://" + s.envValue("WORKER_METRICS_ADDR") + "/metrics"
+}
+
 func (s *Stack) envValue(key string) string {
 	for _, kv := range s.Env {
 		if k, v, _ := strings.Cut(kv, "="); k == key {
