@@ -255,9 +255,12 @@ func TestAPIKilledDuringIntake(t *testing.T) {
 			}
 		}()
 	}
+	killed := make(chan struct{})
+	api := s.stack.API
 	go func() {
 		answered.Wait()
-		s.stack.API.Kill()
+		api.Kill()
+		close(killed)
 	}()
 	for i := range n {
 		next <- i
@@ -267,6 +270,7 @@ func TestAPIKilledDuringIntake(t *testing.T) {
 	if len(accepted) < n/4 {
 		t.Fatalf("only %d submissions were answered before the kill", len(accepted))
 	}
+	<-killed
 	if err := s.stack.StartAPI(context.Background()); err != nil {
 		t.Fatal(err)
 	}
