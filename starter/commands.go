@@ -26,6 +26,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/internal/requests"
 )
 
 func (c *cli) controllerFlag(cmd *cobra.Command, into *string) {
@@ -44,53 +45,46 @@ func (c *cli) key(controller, id string) (ledger.Key, error) {
 }
 
 func (c *cli) cancelCommand() *cobra.Command {
-	var controller string
-	cmd := &cobra.Command{
-		Use:   "cancel ID",
-		Short: "Cancel a request while it waits or is queued (not once it was sent)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.changeRequest(cmd.Context(), controller, args[0], "cancelled")
-		},
-	}
-	c.controllerFlag(cmd, &controller)
-	return cmd
+	return c.requestAction("cancel ID", "Cancel a request while it waits or is queued (not once it was sent)", "cancelled",
+		func(ctx context.Context, svc *requests.Service, key ledger.Key) *opendsr.Error {
+			_, err := svc.Cancel(ctx, key)
+			return err
+		})
 }
 
 func (c *cli) retryCommand() *cobra.Command {
+	return c.requestAction("retry ID", "Resume a failed request after its cause (e.g. Mixpanel credentials) was fixed", "retried",
+		func(ctx context.Context, svc *requests.Service, key ledger.Key) *opendsr.Error {
+			_, err := svc.Retry(ctx, key)
+			return err
+		})
+}
+
+// requestAction is a command that does one thing to one request and says so.
+func (c *cli) requestAction(use, short, done string, act func(context.Context, *requests.Service, ledger.Key) *opendsr.Error) *cobra.Command {
 	var controller string
 	cmd := &cobra.Command{
-		Use:   "retry ID",
-		Short: "Resume a failed request after its cause (e.g. Mixpanel credentials) was fixed",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.changeRequest(cmd.Context(), controller, args[0], "retried")
+			key, err := c.key(controller, args[0])
+			if err != nil {
+				return err
+			}
+			svc, err := c.service(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if oerr := act(cmd.Context(), svc, key); oerr != nil {
+				return describe(oerr)
+			}
+			fmt.Fprintf(c.stdout, "%s %s\n", done, args[0])
+			return nil
 		},
 	}
 	c.controllerFlag(cmd, &controller)
 	return cmd
-}
-
-func (c *cli) changeRequest(ctx context.Context, controller, id, verb string) error {
-	key, err := c.key(controller, id)
-	if err != nil {
-		return err
-	}
-	svc, err := c.service(ctx)
-	if err != nil {
-		return err
-	}
-	var oerr *opendsr.Error
-	if verb == "cancelled" {
-		_, oerr = svc.Cancel(ctx, key)
-	} else {
-		_, oerr = svc.Retry(ctx, key)
-	}
-	if oerr != nil {
-		return describe(oerr)
-	}
-	fmt.Fprintf(c.stdout, "%s %s\n", verb, id)
-	return nil
 }
 
 func (c *cli) statusCommand() *cobra.Command {

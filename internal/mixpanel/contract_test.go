@@ -30,23 +30,6 @@ const (
 	step         = time.Minute
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // request is what a recording middleware saw of one API call.
 type request struct {
 	method, path, query string
@@ -58,7 +41,7 @@ type fixture struct {
 	t     *testing.T
 	em    *emulator.Emulator
 	srv   *httptest.Server
-	clock *clock
+	clock *emulator.ManualClock
 	c     *mixpanel.Client
 
 	mu   sync.Mutex
@@ -69,7 +52,7 @@ type fixture struct {
 // client for it. mod may change the client options.
 func newFixture(t *testing.T, o emulator.Options, mod ...func(*mixpanel.Options)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, clock: &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}}
+	f := &fixture{t: t, clock: emulator.NewManualClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))}
 	o.ProjectToken, o.OAuthToken = projectToken, oauthToken
 	if o.RateLimit == 0 {
 		o.RateLimit = emulator.NoRateLimit

@@ -29,33 +29,16 @@ const (
 	step         = time.Minute
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	t     *testing.T
 	srv   *httptest.Server
 	em    *emulator.Emulator
-	clock *clock
+	clock *emulator.ManualClock
 }
 
 func newEnv(t *testing.T, o emulator.Options) *env {
 	t.Helper()
-	c := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	c := emulator.NewManualClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	if o.ProjectToken == "" {
 		o.ProjectToken = projectToken
 	}
