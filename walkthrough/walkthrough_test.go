@@ -75,10 +75,10 @@ func TestWalkthrough(t *testing.T) {
 	// The CLI reaches this stack with the exports the banner prints (the
 	// ports and data directory differ from the defaults here).
 	cliEnv := b.exports(t)
-	if got, want := envValue(cliEnv, "TEMPORAL_ADDRESS"), fmt.Sprintf("127.0.0.1:%d", ports[0]); got != want {
+	if got, want := devstack.EnvValue(cliEnv, "TEMPORAL_ADDRESS"), fmt.Sprintf("127.0.0.1:%d", ports[0]); got != want {
 		t.Errorf("banner exports TEMPORAL_ADDRESS=%q, want %q", got, want)
 	}
-	if got, want := envValue(cliEnv, "DSR_DB"), filepath.Join(data, "dsrflow.db"); got != want {
+	if got, want := devstack.EnvValue(cliEnv, "DSR_DB"), filepath.Join(data, "dsrflow.db"); got != want {
 		t.Errorf("banner exports DSR_DB=%q, want %q", got, want)
 	}
 	cli := func(ctx context.Context, command string) (string, error) {
@@ -344,7 +344,7 @@ func startDev(t *testing.T, root, data string, ports []int, extraEnv []string) *
 	t.Helper()
 	cmd := exec.Command("bash", filepath.Join(root, "scripts", "dev.sh"))
 	cmd.Dir = root
-	cmd.Env = append(baseEnv(),
+	cmd.Env = append(devstack.BaseEnv(),
 		"DEV_DATA="+data,
 		"DEV_TEMPORAL_PORT="+strconv.Itoa(ports[0]),
 		"DEV_UI_PORT="+strconv.Itoa(ports[1]),
@@ -596,7 +596,7 @@ func runBannerCurl(t *testing.T, b banner) (id string, ok bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", strings.Join(script, "\n"))
-	cmd.Env = baseEnv()
+	cmd.Env = devstack.BaseEnv()
 	out, err := cmd.CombinedOutput()
 	m := regexp.MustCompile(`(?m)^id=([0-9a-f-]{36})$`).FindSubmatch(out)
 	if err != nil || m == nil || !bytes.Contains(out, []byte(`"subject_request_id":"`+string(m[1])+`"`)) {
@@ -652,36 +652,13 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// baseEnv keeps only what a child needs from the test's environment, so a
-// developer's DSR_*, MIXPANEL_* or TEMPORAL_* settings cannot leak in.
-func baseEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "PATH", "HOME", "TMPDIR", "GOCOVERDIR":
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-func envValue(env []string, key string) string {
-	for _, kv := range env {
-		if k, v, _ := strings.Cut(kv, "="); k == key {
-			return v
-		}
-	}
-	return ""
-}
-
 // runCLI runs a walkthrough command line ("bin/dsr ...", no shell quoting)
 // from the checkout root.
 func runCLI(ctx context.Context, root string, env []string, command string) (string, error) {
 	args := strings.Fields(command)
 	cmd := exec.CommandContext(ctx, filepath.Join(root, args[0]), args[1:]...)
 	cmd.Dir = root
-	cmd.Env = append(baseEnv(), env...)
+	cmd.Env = append(devstack.BaseEnv(), env...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
@@ -810,7 +787,7 @@ func TestComposeConfig(t *testing.T) {
 	args := append(client[1:], "-f", filepath.Join(root, "docker-compose.yml"), "config", "-q")
 	cmd := exec.Command(client[0], args...)
 	cmd.Dir = root
-	cmd.Env = append(baseEnv(), "DSRFLOW_ENV_FILE=deploy/dsrflow.env.example")
+	cmd.Env = append(devstack.BaseEnv(), "DSRFLOW_ENV_FILE=deploy/dsrflow.env.example")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s config -q: %v\n%s", strings.Join(client, " "), err, out)
 	}

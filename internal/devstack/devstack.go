@@ -90,7 +90,7 @@ func Start(name, dir, bin string, env []string, args ...string) (*Process, error
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(baseEnv(), env...)
+	cmd.Env = append(BaseEnv(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -106,9 +106,9 @@ func Start(name, dir, bin string, env []string, args ...string) (*Process, error
 	return p, nil
 }
 
-// baseEnv keeps only what a child needs from the test's own environment, so a
-// developer's DSR_* or MIXPANEL_* settings cannot leak into a test stack.
-func baseEnv() []string {
+// BaseEnv keeps only what a child needs from the test's own environment, so a
+// developer's DSR_*, MIXPANEL_* or TEMPORAL_* settings cannot leak into a test stack.
+func BaseEnv() []string {
 	var out []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -118,6 +118,16 @@ func baseEnv() []string {
 		}
 	}
 	return out
+}
+
+// EnvValue returns the value of key in a KEY=VALUE list ("" when absent).
+func EnvValue(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			return v
+		}
+	}
+	return ""
 }
 
 // Exited reports whether the process has ended.

@@ -152,14 +152,7 @@ func (s *Stack) WorkerMetricsURL() string {
 	return "http://" + s.envValue("WORKER_METRICS_ADDR") + "/metrics"
 }
 
-func (s *Stack) envValue(key string) string {
-	for _, kv := range s.Env {
-		if k, v, _ := strings.Cut(kv, "="); k == key {
-			return v
-		}
-	}
-	return ""
-}
+func (s *Stack) envValue(key string) string { return EnvValue(s.Env, key) }
 
 // Stop stops every process of the stack.
 func (s *Stack) Stop() {
