@@ -164,7 +164,13 @@ func (s *scenario) report(faults string) {
 	for _, k := range keys {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, calls[k]))
 	}
-	s.t.Logf("CHAOS %s | faults: %s | requests: %d | lost: 0 | Mixpanel: %s", s.t.Name(), faults, len(s.ids), strings.Join(parts, " "))
+	lost := 0
+	for _, id := range s.ids {
+		if s.status(id).RequestStatus != "completed" {
+			lost++
+		}
+	}
+	s.t.Logf("CHAOS %s | faults: %s | requests: %d | not completed: %d | Mixpanel: %s", s.t.Name(), faults, len(s.ids), lost, strings.Join(parts, " "))
 }
 
 func TestWorkerKilledWhileFlushingAndPolling(t *testing.T) {
