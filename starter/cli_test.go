@@ -169,3 +169,22 @@ func TestRowRequestIDIsStableAndValid(t *testing.T) {
 		t.Errorf("%s is not a lowercase UUID v4", a)
 	}
 }
+
+func TestListQuery(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	q, err := listQuery("acme", "failed", "erasure", "gdpr", true, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"DsrController = 'acme'", "DsrStatus = 'failed'", "DsrType = 'erasure'", "DsrRegulation = 'gdpr'",
+		"DsrDueTime < '2026-11-23T12:00:00Z'", "DsrStatus IN ('pending', 'in_progress', 'failed')"} {
+		if !strings.Contains(q, want) {
+			t.Errorf("query %q lacks %q", q, want)
+		}
+	}
+	for _, bad := range [][4]string{{"acme", "done", "", ""}, {"acme", "", "delete", ""}, {"acme", "", "", "hipaa"}, {"ac'me", "", "", ""}} {
+		if _, err := listQuery(bad[0], bad[1], bad[2], bad[3], false, now); err == nil {
+			t.Errorf("listQuery%v accepted", bad)
+		}
+	}
+}
