@@ -33,6 +33,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
+	"github.com/dsrflow/dsrflow/internal/sqldb"
 )
 
 // Results is what one run measured; it is written as JSON.
@@ -40,6 +41,8 @@ type Results struct {
 	When        time.Time `json:"when"`
 	Requests    int       `json:"requests"`
 	Concurrency int       `json:"concurrency"`
+	// Ledger is the DSR_DB the run used (password redacted).
+	Ledger string `json:"ledger"`
 
 	IntakePerSecond float64 `json:"intake_per_second"`
 	PostP50Ms       float64 `json:"post_p50_ms"`
@@ -104,10 +107,15 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 	fmt.Printf("starting the stack in %s ...\n", dir)
+	db := filepath.Join(dir, "dsrflow.db")
+	if v := os.Getenv("BENCH_DB"); v != "" {
+		db = v // e.g. a postgres:// URL, to compare the ledger backends
+	}
 	stack, err := devstack.StartStack(ctx, devstack.StackOptions{
 		Dir: dir,
 		Env: map[string]string{
 			"DSR_BATCH_MAX_WAIT": "15s", "MIXPANEL_POLL_INTERVAL": "2s", "MIXPANEL_RATE_LIMIT": "0", "API_RATE_LIMIT": "0",
+			"DSR_DB": db,
 		},
 		Emulator: emulator.Options{Step: 200 * time.Millisecond, RateLimit: emulator.NoRateLimit},
 	})
@@ -115,9 +123,9 @@ func run() error {
 		return err
 	}
 	defer stack.Stop()
-	res := Results{When: time.Now().UTC(), Requests: n, Concurrency: conc}
+	res := Results{When: time.Now().UTC(), Requests: n, Concurrency: conc, Ledger: sqldb.Redact(db)}
 
-	store, err := ledger.Open(ctx, filepath.Join(dir, "dsrflow.db"))
+	store, err := ledger.Open(ctx, db)
 	if err != nil {
 		return err
 	}
