@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -205,18 +206,16 @@ func (a *Activities) NotifyMembers(ctx context.Context, in NotifyInput) error {
 
 func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error {
 	// Members of one notice share a row unless their task lists differ.
-	groups := map[string][]ledger.Key{}
-	tasks := map[string]string{}
+	groups := map[string][]ledger.Key{} // task ids, comma-joined -> members
 	for _, m := range in.Members {
-		taskIDs := joinIDs(m.TaskIDs)
+		taskIDs := strings.Join(m.TaskIDs, ",")
 		if in.Result != nil && in.Result.TaskID != "" && taskIDs == "" {
 			taskIDs = in.Result.TaskID
 		}
 		groups[taskIDs] = append(groups[taskIDs], ledger.Key{ControllerID: m.ControllerID, RequestID: m.RequestID})
-		tasks[taskIDs] = taskIDs
 	}
 	for taskIDs, keys := range groups {
-		f := ledger.Forwarding{Destination: in.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingSent), TaskID: tasks[taskIDs], TaskStatus: "PENDING", StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
+		f := ledger.Forwarding{Destination: in.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingSent), TaskID: taskIDs, TaskStatus: "PENDING", StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
 		if r := in.Result; r != nil {
 			f.TaskStatus = r.TaskStatus
 			if r.Succeeded {
@@ -263,17 +262,6 @@ func (a *Activities) signalMembers(ctx context.Context, in NotifyInput, members 
 		return fmt.Errorf("signalling requests: %w", err)
 	}
 	return nil
-}
-
-func joinIDs(ids []string) string {
-	out := ""
-	for i, id := range ids {
-		if i > 0 {
-			out += ","
-		}
-		out += id
-	}
-	return out
 }
 
 // staleAfter is how long past DSR_BATCH_MAX_WAIT a queued request may wait

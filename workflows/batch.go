@@ -123,8 +123,7 @@ func (b *batchRun) flush(ctx workflow.Context) error {
 
 	taskOf := map[string][]string{} // distinct id -> task ids
 	created := map[string]time.Time{}
-	failed := map[string]string{} // distinct id -> reason
-	retryable := map[string]bool{}
+	failed := map[string]dsr.TaskResult{} // distinct id -> why no task holds it
 	for _, chunk := range packIDs(members, b.in.Settings.MaxIDs) {
 		tasks, reason, canRetry := b.createTasks(ctx, chunk)
 		for _, task := range sortedKeys(tasks) {
@@ -137,33 +136,32 @@ func (b *batchRun) flush(ctx workflow.Context) error {
 		}
 		for _, id := range chunk {
 			if len(taskOf[id]) == 0 {
-				failed[id], retryable[id] = reason, canRetry
+				failed[id] = dsr.TaskResult{Destination: b.in.Destination, Reason: reason, Retryable: canRetry}
 			}
 		}
 	}
 
 	byTask := map[string][]dsr.Member{}
-	var failures []dsr.Member
-	var failure *dsr.TaskResult
+	var failures []failedMembers
 	for _, m := range members {
-		var tasks []string
+		m.TaskIDs = nil
+		var failure *dsr.TaskResult
 		for _, id := range m.DistinctIDs {
-			tasks = mergeSorted(tasks, taskOf[id])
-			if reason, bad := failed[id]; bad && failure == nil {
-				failure = &dsr.TaskResult{Destination: b.in.Destination, Reason: reason, Retryable: retryable[id]}
+			m.TaskIDs = mergeSorted(m.TaskIDs, taskOf[id])
+			if f, bad := failed[id]; bad && failure == nil {
+				failure = &f
 			}
 		}
-		m.TaskIDs = tasks
-		if hasFailedID(m, failed) {
-			failures = append(failures, m)
+		if failure != nil {
+			failures = addFailed(failures, *failure, m)
 		}
-		for _, t := range tasks {
+		for _, t := range m.TaskIDs {
 			byTask[t] = append(byTask[t], m)
 		}
 	}
-	if len(failures) > 0 {
+	for _, f := range failures {
 		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task could not be created"), a.NotifyMembers, activities.NotifyInput{
-			Destination: b.in.Destination, Members: failures, Result: failure,
+			Destination: b.in.Destination, Members: f.members, Result: &f.result,
 		}).Get(ctx, nil); err != nil {
 			return err
 		}
@@ -208,13 +206,20 @@ func drain[T any](ch workflow.ReceiveChannel, handle func(T)) {
 	}
 }
 
-func hasFailedID(m dsr.Member, failed map[string]string) bool {
-	for _, id := range m.DistinctIDs {
-		if _, bad := failed[id]; bad {
-			return true
+// failedMembers are members that no task holds, for the same reason.
+type failedMembers struct {
+	result  dsr.TaskResult
+	members []dsr.Member
+}
+
+func addFailed(groups []failedMembers, result dsr.TaskResult, m dsr.Member) []failedMembers {
+	for i := range groups {
+		if groups[i].result == result {
+			groups[i].members = append(groups[i].members, m)
+			return groups
 		}
 	}
-	return false
+	return append(groups, failedMembers{result: result, members: []dsr.Member{m}})
 }
 
 // taskIDs are the ids one task holds, and when it was created.

@@ -85,7 +85,6 @@ type requestRun struct {
 type destinationState struct {
 	plan       activities.Plan
 	enqueued   bool
-	forwarded  bool
 	status     dsr.ForwardingStatus
 	message    string
 	taskIDs    []string
@@ -94,6 +93,9 @@ type destinationState struct {
 	// createdAt is when a retrieval task was created.
 	createdAt time.Time
 }
+
+// sent reports whether a Mixpanel task holds the request for this destination.
+func (d *destinationState) sent() bool { return len(d.taskIDs) > 0 }
 
 func (d *destinationState) done() bool {
 	switch d.status {
@@ -123,10 +125,11 @@ func (r *requestRun) run(ctx workflow.Context) error {
 	// Erasures resolve and join their batches in one activity; while it runs a
 	// cancel waits for it and then takes the request out of the batches.
 	erasure := r.in.Type == dsr.TypeErasure
-	r.phase = phaseResolving
+	resolving := phaseResolving
 	if erasure {
-		r.phase = phaseEnqueuing
+		resolving = phaseEnqueuing
 	}
+	r.phase = resolving
 	var resolved activities.ResolveResult
 	for {
 		resolved = activities.ResolveResult{} // decoding into a used value would keep its old fields
@@ -146,10 +149,7 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		if r.cancelled {
 			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled while the identity was ambiguous")
 		}
-		r.phase = phaseResolving
-		if erasure {
-			r.phase = phaseEnqueuing
-		}
+		r.phase = resolving
 	}
 	for _, p := range resolved.Plans {
 		d := &destinationState{plan: p, status: dsr.ForwardingPending, results: map[string]dsr.TaskResult{}}
@@ -289,7 +289,7 @@ func (r *requestRun) allDone() bool {
 
 func (r *requestRun) anyForwarded() bool {
 	for _, d := range r.dests {
-		if d.forwarded {
+		if d.sent() {
 			return true
 		}
 	}
@@ -313,7 +313,7 @@ func (r *requestRun) retryable() bool {
 func (r *requestRun) resetFailed() {
 	for _, d := range r.dests {
 		if d.status == dsr.ForwardingFailed {
-			d.status, d.message, d.enqueued, d.forwarded = dsr.ForwardingPending, "", false, false
+			d.status, d.message, d.enqueued = dsr.ForwardingPending, "", false
 			d.taskIDs, d.taskStatus, d.results = nil, "", map[string]dsr.TaskResult{}
 		}
 	}
@@ -363,7 +363,6 @@ func (r *requestRun) onForwarded(f dsr.Forwarded) {
 	if d == nil || d.status != dsr.ForwardingPending {
 		return
 	}
-	d.forwarded = true
 	d.taskIDs = mergeSorted(d.taskIDs, f.TaskIDs)
 	d.message = "Mixpanel task created"
 }
@@ -380,7 +379,6 @@ func (r *requestRun) onTaskResult(res dsr.TaskResult) {
 		d.results["-"] = res
 		return
 	}
-	d.forwarded = true
 	d.taskIDs = mergeSorted(d.taskIDs, []string{res.TaskID})
 	d.results[res.TaskID] = res
 	d.taskStatus = res.TaskStatus
@@ -428,7 +426,7 @@ func (r *requestRun) requeue(ctx workflow.Context) {
 		return
 	}
 	for _, d := range r.dests {
-		if d.enqueued && d.status == dsr.ForwardingPending && !d.forwarded {
+		if d.enqueued && d.status == dsr.ForwardingPending && !d.sent() {
 			_ = r.enqueue(ctx, d) // retried by its activity options; a failure leaves the next sweep to try
 		}
 	}

@@ -32,7 +32,7 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 			d.status, d.message = dsr.ForwardingFailed, "creating the Mixpanel retrieval task failed: "+errorMessage(err)
 			continue
 		}
-		d.forwarded, d.taskIDs, d.message = true, []string{created.TaskID}, "Mixpanel retrieval task created"
+		d.taskIDs, d.message = []string{created.TaskID}, "Mixpanel retrieval task created"
 		d.createdAt = created.CreatedAt
 		sent = append(sent, d)
 	}
