@@ -37,10 +37,11 @@ type Server struct {
 	keys     *keyring.Ring
 	logger   *slog.Logger
 	gatherer prometheus.Gatherer
-	tokens   []tokenEntry
-	limits   *controllerLimits
-	calls    *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	// tokens authenticate controllers; codecTokens operators of the Web UI codec.
+	tokens, codecTokens tokenSet
+	limits              *controllerLimits
+	calls               *prometheus.CounterVec
+	latency             *prometheus.HistogramVec
 }
 
 // Options are the Server's dependencies.
@@ -58,9 +59,33 @@ type Options struct {
 	Registry *prometheus.Registry
 }
 
+// tokenSet maps bearer tokens, kept as SHA-256, to whom they belong. A lookup
+// compares against every entry in constant time.
+type tokenSet []tokenEntry
+
 type tokenEntry struct {
-	hash       [32]byte
-	controller string
+	hash  [32]byte
+	owner string
+}
+
+func (ts tokenSet) add(token, owner string) tokenSet {
+	return append(ts, tokenEntry{hash: sha256.Sum256([]byte(token)), owner: owner})
+}
+
+// match returns the owner of the request's bearer token.
+func (ts tokenSet) match(r *http.Request) (string, bool) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	owner, found := "", 0
+	for _, e := range ts {
+		if subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1 {
+			owner, found = e.owner, 1
+		}
+	}
+	return owner, found == 1
 }
 
 // New builds the API server.
@@ -83,7 +108,10 @@ func New(o Options) *Server {
 		o.Registry.MustRegister(s.calls, s.latency)
 	}
 	for tok, controller := range o.Config.APITokens {
-		s.tokens = append(s.tokens, tokenEntry{hash: sha256.Sum256([]byte(tok)), controller: controller})
+		s.tokens = s.tokens.add(tok, controller)
+	}
+	for _, tok := range o.Config.CodecTokens {
+		s.codecTokens = s.codecTokens.add(tok.Reveal(), "operator")
 	}
 	return s
 }
@@ -145,7 +173,7 @@ type controllerKey struct{}
 // authed requires a valid bearer token and rate-limits per controller.
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		controller, ok := s.authenticate(r)
+		controller, ok := s.tokens.match(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="dsrflow"`)
 			s.writeError(w, opendsr.Unauthorized())
@@ -160,36 +188,12 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// authenticate finds the controller of the bearer token, comparing in constant time.
-func (s *Server) authenticate(r *http.Request) (string, bool) {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || tok == "" {
-		return "", false
-	}
-	h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	controller, found := "", 0
-	for _, e := range s.tokens {
-		if subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1 {
-			controller, found = e.controller, 1
-		}
-	}
-	return controller, found == 1
-}
-
 // codecAuthorized admits an operator's codec call: a token from
 // DSR_CODEC_TOKENS, or (DSR_CODEC_ALLOW_LOOPBACK, for make dev) a browser on
 // this machine.
 func (s *Server) codecAuthorized(r *http.Request) bool {
-	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		match := 0
-		for _, t := range s.cfg.CodecTokens {
-			want := sha256.Sum256([]byte(t.Reveal()))
-			match |= subtle.ConstantTimeCompare(h[:], want[:])
-		}
-		if match == 1 {
-			return true
-		}
+	if _, ok := s.codecTokens.match(r); ok {
+		return true
 	}
 	if !s.cfg.CodecAllowLoopback {
 		return false

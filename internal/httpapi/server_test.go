@@ -8,11 +8,14 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/devstack"
 	"github.com/dsrflow/dsrflow/internal/httpapi"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/requests"
@@ -27,6 +30,12 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, rate float64) *fixture {
+	t.Helper()
+	return newFixtureWith(t, config.Config{APIRateLimit: rate})
+}
+
+// newFixtureWith serves the API with cfg's rate limit and codec settings.
+func newFixtureWith(t *testing.T, cfg config.Config) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	keyPath, certPath, err := opendsr.WriteKeyPair(dir)
@@ -46,8 +55,13 @@ func newFixture(t *testing.T, rate float64) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Config{ProcessorDomain: "dsr.example", APITokens: map[string]string{"tok-acme": "acme", "tok-globex": "globex"}, APIRateLimit: rate, APIRateBurst: 2}
-	s := httpapi.New(httpapi.Options{Config: cfg, Signer: signer, Ledger: store, Results: bundles,
+	cfg.ProcessorDomain, cfg.APIRateBurst = "dsr.example", 2
+	cfg.APITokens = map[string]string{"tok-acme": "acme", "tok-globex": "globex"}
+	ring, err := keyring.Parse(devstack.TestEncryptionKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httpapi.New(httpapi.Options{Config: cfg, Signer: signer, Ledger: store, Results: bundles, Keys: ring,
 		Requests: &requests.Service{Config: cfg, Ledger: store}})
 	f := &fixture{srv: httptest.NewServer(s.Handler()), ledger: store, results: bundles, cert: signer.CertificatePEM()}
 	t.Cleanup(f.srv.Close)
@@ -174,5 +188,37 @@ func TestPublicRoutes(t *testing.T) {
 	}
 	if resp, body := f.get(t, "/nope", "tok-acme"); resp.StatusCode != 404 || !json.Valid(body) {
 		t.Errorf("unknown route: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestCodecEndpointNeedsAnOperator: the Web UI codec decodes histories, so it
+// answers an operator token, or a browser on this machine only when allowed.
+func TestCodecEndpointNeedsAnOperator(t *testing.T) {
+	encode := func(f *fixture, bearer string) int {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/codec/encode", strings.NewReader(`{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"InRlc3Qi"}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	strict := newFixtureWith(t, config.Config{CodecTokens: []config.Secret{config.NewSecret("op-token")}})
+	if got := encode(strict, ""); got != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", got)
+	}
+	if got := encode(strict, "tok-acme"); got != http.StatusUnauthorized {
+		t.Errorf("a controller's token: %d, want 401", got)
+	}
+	if got := encode(strict, "op-token"); got != http.StatusOK {
+		t.Errorf("operator token: %d, want 200", got)
+	}
+	loopback := newFixtureWith(t, config.Config{CodecAllowLoopback: true})
+	if got := encode(loopback, ""); got != http.StatusOK {
+		t.Errorf("loopback allowed: %d, want 200", got)
 	}
 }
