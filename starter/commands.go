@@ -19,7 +19,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/dsrflow/dsrflow/internal/app"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
@@ -42,6 +41,23 @@ func (c *cli) key(controller, id string) (ledger.Key, error) {
 		controller = cfg.Controller
 	}
 	return ledger.Key{ControllerID: controller, RequestID: id}, nil
+}
+
+// record finds a controller's request in the ledger.
+func (c *cli) record(ctx context.Context, controller, id string) (*ledger.Store, ledger.Key, ledger.Request, error) {
+	key, err := c.key(controller, id)
+	if err != nil {
+		return nil, key, ledger.Request{}, err
+	}
+	store, err := c.ledger(ctx)
+	if err != nil {
+		return nil, key, ledger.Request{}, err
+	}
+	rec, err := store.Get(ctx, key)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, key, rec, fmt.Errorf("no request %s for controller %s (check --controller)", key.RequestID, key.ControllerID)
+	}
+	return store, key, rec, err
 }
 
 func (c *cli) cancelCommand() *cobra.Command {
@@ -95,18 +111,7 @@ func (c *cli) statusCommand() *cobra.Command {
 		Short: "Show a request: status, deadlines, forwarding per destination and its history",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := c.key(controller, args[0])
-			if err != nil {
-				return err
-			}
-			store, err := c.ledger(cmd.Context())
-			if err != nil {
-				return err
-			}
-			rec, err := store.Get(cmd.Context(), key)
-			if errors.Is(err, ledger.ErrNotFound) {
-				return fmt.Errorf("no request %s for controller %s (check --controller)", key.RequestID, key.ControllerID)
-			}
+			store, key, rec, err := c.record(cmd.Context(), controller, args[0])
 			if err != nil {
 				return err
 			}
@@ -118,9 +123,13 @@ func (c *cli) statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			trace, err := c.resolution(rec)
+			svc, err := c.localService(cmd.Context())
 			if err != nil {
 				return err
+			}
+			trace, err := svc.ResolutionTrace(rec.Resolution)
+			if err != nil {
+				return fmt.Errorf("resolution trace: %w", err)
 			}
 			if jsonOut {
 				rec.Resolution = trace
@@ -159,30 +168,6 @@ func printStatus(w interface{ Write([]byte) (int, error) }, rec ledger.Request, 
 	for _, t := range history {
 		fmt.Fprintf(w, "  %s  %s -> %s  %s\n", t.At.Format(time.RFC3339), dash(string(t.From)), t.To, t.Reason)
 	}
-}
-
-// resolution opens the request's sealed resolution trace.
-func (c *cli) resolution(rec ledger.Request) (json.RawMessage, error) {
-	if len(rec.Resolution) == 0 {
-		return nil, nil
-	}
-	cfg, err := c.config()
-	if err != nil {
-		return nil, err
-	}
-	ring, err := app.KeyRing(cfg)
-	if err != nil {
-		return nil, err
-	}
-	var sealed string
-	if err := json.Unmarshal(rec.Resolution, &sealed); err != nil {
-		return nil, fmt.Errorf("resolution trace: %w", err)
-	}
-	plain, err := ring.Open(sealed)
-	if err != nil {
-		return nil, fmt.Errorf("resolution trace: %w", err)
-	}
-	return json.RawMessage(plain), nil
 }
 
 func printResolution(w io.Writer, trace json.RawMessage) {
@@ -335,11 +320,7 @@ func (c *cli) watchCommand() *cobra.Command {
 		Short: "Follow a request, printing each status change, until it ends",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := c.key(controller, args[0])
-			if err != nil {
-				return err
-			}
-			store, err := c.ledger(cmd.Context())
+			store, key, _, err := c.record(cmd.Context(), controller, args[0])
 			if err != nil {
 				return err
 			}
@@ -355,9 +336,6 @@ func (c *cli) watch(ctx context.Context, store *ledger.Store, key ledger.Key, ev
 	last := ""
 	for {
 		rec, err := store.Get(ctx, key)
-		if errors.Is(err, ledger.ErrNotFound) {
-			return fmt.Errorf("no request %s for controller %s (check --controller)", key.RequestID, key.ControllerID)
-		}
 		if err != nil {
 			return err
 		}

@@ -129,8 +129,9 @@ func (c *cli) temporalClient(ctx context.Context) (client.Client, error) {
 	return c.temporal, nil
 }
 
-// service opens the request service (ledger and Temporal).
-func (c *cli) service(ctx context.Context) (*requests.Service, error) {
+// localService is the request service without Temporal: what reads the
+// ledger (and opens its sealed fields) needs no workflow.
+func (c *cli) localService(ctx context.Context) (*requests.Service, error) {
 	cfg, err := c.config()
 	if err != nil {
 		return nil, err
@@ -139,11 +140,24 @@ func (c *cli) service(ctx context.Context) (*requests.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := c.temporalClient(ctx)
+	ring, err := app.KeyRing(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Logger: slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, nil
+	return &requests.Service{Config: cfg, Ledger: store, Keys: ring}, nil
+}
+
+// service opens the request service with Temporal, for what changes a request.
+func (c *cli) service(ctx context.Context) (*requests.Service, error) {
+	svc, err := c.localService(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if svc.Temporal, err = c.temporalClient(ctx); err != nil {
+		return nil, err
+	}
+	svc.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return svc, nil
 }
 
 func (c *cli) close() {

@@ -32,7 +32,7 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 		s.logger().Error("ledger read failed", "request_id", key.RequestID, "error", err)
 		return opendsr.StatusResponse{}, opendsr.Internal()
 	}
-	trace, err := s.resolutionTrace(rec.Resolution)
+	trace, err := s.ResolutionTrace(rec.Resolution)
 	if err != nil {
 		s.logger().Error("opening the sealed resolution trace failed", "request_id", key.RequestID, "error", err)
 		return opendsr.StatusResponse{}, opendsr.Internal()
@@ -60,8 +60,9 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 	}, nil
 }
 
-// resolutionTrace opens the sealed trace the worker recorded (a JSON string).
-func (s *Service) resolutionTrace(doc json.RawMessage) (json.RawMessage, error) {
+// ResolutionTrace opens the sealed identity resolution trace the worker
+// recorded (a JSON string in the ledger); nil when there is none yet.
+func (s *Service) ResolutionTrace(doc json.RawMessage) (json.RawMessage, error) {
 	if len(doc) == 0 {
 		return nil, nil
 	}
