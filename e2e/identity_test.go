@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,18 +140,9 @@ func TestIdentityResolution(t *testing.T) {
 		st := waitForStatus(t, id, "completed", 90*time.Second)
 		taskID := forwarding(t, st).Forwarding[0].TaskID
 		for _, task := range stack.Emulator.Tasks() {
-			if task.ID == taskID && (len(task.DistinctIDs) == 0 || !contains(task.DistinctIDs, "cust-twin-2") || contains(task.DistinctIDs, "cust-twin-1")) {
+			if task.ID == taskID && (len(task.DistinctIDs) == 0 || !slices.Contains(task.DistinctIDs, "cust-twin-2") || slices.Contains(task.DistinctIDs, "cust-twin-1")) {
 				t.Errorf("task %s holds %v, want cust-twin-2 and not cust-twin-1", taskID, task.DistinctIDs)
 			}
 		}
 	})
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,7 +203,7 @@ func parseLayout(header []string) (csvLayout, error) {
 			l.submitted = i
 		default:
 			typ, format, _ := strings.Cut(name, ":")
-			if !contains(opendsr.IdentityTypes(), typ) || (format != "" && !contains(opendsr.IdentityFormats(), format)) {
+			if !slices.Contains(opendsr.IdentityTypes(), typ) || (format != "" && !slices.Contains(opendsr.IdentityFormats(), format)) {
 				return l, fmt.Errorf("column %d (%q) is not an identity type (%s), TYPE:FORMAT, regulation, type, skip_waiting_period or submitted_time",
 					i+1, name, strings.Join(opendsr.IdentityTypes(), ", "))
 			}
@@ -220,15 +221,6 @@ func column(fields []string, col int, def string) string {
 		return def
 	}
 	return strings.TrimSpace(fields[col])
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // csvProblem describes a CSV parse error without quoting the row.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -259,7 +260,7 @@ func listQuery(controller, status, reqType, regulation string, overdue bool, now
 		if f.value == "" {
 			continue
 		}
-		if !contains(f.allowed, f.value) {
+		if !slices.Contains(f.allowed, f.value) {
 			return "", fmt.Errorf("%q is not one of %s", f.value, strings.Join(f.allowed, ", "))
 		}
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", f.attr, f.value))

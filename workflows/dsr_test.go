@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -151,7 +152,7 @@ func (h *dsrHarness) run() {
 
 func (h *dsrHarness) assertStatuses(want ...dsr.Status) {
 	h.t.Helper()
-	if !equal(h.statuses, want) {
+	if !slices.Equal(h.statuses, want) {
 		h.t.Errorf("ledger statuses = %v, want %v", h.statuses, want)
 	}
 	// Callbacks: pending first (the intake wrote the ledger row), then every change of status.
@@ -161,7 +162,7 @@ func (h *dsrHarness) assertStatuses(want ...dsr.Status) {
 			cb = append(cb, w)
 		}
 	}
-	if !equal(h.callbacks, cb) {
+	if !slices.Equal(h.callbacks, cb) {
 		h.t.Errorf("callbacks = %v, want %v", h.callbacks, cb)
 	}
 }
@@ -313,18 +314,6 @@ func TestStatusQuery(t *testing.T) {
 	}, time.Hour)
 	h.taskEnds(waitingPeriod+time.Minute, "SUCCESS")
 	h.run()
-}
-
-func equal[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestAccessRequestBuildsResultsAndExpiresThem(t *testing.T) {

@@ -112,15 +112,6 @@ func IsAdvertisingID(identityType string) bool {
 	return false
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // Time is a timestamp written on the wire as RFC 3339 in UTC with whole
 // seconds (e.g. "2026-01-31T09:30:00Z"). It reads any RFC 3339 timestamp, and
 // a JSON null or "" as the zero Time. Fields of this type carry the

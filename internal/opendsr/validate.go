@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -57,7 +58,7 @@ func Validate(req Request, opts ValidateOptions) *Error {
 	switch {
 	case req.SubjectRequestType == "":
 		c.required("subject_request_type")
-	case !contains(RequestTypes(), req.SubjectRequestType):
+	case !slices.Contains(RequestTypes(), req.SubjectRequestType):
 		c.add(ReasonUnsupported, "subject_request_type", "subject_request_type must be one of erasure, access, portability")
 	default:
 		typeOK = true
@@ -80,7 +81,7 @@ func Validate(req Request, opts ValidateOptions) *Error {
 	switch {
 	case req.Regulation == "":
 		c.required("regulation")
-	case !contains(Regulations(), req.Regulation):
+	case !slices.Contains(Regulations(), req.Regulation):
 		c.add(ReasonUnsupported, "regulation", "regulation must be one of gdpr, ccpa")
 	default:
 		regulationOK = true
@@ -138,7 +139,7 @@ func validateIdentities(c *collector, ids []Identity) {
 		switch {
 		case id.IdentityType == "":
 			c.required(base + ".identity_type")
-		case !contains(IdentityTypes(), id.IdentityType):
+		case !slices.Contains(IdentityTypes(), id.IdentityType):
 			c.add(ReasonUnsupported, base+".identity_type", base+".identity_type is not a supported identity type")
 		default:
 			typeOK = true
@@ -152,7 +153,7 @@ func validateIdentities(c *collector, ids []Identity) {
 		}
 
 		format := id.EffectiveFormat()
-		formatOK := contains(IdentityFormats(), format)
+		formatOK := slices.Contains(IdentityFormats(), format)
 		if !formatOK {
 			c.add(ReasonUnsupported, base+".identity_format", base+".identity_format must be one of raw, sha1, md5, sha256")
 		}
@@ -275,7 +276,7 @@ func parseExtension(req Request, domain string) (ProcessorExtension, []ErrorItem
 	if v, ok := fields["disclosure_type"]; ok && string(bytes.TrimSpace(v)) != "null" {
 		loc := base + ".disclosure_type"
 		var s string
-		if err := json.Unmarshal(v, &s); err != nil || !contains([]string{DisclosureData, DisclosureCategories, DisclosureSources}, s) {
+		if err := json.Unmarshal(v, &s); err != nil || !slices.Contains([]string{DisclosureData, DisclosureCategories, DisclosureSources}, s) {
 			c.add(ReasonInvalid, loc, loc+" must be one of data, categories, sources")
 		} else {
 			ext.DisclosureType = s

@@ -2,6 +2,7 @@ package sqldb_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,18 +47,6 @@ func versions(t *testing.T, db *sqldb.DB, component string) []int {
 	return vs
 }
 
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestMigrate(t *testing.T) {
 	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
@@ -66,7 +55,7 @@ func TestMigrate(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got := versions(t, db, "test"); !equalInts(got, []int{1, 2, 10}) {
+		if got := versions(t, db, "test"); !slices.Equal(got, []int{1, 2, 10}) {
 			t.Fatalf("applied versions %v", got)
 		}
 		var flavour string
@@ -87,7 +76,7 @@ func TestMigrate(t *testing.T) {
 		if err := db.Migrate(ctx, "test", next); err != nil {
 			t.Fatal(err)
 		}
-		if got := versions(t, db, "test"); !equalInts(got, []int{1, 2, 10, 11}) {
+		if got := versions(t, db, "test"); !slices.Equal(got, []int{1, 2, 10, 11}) {
 			t.Fatalf("applied versions %v", got)
 		}
 
@@ -96,7 +85,7 @@ func TestMigrate(t *testing.T) {
 		if err := db.Migrate(ctx, "other", other); err != nil {
 			t.Fatal(err)
 		}
-		if got := versions(t, db, "other"); !equalInts(got, []int{1}) {
+		if got := versions(t, db, "other"); !slices.Equal(got, []int{1}) {
 			t.Fatalf("other component: applied versions %v", got)
 		}
 	})
@@ -113,7 +102,7 @@ func TestMigrateFailureRollsBack(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "002_bad.sql") {
 			t.Fatalf("Migrate returned %v, want an error naming 002_bad.sql", err)
 		}
-		if got := versions(t, db, "test"); !equalInts(got, []int{1}) {
+		if got := versions(t, db, "test"); !slices.Equal(got, []int{1}) {
 			t.Fatalf("applied versions %v", got)
 		}
 		if _, err := db.ExecContext(ctx, `SELECT * FROM half`); err == nil {
@@ -167,7 +156,7 @@ func TestMigrateConcurrent(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		if got := versions(t, dbs[0], "test"); !equalInts(got, []int{1, 2, 10}) {
+		if got := versions(t, dbs[0], "test"); !slices.Equal(got, []int{1, 2, 10}) {
 			t.Fatalf("applied versions %v", got)
 		}
 		var n int
