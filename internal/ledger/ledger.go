@@ -100,9 +100,6 @@ type Request struct {
 	CallbackURLs      []string       `json:"callback_urls,omitempty"`
 	SkipWaitingPeriod bool           `json:"skip_waiting_period,omitempty"`
 
-	// ResultsToken is write-only: the ledger keeps only its SHA-256 (see
-	// ByResultsToken), so requests read back have it empty.
-	ResultsToken string `json:"results_token,omitempty"`
 	// ResultsURL is the results link given to the controller, as the caller
 	// stored it (sealed with the key ring, so a database copy holds no link).
 	ResultsURL string `json:"results_url,omitempty"`
@@ -187,27 +184,6 @@ type CallbackAttempt struct {
 	// the callback for good), so the status is not sent to that URL again.
 	Permanent bool `json:"permanent,omitempty"`
 }
-
-// ListFilter selects requests for List. Zero fields select everything.
-type ListFilter struct {
-	ControllerID string
-	Status       Status
-	Type         string
-	Regulation   string
-	// OverdueAt, when set, selects the requests not completed or cancelled
-	// whose due time is before it.
-	OverdueAt time.Time
-	// Limit bounds the page: DefaultListLimit when zero, at most MaxListLimit.
-	Limit int
-	// After continues a listing after the last key of the previous page.
-	After Key
-}
-
-// Page sizes of List.
-const (
-	DefaultListLimit = 100
-	MaxListLimit     = 1000
-)
 
 // HashHex returns the hex SHA-256 of s: how results tokens and callback URLs
 // are kept in the ledger.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/sqldb"
@@ -86,14 +85,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping checks that the database answers, for readiness probes.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("ledger: ping: %w", err)
-	}
-	return nil
-}
-
 // querier is what *sql.DB and *sql.Tx have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
@@ -142,21 +133,16 @@ func (s *Store) CreateRequest(ctx context.Context, r Request) (stored Request, c
 	if err != nil {
 		return Request{}, false, err
 	}
-	var tokenHash any
-	if r.ResultsToken != "" {
-		tokenHash = HashHex(r.ResultsToken)
-	}
 
 	db := s.db
 	err = db.WithTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO requests (`+requestColumns+`, results_token_hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		res, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO requests (`+requestColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (controller_id, request_id) DO NOTHING`),
 			r.ControllerID, r.RequestID, r.Type, r.Regulation, string(StatusPending), "received", r.APIVersion,
 			db.TimeArg(r.SubmittedTime), db.TimeArg(r.ReceivedTime), db.TimeArg(r.ExpectedCompletionTime), db.TimeArg(r.DueTime),
 			r.BodyHash, identities, callbacks, r.SkipWaitingPeriod,
-			r.ResultsURL, r.ResultsCount, db.TimeArg(r.ResultsExpiresAt), resolution, db.TimeArg(r.ReceivedTime), db.TimeArg(r.ExpiresAt),
-			tokenHash)
+			r.ResultsURL, r.ResultsCount, db.TimeArg(r.ResultsExpiresAt), resolution, db.TimeArg(r.ReceivedTime), db.TimeArg(r.ExpiresAt))
 		if err != nil {
 			return err
 		}
@@ -209,16 +195,6 @@ func (s *Store) ByResultsToken(ctx context.Context, token string) (_ Request, er
 		return Request{}, ErrNotFound
 	}
 	return r, err
-}
-
-// Delete removes a request and everything recorded about it, for the intake
-// to undo a request it could not start; deleting an unknown request is not an
-// error. Expired records go through PurgeExpired instead.
-func (s *Store) Delete(ctx context.Context, k Key) (err error) {
-	defer wrap(&err, "delete request %s", k)
-	_, err = s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM requests WHERE controller_id = ? AND request_id = ?`),
-		k.ControllerID, k.RequestID)
-	return err
 }
 
 // SetStatus moves the request to status to, recording the transition from
@@ -481,60 +457,6 @@ func (s *Store) CallbackAttempts(ctx context.Context, k Key) (_ []CallbackAttemp
 		a.At = at.Time
 		return a, err
 	})
-}
-
-// List returns the requests f selects, ordered by key, one page of at most
-// f.Limit; pass the last key of a page as f.After to get the next one.
-func (s *Store) List(ctx context.Context, f ListFilter) (_ []Request, err error) {
-	defer wrap(&err, "list requests")
-	var where []string
-	var args []any
-	add := func(cond string, a ...any) {
-		where = append(where, cond)
-		args = append(args, a...)
-	}
-	if f.ControllerID != "" {
-		add(`controller_id = ?`, f.ControllerID)
-	}
-	if f.Status != "" {
-		if !f.Status.Valid() {
-			return nil, fmt.Errorf("unknown status %q", f.Status)
-		}
-		add(`status = ?`, string(f.Status))
-	}
-	if f.Type != "" {
-		add(`type = ?`, f.Type)
-	}
-	if f.Regulation != "" {
-		add(`regulation = ?`, f.Regulation)
-	}
-	if !f.OverdueAt.IsZero() {
-		add(`status NOT IN ('completed', 'cancelled') AND due_time < ?`, s.db.TimeArg(f.OverdueAt))
-	}
-	switch {
-	case f.After == (Key{}):
-	case f.After.ControllerID == f.ControllerID:
-		add(`request_id > ?`, f.After.RequestID) // lets SQLite seek in the primary key
-	default:
-		add(`(controller_id, request_id) > (?, ?)`, f.After.ControllerID, f.After.RequestID)
-	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = DefaultListLimit
-	case limit > MaxListLimit:
-		limit = MaxListLimit
-	}
-	q := `SELECT ` + requestColumns + ` FROM requests`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	q += ` ORDER BY controller_id, request_id LIMIT ?`
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(q), append(args, limit)...)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, func(rows *sql.Rows) (Request, error) { return scanRequest(rows) })
 }
 
 // PurgeExpired deletes the requests whose ExpiresAt is before now, with their
