@@ -77,8 +77,9 @@ func (a *Activities) mixpanelClient(ctx context.Context, destination string) (*m
 	return c, nil
 }
 
-// LedgerRecord is the ledger row of a request: identities as SHA-256 hashes only.
-func LedgerRecord(in dsr.Request, retention time.Duration) ledger.Request {
+// LedgerRecord is the ledger row of a request: identities as SHA-256 hashes
+// only; the ledger sets its expiry from DSR_RECORD_RETENTION.
+func LedgerRecord(in dsr.Request) ledger.Request {
 	ids := make([]ledger.IdentityHash, len(in.Identities))
 	for i, id := range in.Identities {
 		ids[i] = ledger.IdentityHash{Type: id.Type, Format: id.Format, SHA256: opendsr.HashIdentity(id.Type, id.Format, id.Value)}
@@ -89,7 +90,7 @@ func LedgerRecord(in dsr.Request, retention time.Duration) ledger.Request {
 		SubmittedTime: in.SubmittedTime, ReceivedTime: in.ReceivedTime,
 		ExpectedCompletionTime: in.ExpectedCompletionTime, DueTime: in.DueTime,
 		BodyHash: in.BodyHash, Identities: ids, CallbackURLs: in.CallbackURLs,
-		SkipWaitingPeriod: in.SkipWaitingPeriod, ExpiresAt: in.ReceivedTime.Add(retention),
+		SkipWaitingPeriod: in.SkipWaitingPeriod,
 	}
 }
 
@@ -97,7 +98,7 @@ func LedgerRecord(in dsr.Request, retention time.Duration) ledger.Request {
 // the DSR workflow's first step): the intake writes it right after starting
 // the workflow, and this covers an intake that died in between.
 func (a *Activities) RecordRequest(ctx context.Context, in dsr.Request) error {
-	if _, _, err := a.Ledger.CreateRequest(ctx, LedgerRecord(in, a.Config.RecordRetention)); err != nil {
+	if _, _, err := a.Ledger.CreateRequest(ctx, LedgerRecord(in)); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	return nil
@@ -291,11 +292,16 @@ func (a *Activities) RequeueStale(ctx context.Context) (int, error) {
 	return len(keys), nil
 }
 
-// PurgeExpired deletes ledger records past DSR_RECORD_RETENTION.
+// PurgeExpired deletes ledger records past DSR_RECORD_RETENTION, and any
+// results bundle older than DSR_RESULTS_TTL that its request's workflow did
+// not delete (it was terminated, say).
 func (a *Activities) PurgeExpired(ctx context.Context) (int64, error) {
 	n, err := a.Ledger.PurgeExpired(ctx, a.now())
 	if err != nil {
 		return n, fmt.Errorf("ledger: %w", err)
+	}
+	if _, err := a.Results.PurgeOlderThan(a.now().Add(-a.Config.ResultsTTL - time.Hour)); err != nil {
+		return n, fmt.Errorf("results store: %w", err)
 	}
 	return n, nil
 }

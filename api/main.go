@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/dsrflow/dsrflow/internal/app"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/httpapi"
-	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/requests"
 )
 
@@ -35,9 +33,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, err := ledger.Open(ctx, cfg.DB)
+	store, err := app.OpenLedger(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("opening the ledger: %w", err)
+		return err
 	}
 	defer store.Close()
 	registry := app.Registry()

@@ -105,9 +105,9 @@ func (c *cli) ledger(ctx context.Context) (*ledger.Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, err := ledger.Open(ctx, cfg.DB)
+		s, err := app.OpenLedger(ctx, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("opening the ledger at DSR_DB=%s (run from the checkout root, or set DSR_DB): %w", cfg.DB, err)
+			return nil, fmt.Errorf("%w (run from the checkout root, or set DSR_DB)", err)
 		}
 		c.store = s
 	}

@@ -24,16 +24,15 @@ import (
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
-	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/workflows"
 )
 
 func main() { app.Main("worker", run) }
 
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	store, err := ledger.Open(ctx, cfg.DB)
+	store, err := app.OpenLedger(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("opening the ledger: %w", err)
+		return err
 	}
 	defer store.Close()
 	profiles, err := identity.Open(ctx, cfg.DB)

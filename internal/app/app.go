@@ -29,9 +29,11 @@ import (
 
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/keyring"
+	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/results"
+	"github.com/dsrflow/dsrflow/internal/sqldb"
 	"github.com/dsrflow/dsrflow/workflows"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -195,6 +197,15 @@ func Main(component string, run func(ctx context.Context, cfg config.Config, log
 		logger.Error(component+" stopped", "error", err)
 		os.Exit(1)
 	}
+}
+
+// OpenLedger opens the ledger at DSR_DB, keeping records for DSR_RECORD_RETENTION.
+func OpenLedger(ctx context.Context, cfg config.Config) (*ledger.Store, error) {
+	s, err := ledger.Open(ctx, cfg.DB, ledger.WithRetention(cfg.RecordRetention))
+	if err != nil {
+		return nil, fmt.Errorf("opening the ledger at DSR_DB=%s: %w", sqldb.Redact(cfg.DB), err)
+	}
+	return s, nil
 }
 
 // ResultsStore opens DSR_RESULTS_DIR with bundles encrypted by the key ring.

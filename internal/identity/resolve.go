@@ -32,17 +32,6 @@ const (
 	PolicyAll Policy = "all"
 )
 
-// ParsePolicy reads a configured policy; "" is PolicyHold.
-func ParsePolicy(s string) (Policy, error) {
-	switch Policy(strings.TrimSpace(strings.ToLower(s))) {
-	case "", PolicyHold:
-		return PolicyHold, nil
-	case PolicyAll:
-		return PolicyAll, nil
-	}
-	return "", fmt.Errorf("identity: unknown resolution policy %q (want hold or all)", s)
-}
-
 // Rule names the rule a Resolution applied.
 type Rule string
 

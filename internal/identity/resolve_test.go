@@ -336,17 +336,6 @@ func TestRedactedKeepsOriginal(t *testing.T) {
 	}
 }
 
-func TestParsePolicy(t *testing.T) {
-	for in, want := range map[string]identity.Policy{"": identity.PolicyHold, "hold": identity.PolicyHold, " ALL ": identity.PolicyAll} {
-		if got, err := identity.ParsePolicy(in); err != nil || got != want {
-			t.Errorf("ParsePolicy(%q) = %q, %v", in, got, err)
-		}
-	}
-	if _, err := identity.ParsePolicy("guess"); err == nil {
-		t.Error("accepted guess")
-	}
-}
-
 func TestQueryAndIdentityPrintWithoutValues(t *testing.T) {
 	q := identity.Query{Type: "email", Format: "raw", Value: "VAL-ann@example.com"}
 	p := identity.Profile{ID: "p1", Identities: []identity.Identity{{Type: "email", Value: "VAL-ann@example.com"}}}

@@ -231,7 +231,7 @@ func TestRetrievalGDPR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zr, err := mixpanel.OpenResultZip(bytes.NewReader(b), int64(len(b)))
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package mixpanel
 
 import (
-	"archive/zip"
 	"context"
 	"fmt"
 	"io"
@@ -99,21 +98,4 @@ func (b *boundedBody) Close() error {
 	err := b.rc.Close()
 	b.cancel()
 	return err
-}
-
-// OpenResultZip opens a downloaded result (e.g. a temporary file) as a zip
-// archive. It fails with ErrEncryptedResult when an entry is encrypted, which
-// one source says Mixpanel may do with the project's API secret.
-func OpenResultZip(r io.ReaderAt, size int64) (*zip.Reader, error) {
-	zr, err := zip.NewReader(r, size)
-	if err != nil {
-		return nil, fmt.Errorf("mixpanel: retrieval result is not a zip archive: %w", err)
-	}
-	for _, f := range zr.File {
-		// Bit 0 of the general purpose flags marks encryption; method 99 is AES.
-		if f.Flags&0x1 != 0 || f.Method == 99 {
-			return nil, fmt.Errorf("mixpanel: %w", ErrEncryptedResult)
-		}
-	}
-	return zr, nil
 }

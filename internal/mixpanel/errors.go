@@ -23,8 +23,6 @@ var (
 	ErrResultExpired = errors.New("retrieval result URL expired or invalid")
 	// ErrResultTooLarge: a retrieval result is larger than Options.MaxDownloadBytes.
 	ErrResultTooLarge = errors.New("retrieval result exceeds the download limit")
-	// ErrEncryptedResult: the result zip is encrypted (with the project's API secret) and cannot be read.
-	ErrEncryptedResult = errors.New("retrieval result zip is encrypted")
 )
 
 // UnauthorizedError is a 401 or 403: the project token or the OAuth token is

@@ -97,7 +97,7 @@ func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.R
 	if err != nil {
 		return Result{}, unavailable()
 	}
-	stored, _, err := s.Ledger.CreateRequest(ctx, activities.LedgerRecord(in, s.Config.RecordRetention))
+	stored, _, err := s.Ledger.CreateRequest(ctx, activities.LedgerRecord(in))
 	if err != nil {
 		s.logger().Error("ledger write failed; the workflow will record the request", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
 		return Result{}, unavailable()
