@@ -52,9 +52,6 @@ func (s Status) Valid() bool {
 	return false
 }
 
-// Final reports whether s ends the request's processing (completed or cancelled).
-func (s Status) Final() bool { return s == StatusCompleted || s == StatusCancelled }
-
 // Key identifies a request: request ids are unique per controller.
 type Key struct {
 	ControllerID string `json:"controller_id"`
