@@ -12,6 +12,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,7 +21,8 @@ import (
 
 	// Database drivers: "pgx" for PostgreSQL and "sqlite" for SQLite.
 	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Dialect names the SQL dialect of a database.
@@ -126,7 +128,21 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	sqlDB.SetMaxOpenConns(sqliteMaxConns)
 	sqlDB.SetMaxIdleConns(sqliteMaxConns)
-	if err := sqlDB.PingContext(ctx); err != nil {
+	// Two processes opening a new file at once (the worker and the API) race
+	// to switch it to WAL; SQLite answers the loser SQLITE_BUSY at once,
+	// without its busy handler, so the first connection is retried here.
+	for attempt := 0; ; attempt++ {
+		err = sqlDB.PingContext(ctx)
+		var busy *sqlite.Error
+		if err == nil || !errors.As(err, &busy) || busy.Code()&0xff != sqlite3.SQLITE_BUSY || attempt == 50 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
