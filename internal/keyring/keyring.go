@@ -29,6 +29,9 @@
 //     an identity.
 //   - Results bundles (Ring.WrapWriter, Ring.UnwrapReader): a seekable
 //     segmented format, described at WrapWriter.
+//   - Keyed hashes (Ring.Hash, Ring.Hashes): HMAC-SHA-256 under a key
+//     derived from each ring key, "hmac:<id>:<hex>", for values that must be
+//     matched but never read back (identity hashes, suppression lists).
 //   - Small strings (Ring.Seal, Ring.Open): "enc:v1:<id>:<base64url>", the
 //     base64url (unpadded) holding nonce(12) || ciphertext || tag(16). Open
 //     returns values without the "enc:" prefix unchanged.
@@ -66,7 +69,9 @@ package keyring
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -106,6 +111,9 @@ type key struct {
 	gcm cipher.AEAD
 	// random generates a random nonce and prepends it (payloads, strings).
 	random cipher.AEAD
+	// mac is the HMAC-SHA-256 key of keyed hashes, derived from the key with
+	// HKDF so that no byte of the encryption key itself is kept.
+	mac []byte
 }
 
 // Parse parses a ring in the DSR_ENCRYPTION_KEYS format:
@@ -169,7 +177,11 @@ func newKey(id string, raw []byte) (*key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key %q: %w", id, err)
 	}
-	return &key{id: id, gcm: gcm, random: random}, nil
+	mac, err := hkdf.Key(sha256.New, raw, nil, macInfo, sha256.Size)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", id, err)
+	}
+	return &key{id: id, gcm: gcm, random: random, mac: mac}, nil
 }
 
 // validID reports whether id is a valid key id: [A-Za-z0-9_-]{1,32}.
