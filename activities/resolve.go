@@ -12,19 +12,22 @@ import (
 	"github.com/dsrflow/dsrflow/internal/ledger"
 )
 
-// ResolveIdentities resolves the request's identities to profiles (the
-// profile store, or the company's identity service), applies the resolution
-// rules for every active destination, records the trace (sealed: it names
-// distinct ids) and the pending or skipped forwarding rows in the ledger, and,
-// when asked and not held for an operator, joins the destinations' batches.
-// Every step is idempotent, so a retry repeats them safely.
+// ResolveIdentities resolves the request's identities to its controller's
+// profiles (the profile store, or the company's identity service; never
+// another controller's), applies the resolution rules for every active
+// destination the controller may use (the others are skipped, with the
+// reason), records the trace (profile ids and rules, no identity value;
+// sealed all the same) and the pending or skipped forwarding rows in the
+// ledger, and, when asked and not held for an operator, joins the
+// destinations' batches. Every step is idempotent, so a retry repeats them
+// safely.
 func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (ResolveResult, error) {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
 	queries := make([]identity.Query, len(in.Identities))
 	for i, id := range in.Identities {
 		queries[i] = identity.Query(id)
 	}
-	matches, err := a.Finder.Find(ctx, queries)
+	matches, err := a.Finder.Find(ctx, in.ControllerID, queries)
 	if err != nil {
 		if identity.IsTransient(err) {
 			return ResolveResult{}, fmt.Errorf("identity resolver: %w", err)
@@ -32,13 +35,23 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 		return ResolveResult{}, temporal.NewNonRetryableApplicationError("identity resolver: "+err.Error(), ErrTypeResolverFailed, nil)
 	}
 	var dests []identity.Destination
+	var denied []string
 	for _, d := range a.Config.ActiveDestinations() {
+		if !d.AllowsController(in.ControllerID) {
+			denied = append(denied, d.Name)
+			continue
+		}
 		dests = append(dests, identity.Destination{Name: d.Name, IdentityType: d.IdentityType, DeviceIDPrefix: d.DeviceIDPrefix})
 	}
 	res := identity.Resolve(identity.Input{
 		Identities: queries, Matches: matches, LoginTypes: a.Config.LoginIdentityTypes,
 		Destinations: dests, Policy: identity.Policy(a.Config.AmbiguityPolicy), ChosenProfile: in.ChosenProfile,
 	})
+	if !res.Hold {
+		for _, name := range denied {
+			res.Plans = append(res.Plans, identity.Plan{Destination: name, Skipped: true, Reason: ReasonDestinationNotAllowed})
+		}
+	}
 	if err := a.recordResolution(ctx, key, res); err != nil {
 		return ResolveResult{}, err
 	}
@@ -73,10 +86,15 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 	return out, nil
 }
 
-// recordResolution keeps the full trace, distinct ids included, sealed with
-// the key ring: the owning controller reads it back; a copy of the ledger does not.
+// ReasonDestinationNotAllowed is the forwarding reason of a destination
+// whose DSR_DESTINATIONS entry does not list the request's controller.
+const ReasonDestinationNotAllowed = "skipped: this destination is not available to the request's controller (DSR_DESTINATIONS controllers)"
+
+// recordResolution keeps the trace the owning controller reads back: the
+// rule, the profile ids and the reasons, without the distinct ids (identity
+// values of the profiles), sealed with the key ring all the same.
 func (a *Activities) recordResolution(ctx context.Context, key ledger.Key, res identity.Resolution) error {
-	trace, err := json.Marshal(res)
+	trace, err := json.Marshal(res.Redacted())
 	if err != nil {
 		return err
 	}

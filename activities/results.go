@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/results"
@@ -94,11 +95,18 @@ func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (Re
 		return ResultsInfo{}, err
 	}
 	info := ResultsInfo{Token: token, URL: a.Config.PublicURL + "/v1/results/" + token, ExpiresAt: a.now().Add(a.Config.ResultsTTL)}
-	profiles, err := a.profileRecords(ctx, in.Profiles)
+	profiles, err := a.profileRecords(ctx, in.ControllerID, in.Profiles)
 	if err != nil {
 		return ResultsInfo{}, err
 	}
 	info.Matched = len(profiles) > 0 || len(in.Exports) > 0
+	if len(profiles) > 0 {
+		// Recorded before the bundle exists, so that an erasure of one of
+		// these profiles always finds (and removes) it.
+		if err := a.Profiles.LinkBundle(ctx, in.ControllerID, in.RequestID, in.Profiles); err != nil {
+			return ResultsInfo{}, err
+		}
+	}
 	if info.Matched {
 		tmp, err := os.MkdirTemp(a.Config.ResultsDir, ".download-")
 		if err != nil {
@@ -181,11 +189,15 @@ func (h *heartbeatReader) Read(p []byte) (int, error) {
 	return h.r.Read(p)
 }
 
-// profileRecords loads the live profiles for profile.jsonl.
-func (a *Activities) profileRecords(ctx context.Context, ids []string) ([]json.RawMessage, error) {
+// profileRecords loads the controller's live profiles for profile.jsonl. A
+// profile erased since the request resolved is left out.
+func (a *Activities) profileRecords(ctx context.Context, controller string, ids []string) ([]json.RawMessage, error) {
 	var out []json.RawMessage
 	for _, id := range ids {
-		p, err := a.Profiles.Get(ctx, id)
+		p, err := a.Profiles.Get(ctx, controller, id)
+		if errors.Is(err, identity.ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("profile store: %w", err)
 		}

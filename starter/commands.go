@@ -190,7 +190,7 @@ func printResolution(w io.Writer, trace json.RawMessage) {
 		if p.Skipped {
 			fmt.Fprintf(w, "  %s: skipped (%s)\n", p.Destination, p.Reason)
 		} else {
-			fmt.Fprintf(w, "  %s: distinct ids %s\n", p.Destination, strings.Join(p.DistinctIDs, ", "))
+			fmt.Fprintf(w, "  %s: %s\n", p.Destination, p.Reason)
 		}
 	}
 }

@@ -9,18 +9,21 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dsrflow/dsrflow/internal/app"
 	"github.com/dsrflow/dsrflow/internal/identity"
 )
 
 func (c *cli) profilesCommand() *cobra.Command {
 	profiles := &cobra.Command{Use: "profiles", Short: "Manage the profile store that identity resolution uses"}
-	var format string
+	var format, controller string
 	var bulk bool
 	imp := &cobra.Command{
-		Use:   "import FILE",
-		Short: "Import profiles from JSON Lines or CSV (upsert; safe to re-run)",
-		Long: `Import profiles into the profile store (DSR_DB). Each profile replaces the stored
-one with the same profile_id, so running the same file again changes nothing.
+		Use:   "import [--controller ID] FILE",
+		Short: "Import a controller's profiles from JSON Lines or CSV (upsert; safe to re-run)",
+		Long: `Import profiles into the profile store (DSR_DB) as the profiles of one controller
+(--controller, default DSR_CONTROLLER, else dev): only that controller's requests ever resolve
+to them. Each profile replaces the stored one of that controller with the same profile_id, so
+running the same file again changes nothing.
 
 JSON Lines, one profile per line:
   {"profile_id":"p-1","identities":{"email":"ann@example.com","controller_customer_id":"c-1",
@@ -30,7 +33,8 @@ separated by '|':
   profile_id,email,controller_customer_id,attr:plan
 
 Bad lines are reported by line number (never with their values) and skipped; the good ones are
-imported. --bulk speeds up a large import by rebuilding the lookup indexes once at the end
+imported. A profile carrying an identity of a person whose erasure dsrflow completed (the
+suppression list) is not imported and is reported as suppressed, by line number. --bulk speeds up a large import by rebuilding the lookup indexes once at the end
 (lookups are slow meanwhile); it is used by itself when the store is empty.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,7 +51,14 @@ imported. --bulk speeds up a large import by rebuilding the lookup indexes once 
 			if err != nil {
 				return usageError{err}
 			}
-			store, err := identity.Open(cmd.Context(), cfg.DB)
+			if controller == "" {
+				controller = cfg.Controller
+			}
+			ring, err := app.KeyRing(cfg)
+			if err != nil {
+				return err
+			}
+			store, err := identity.Open(cmd.Context(), cfg.DB, identity.WithKeys(ring))
 			if err != nil {
 				return fmt.Errorf("opening the profile store at DSR_DB=%s: %w", cfg.DB, err)
 			}
@@ -64,7 +75,7 @@ imported. --bulk speeds up a large import by rebuilding the lookup indexes once 
 			}
 			progress := newProgress(c.stderr, max(total, 1))
 			var last int
-			report, err := store.Import(cmd.Context(), f, fmtKind, identity.ImportOptions{Bulk: bulk, Progress: func(done int) {
+			report, err := store.Import(cmd.Context(), controller, f, fmtKind, identity.ImportOptions{Bulk: bulk, Progress: func(done int) {
 				for ; last < done; last++ {
 					progress.add()
 				}
@@ -73,7 +84,11 @@ imported. --bulk speeds up a large import by rebuilding the lookup indexes once 
 			for _, e := range report.Errors {
 				fmt.Fprintln(c.stderr, e.String())
 			}
-			fmt.Fprintf(c.stdout, "%d profiles imported, %d lines failed\n", report.Imported, report.Failed)
+			for _, line := range report.SuppressedLines {
+				fmt.Fprintf(c.stderr, "line %d: suppressed: an identity of an erased person\n", line)
+			}
+			fmt.Fprintf(c.stdout, "%d profiles imported for controller %s, %d suppressed (erased people), %d lines failed\n",
+				report.Imported, controller, report.Suppressed, report.Failed)
 			if err != nil {
 				return err
 			}
@@ -85,6 +100,7 @@ imported. --bulk speeds up a large import by rebuilding the lookup indexes once 
 	}
 	imp.Flags().StringVar(&format, "format", "", "jsonl or csv (default: from the file name)")
 	imp.Flags().BoolVar(&bulk, "bulk", false, "rebuild lookup indexes once at the end (large imports)")
+	c.controllerFlag(imp, &controller)
 	profiles.AddCommand(imp)
 	return profiles
 }

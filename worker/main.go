@@ -35,15 +35,15 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
-	profiles, err := identity.Open(ctx, cfg.DB)
-	if err != nil {
-		return fmt.Errorf("opening the profile store: %w", err)
-	}
-	defer profiles.Close()
 	ring, err := app.KeyRing(cfg)
 	if err != nil {
 		return err
 	}
+	profiles, err := identity.Open(ctx, cfg.DB, identity.WithKeys(ring))
+	if err != nil {
+		return fmt.Errorf("opening the profile store: %w", err)
+	}
+	defer profiles.Close()
 	bundles, err := app.ResultsStore(cfg, ring)
 	if err != nil {
 		return err

@@ -74,6 +74,8 @@ type requestRun struct {
 	chosen     string
 
 	dests []*destinationState
+	// profiles are the profile ids the identities resolved to.
+	profiles []string
 	// callbacks holds status changes not yet delivered, oldest first.
 	callbacks []activities.CallbackInput
 	// resultsURL and resultsCount describe an access or portability result.
@@ -151,6 +153,7 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		}
 		r.phase = resolving
 	}
+	r.profiles = resolved.Profiles
 	for _, p := range resolved.Plans {
 		d := &destinationState{plan: p, status: dsr.ForwardingPending, results: map[string]dsr.TaskResult{}}
 		if p.Skipped {
@@ -261,7 +264,7 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 			if reason := r.failureReason(); reason != "" {
 				return r.setStatus(ctx, dsr.StatusFailed, reason)
 			}
-			return r.setStatus(ctx, dsr.StatusCompleted, r.completionReason())
+			return r.completeErasure(ctx)
 		}
 	}
 }
@@ -567,18 +570,52 @@ func (r *requestRun) fail(ctx workflow.Context, reason string) error {
 	return r.setStatus(ctx, dsr.StatusFailed, reason)
 }
 
+// versionEraseLocalCopy is the change after which an erasure's completion
+// also erases dsrflow's own copy of the subject (CompleteErasure instead of
+// RecordStatus). Histories recorded before it replay the old path.
+const versionEraseLocalCopy = "erase-local-copy"
+
+// completeErasure records a completed erasure. Since versionEraseLocalCopy
+// the one local activity that records it first deletes the matched profiles
+// from the profile store (leaving the suppression list) and removes results
+// bundles of the subject; the recorded reason says how many rows went.
+func (r *requestRun) completeErasure(ctx workflow.Context) error {
+	if workflow.GetVersion(ctx, versionEraseLocalCopy, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return r.setStatus(ctx, dsr.StatusCompleted, r.completionReason())
+	}
+	return r.changeStatus(ctx, dsr.StatusCompleted, r.completionReason(), &activities.CompleteErasureInput{
+		Profiles: r.profiles, Identities: r.in.Identities,
+	})
+}
+
 // setStatus records a status change in the ledger and the search attributes
 // and queues its callback.
 func (r *requestRun) setStatus(ctx workflow.Context, to dsr.Status, reason string) error {
+	return r.changeStatus(ctx, to, reason, nil)
+}
+
+// changeStatus is setStatus; with erase, the ledger write is CompleteErasure,
+// whose reason (with the count of rows erased) becomes the status reason.
+func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason string, erase *activities.CompleteErasureInput) error {
 	if r.status == to && r.reason == reason {
 		return nil
 	}
 	changed := r.status != to
 	r.status, r.reason = to, reason
-	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordStatus, activities.StatusChange{
+	change := activities.StatusChange{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, To: to, Reason: reason, At: workflow.Now(ctx),
-	}).Get(ctx, nil); err != nil {
-		return fmt.Errorf("recording status %s: %w", to, err)
+	}
+	if erase == nil {
+		if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordStatus, change).Get(ctx, nil); err != nil {
+			return fmt.Errorf("recording status %s: %w", to, err)
+		}
+	} else {
+		erase.Status = change
+		var res activities.CompleteErasureResult
+		if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.CompleteErasure, *erase).Get(ctx, &res); err != nil {
+			return fmt.Errorf("recording status %s: %w", to, err)
+		}
+		r.reason = res.Reason
 	}
 	updates := []temporal.SearchAttributeUpdate{SearchStatus.ValueSet(string(to))}
 	if tasks := r.taskIDs(); tasks != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +42,8 @@ type dsrHarness struct {
 	deliver func(activities.CallbackInput) error
 	// resolve, when set, answers ResolveIdentities instead of plans.
 	resolve func(activities.ResolveInput) (activities.ResolveResult, error)
+	// erasures are the CompleteErasure calls.
+	erasures []activities.CompleteErasureInput
 }
 
 func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
@@ -64,6 +67,13 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 		defer h.mu.Unlock()
 		h.statuses = append(h.statuses, c.To)
 		return nil
+	})
+	env.OnActivity(a.CompleteErasure, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CompleteErasureInput) (activities.CompleteErasureResult, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.statuses = append(h.statuses, in.Status.To)
+		h.erasures = append(h.erasures, in)
+		return activities.CompleteErasureResult{Reason: activities.LocalCopyErasedReason(in.Status.Reason, 3), RowsRemoved: 3}, nil
 	})
 	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.CallbackInput) error {
 		h.mu.Lock()
@@ -187,6 +197,47 @@ func TestErasureSkipsTheWaitingPeriod(t *testing.T) {
 		t.Errorf("enqueued %v after start, want at once", got)
 	}
 	h.assertStatuses(dsr.StatusInProgress, dsr.StatusCompleted)
+}
+
+// TestCompletionErasesTheLocalCopy: the step that records an erasure's
+// completion is CompleteErasure, given the resolved profiles and the
+// request's identities, and its reason (with the count) is the status reason.
+func TestCompletionErasesTheLocalCopy(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.resolve = func(in activities.ResolveInput) (activities.ResolveResult, error) {
+		return activities.ResolveResult{Plans: h.plans, Profiles: []string{"p-1"}, Enqueued: in.Enqueue}, nil
+	}
+	h.taskEnds(time.Minute, "SUCCESS")
+	h.run()
+	h.assertStatuses(dsr.StatusInProgress, dsr.StatusCompleted)
+	if len(h.erasures) != 1 {
+		t.Fatalf("%d CompleteErasure calls, want 1", len(h.erasures))
+	}
+	e := h.erasures[0]
+	if !slices.Equal(e.Profiles, []string{"p-1"}) || len(e.Identities) != 1 || e.Status.To != dsr.StatusCompleted || e.Status.RequestID != h.in.RequestID {
+		t.Errorf("CompleteErasure input %+v", e)
+	}
+	var view dsr.StatusView
+	v, err := h.env.QueryWorkflow(dsr.QueryStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Get(&view); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(view.Reason, "local copy erased: 3 ") {
+		t.Errorf("status reason %q does not say the local copy was erased", view.Reason)
+	}
+}
+
+// TestFailedOrCancelledErasureKeepsTheLocalCopy: only a completed erasure erases.
+func TestFailedOrCancelledErasureKeepsTheLocalCopy(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.taskEnds(time.Minute, "FAILURE")
+	h.run()
+	if len(h.erasures) != 0 {
+		t.Errorf("a failed erasure erased the local copy")
+	}
 }
 
 func TestCancelDuringTheWaitingPeriod(t *testing.T) {

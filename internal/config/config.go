@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,15 @@ type Destination struct {
 	// (Simplified ID Merge uses "$device:").
 	DeviceIDPrefix string
 	Active         bool
+	// Controllers, when not empty, are the only controllers whose requests
+	// may reach this destination (DSR_DESTINATIONS "controllers"); empty
+	// means every controller.
+	Controllers []string
+}
+
+// AllowsController reports whether requests of controller may reach d.
+func (d Destination) AllowsController(controller string) bool {
+	return len(d.Controllers) == 0 || slices.Contains(d.Controllers, controller)
 }
 
 // Config is every setting dsrflow reads. The zero value is not useful: use Load.
@@ -206,6 +216,14 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("destination %q is defined twice", d.Name))
 		}
 		seen[d.Name] = true
+		for _, c := range d.Controllers {
+			if !validName(c) {
+				errs = append(errs, fmt.Errorf("destination %q: controllers: %q is not a controller id (letters, digits, '-' and '_')", d.Name, c))
+			}
+		}
+		if d.Controllers != nil && len(d.Controllers) == 0 {
+			errs = append(errs, fmt.Errorf("destination %q: controllers is an empty list (leave it out to allow every controller, or set active to false)", d.Name))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -378,6 +396,8 @@ type destinationFile struct {
 	IdentityType    string `json:"identity_type"`
 	DeviceIDPrefix  string `json:"device_id_prefix"`
 	Active          *bool  `json:"active"`
+	// Controllers lists the controllers allowed to use the destination (default: all).
+	Controllers []string `json:"controllers"`
 }
 
 func (l *loader) destinations() []Destination {
@@ -432,6 +452,7 @@ func (l *loader) destinationsFromFile(path string) []Destination {
 			IdentityType:   orDefault(e.IdentityType, "controller_customer_id"),
 			DeviceIDPrefix: e.DeviceIDPrefix,
 			Active:         e.Active == nil || *e.Active,
+			Controllers:    e.Controllers,
 		})
 	}
 	return out

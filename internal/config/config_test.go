@@ -110,3 +110,39 @@ func TestDestinationsFile(t *testing.T) {
 		t.Errorf("destinations: %+v", c.Destinations)
 	}
 }
+
+func TestDestinationControllers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "destinations.json")
+	body := `[{"name":"shared","api_url":"http://127.0.0.1:1"},
+	          {"name":"acme-only","api_url":"http://127.0.0.1:2","controllers":["acme","acme-eu"]}]`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(env(map[string]string{"DSR_DESTINATIONS": path}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, _ := c.Destination("shared")
+	only, _ := c.Destination("acme-only")
+	for _, tc := range []struct {
+		d          config.Destination
+		controller string
+		want       bool
+	}{
+		{shared, "acme", true}, {shared, "globex", true},
+		{only, "acme", true}, {only, "acme-eu", true}, {only, "globex", false}, {only, "acm", false}, {only, "", false},
+	} {
+		if got := tc.d.AllowsController(tc.controller); got != tc.want {
+			t.Errorf("%s allows %q: %v, want %v", tc.d.Name, tc.controller, got, tc.want)
+		}
+	}
+	for _, bad := range []string{`"controllers":[]`, `"controllers":["a b"]`} {
+		body := `[{"name":"d","api_url":"http://127.0.0.1:1",` + bad + `}]`
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(env(map[string]string{"DSR_DESTINATIONS": path})); err == nil || !strings.Contains(err.Error(), "controllers") {
+			t.Errorf("%s: %v, want an error about controllers", bad, err)
+		}
+	}
+}

@@ -85,7 +85,7 @@ func benchImport(b *testing.B, s *identity.Store, path string, n int) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	rep, err := s.Import(context.Background(), f, identity.JSONL, identity.ImportOptions{})
+	rep, err := s.Import(context.Background(), owner, f, identity.JSONL, identity.ImportOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func benchmarkImport(b *testing.B, scattered bool) {
 	var total time.Duration
 	for b.Loop() {
 		b.StopTimer()
-		s, err := identity.Open(context.Background(), sqldbtest.SQLiteDSN(b))
+		s, err := identity.Open(context.Background(), sqldbtest.SQLiteDSN(b), identity.WithKeys(testRing(b)))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -135,7 +135,7 @@ func benchmarkImport(b *testing.B, scattered bool) {
 func BenchmarkResolve(b *testing.B) {
 	n := benchProfiles(b)
 	path := writeBenchFile(b, n, false)
-	s, err := identity.Open(context.Background(), sqldbtest.SQLiteDSN(b))
+	s, err := identity.Open(context.Background(), sqldbtest.SQLiteDSN(b), identity.WithKeys(testRing(b)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func BenchmarkResolve(b *testing.B) {
 			{Type: "controller_customer_id", Format: "sha256", Value: hex.EncodeToString(sum[:])},
 		}
 		start := time.Now()
-		ms, err := s.Find(ctx, qs)
+		ms, err := s.Find(ctx, owner, qs)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -24,9 +24,10 @@ import (
 // Finder looks up the profiles carrying any of a request's identities:
 // *Store, or *HTTPFinder for a company's own identity service.
 type Finder interface {
-	// Find returns the matching profiles, each with the indexes of the
-	// queries it matched, sorted by profile id.
-	Find(ctx context.Context, queries []Query) ([]Match, error)
+	// Find returns the matching profiles of controller, each with the
+	// indexes of the queries it matched, sorted by profile id. Profiles of
+	// other controllers are never returned.
+	Find(ctx context.Context, controller string, queries []Query) ([]Match, error)
 }
 
 var (
@@ -45,8 +46,11 @@ const (
 // HTTPFinder asks a company's own identity service which profiles carry a
 // request's identities (DSR_IDENTITY_RESOLVER_URL). It POSTs
 //
-//	{"identities":[{"identity_type":"email","identity_format":"raw","identity_value":"..."}]}
+//	{"controller_id":"acme","identities":[{"identity_type":"email","identity_format":"raw","identity_value":"..."}]}
 //
+// naming the requesting controller in the body and in the header
+// X-DSR-Controller-Id, so that a service shared by several controllers
+// answers with that controller's profiles only,
 // with one configured header (DSR_IDENTITY_RESOLVER_HEADER, "Name: value",
 // typically "Authorization: Bearer ..."), and expects 200 with
 //
@@ -172,12 +176,17 @@ type resolverProfile struct {
 	Matched    []int                      `json:"matched"`
 }
 
-// Find asks the identity service for the profiles carrying queries. An
-// invalid query fails before any call, with an error wrapping ErrInvalid.
-func (f *HTTPFinder) Find(ctx context.Context, queries []Query) ([]Match, error) {
+// Find asks the identity service for controller's profiles carrying
+// queries. An invalid query or controller id fails before any call, with an
+// error wrapping ErrInvalid.
+func (f *HTTPFinder) Find(ctx context.Context, controller string, queries []Query) ([]Match, error) {
+	if err := checkOwner(controller); err != nil {
+		return nil, fmt.Errorf("identity resolver: %w", err)
+	}
 	body := struct {
-		Identities []resolverIdentity `json:"identities"`
-	}{Identities: make([]resolverIdentity, len(queries))}
+		ControllerID string             `json:"controller_id"`
+		Identities   []resolverIdentity `json:"identities"`
+	}{ControllerID: controller, Identities: make([]resolverIdentity, len(queries))}
 	for i, q := range queries {
 		if _, err := lookupOf(q); err != nil {
 			return nil, fmt.Errorf("identity resolver: identity %d: %w", i, err)
@@ -200,6 +209,7 @@ func (f *HTTPFinder) Find(ctx context.Context, queries []Query) ([]Match, error)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-DSR-Controller-Id", controller)
 	if f.headerName != "" {
 		req.Header.Set(f.headerName, f.header.Reveal())
 	}

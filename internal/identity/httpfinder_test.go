@@ -48,11 +48,12 @@ func assertClean(t *testing.T, err error) {
 
 func TestHTTPFinderFind(t *testing.T) {
 	var got struct {
-		Identities []map[string]string `json:"identities"`
+		ControllerID string              `json:"controller_id"`
+		Identities   []map[string]string `json:"identities"`
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/resolve" || r.Header.Get("Authorization") != resolverToken ||
-			r.Header.Get("Content-Type") != "application/json" {
+			r.Header.Get("Content-Type") != "application/json" || r.Header.Get("X-DSR-Controller-Id") != owner {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
@@ -68,9 +69,12 @@ func TestHTTPFinderFind(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	ms, err := newFinder(t, srv.URL+"/resolve", identity.HTTPFinderOptions{}).Find(context.Background(), resolverQueries)
+	ms, err := newFinder(t, srv.URL+"/resolve", identity.HTTPFinderOptions{}).Find(context.Background(), owner, resolverQueries)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got.ControllerID != owner {
+		t.Errorf("the call named controller %q, want %q", got.ControllerID, owner)
 	}
 	wantSent := []map[string]string{
 		{"identity_type": "email", "identity_format": "raw", "identity_value": "VAL-Ann@Example.com"},
@@ -151,7 +155,7 @@ func TestHTTPFinderErrors(t *testing.T) {
 			srv := httptest.NewServer(tt.handler)
 			defer srv.Close()
 			f := newFinder(t, srv.URL+"/resolve?key=SECRET", identity.HTTPFinderOptions{Timeout: 200 * time.Millisecond})
-			_, err := f.Find(context.Background(), resolverQueries)
+			_, err := f.Find(context.Background(), owner, resolverQueries)
 			var re *identity.ResolverError
 			if !errors.As(err, &re) {
 				t.Fatalf("got %v, want a *ResolverError", err)
@@ -172,7 +176,7 @@ func TestHTTPFinderUnreachableAndTLS(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	_, err := newFinder(t, url+"/resolve", identity.HTTPFinderOptions{}).Find(context.Background(), resolverQueries)
+	_, err := newFinder(t, url+"/resolve", identity.HTTPFinderOptions{}).Find(context.Background(), owner, resolverQueries)
 	if !identity.IsTransient(err) {
 		t.Errorf("unreachable: %v, want transient", err)
 	}
@@ -181,7 +185,7 @@ func TestHTTPFinderUnreachableAndTLS(t *testing.T) {
 	// A certificate that does not verify needs a fix: permanent.
 	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer tlsSrv.Close()
-	_, err = newFinder(t, tlsSrv.URL+"/resolve", identity.HTTPFinderOptions{}).Find(context.Background(), resolverQueries)
+	_, err = newFinder(t, tlsSrv.URL+"/resolve", identity.HTTPFinderOptions{}).Find(context.Background(), owner, resolverQueries)
 	var re *identity.ResolverError
 	if !errors.As(err, &re) || re.Transient {
 		t.Errorf("untrusted certificate: %v, want permanent", err)
@@ -191,7 +195,7 @@ func TestHTTPFinderUnreachableAndTLS(t *testing.T) {
 	// The caller cancelling is not the service's fault.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = newFinder(t, tlsSrv.URL+"/resolve", identity.HTTPFinderOptions{}).Find(ctx, resolverQueries)
+	_, err = newFinder(t, tlsSrv.URL+"/resolve", identity.HTTPFinderOptions{}).Find(ctx, owner, resolverQueries)
 	if !errors.Is(err, context.Canceled) || errors.As(err, &re) {
 		t.Errorf("cancelled: %v", err)
 	}
@@ -201,7 +205,7 @@ func TestHTTPFinderInvalidQueryNotSent(t *testing.T) {
 	calls := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls++ }))
 	defer srv.Close()
-	_, err := newFinder(t, srv.URL, identity.HTTPFinderOptions{}).Find(context.Background(),
+	_, err := newFinder(t, srv.URL, identity.HTTPFinderOptions{}).Find(context.Background(), owner,
 		[]identity.Query{{Type: "email", Format: "sha256", Value: "VAL-not-hex"}})
 	if !errors.Is(err, identity.ErrInvalid) || calls != 0 {
 		t.Fatalf("got %v after %d calls", err, calls)

@@ -78,6 +78,12 @@ func (e LineError) String() string { return fmt.Sprintf("line %d: %s", e.Line, e
 type ImportReport struct {
 	// Imported counts the records written (a profile given twice counts twice).
 	Imported int `json:"imported"`
+	// Suppressed counts the valid records not written because they carry an
+	// identity of an erased person (the suppression list).
+	Suppressed int `json:"suppressed"`
+	// SuppressedLines lists the line numbers of the first MaxImportErrors
+	// suppressed records, in file order.
+	SuppressedLines []int `json:"suppressed_lines,omitempty"`
 	// Failed counts the records skipped.
 	Failed int `json:"failed"`
 	// Errors lists the first MaxImportErrors skipped records, in file order.
@@ -91,8 +97,10 @@ type importBatch struct {
 	errors   []LineError
 }
 
-// Import reads profiles from r in format and upserts them (see Upsert), in
-// transactions of opts.BatchSize profiles. A record that is not valid
+// Import reads profiles from r in format and upserts them as owner's (see
+// Upsert), in transactions of opts.BatchSize profiles. A record carrying an
+// identity on owner's suppression list (an erased person) is not written and
+// is counted and listed by line number as suppressed. A record that is not valid
 // (malformed, missing profile_id, unknown identity type, bad email, ...) is
 // skipped and reported by line number; the valid records around it are
 // written all the same. Importing the same file again changes nothing, and a
@@ -110,7 +118,13 @@ type importBatch struct {
 // correctly but by scanning the identities, which is slow on a large store.
 // Should the process die before the rebuild, the next Open or Import does
 // it.
-func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts ImportOptions) (report ImportReport, err error) {
+func (s *Store) Import(ctx context.Context, owner string, r io.Reader, format Format, opts ImportOptions) (report ImportReport, err error) {
+	if err := checkOwner(owner); err != nil {
+		return ImportReport{}, fmt.Errorf("identity: import: %w", err)
+	}
+	if s.keys == nil {
+		return ImportReport{}, fmt.Errorf("identity: import: %w", ErrNoKeys)
+	}
 	size := opts.BatchSize
 	if size <= 0 {
 		size = DefaultBatchSize
@@ -168,6 +182,8 @@ func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts Imp
 		if writeErr != nil {
 			continue // drain, so that the parser can finish
 		}
+		written := 0
+		var suppressed []preparedProfile
 		if len(b.profiles) > 0 {
 			writeErr = conn.withTx(ctx, func(tx *sql.Tx) error {
 				if load != nil {
@@ -175,14 +191,22 @@ func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts Imp
 						return err
 					}
 				}
-				return s.write(ctx, tx, b.profiles)
+				var err error
+				written, suppressed, err = s.writeUnsuppressed(ctx, tx, owner, b.profiles)
+				return err
 			})
 			if writeErr != nil {
 				cancel()
 				continue
 			}
 		}
-		report.Imported += len(b.profiles)
+		report.Imported += written
+		report.Suppressed += len(suppressed)
+		for _, p := range suppressed {
+			if len(report.SuppressedLines) < MaxImportErrors {
+				report.SuppressedLines = append(report.SuppressedLines, p.line)
+			}
+		}
 		report.Failed += len(b.errors)
 		for _, e := range b.errors {
 			if len(report.Errors) < MaxImportErrors {
@@ -190,12 +214,12 @@ func (s *Store) Import(ctx context.Context, r io.Reader, format Format, opts Imp
 			}
 		}
 		if opts.Progress != nil {
-			opts.Progress(report.Imported + report.Failed)
+			opts.Progress(report.Imported + report.Suppressed + report.Failed)
 		}
 	}
 	switch {
 	case writeErr != nil:
-		return report, fmt.Errorf("identity: import: write batch after %d records: %w", report.Imported+report.Failed, writeErr)
+		return report, fmt.Errorf("identity: import: write batch after %d records: %w", report.Imported+report.Suppressed+report.Failed, writeErr)
 	case parseErr != nil:
 		return report, fmt.Errorf("identity: import: %w", parseErr)
 	}
@@ -258,6 +282,7 @@ func parseJSONL(ctx context.Context, r io.Reader, size int, out chan<- importBat
 			if problem == "" {
 				pp, problem = prepare(p, attrs)
 			}
+			pp.line = line
 			if problem != "" {
 				b.fail(line, problem)
 			} else if err := b.add(pp); err != nil {
@@ -454,6 +479,7 @@ func parseCSV(ctx context.Context, r io.Reader, size int, out chan<- importBatch
 			b.fail(line, problem)
 			continue
 		}
+		p.line = line
 		if err := b.add(p); err != nil {
 			return err
 		}

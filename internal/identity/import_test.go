@@ -46,7 +46,7 @@ var jsonlErrors = []identity.LineError{
 
 func importString(t *testing.T, s *identity.Store, data string, format identity.Format, opts identity.ImportOptions) identity.ImportReport {
 	t.Helper()
-	rep, err := s.Import(context.Background(), strings.NewReader(data), format, opts)
+	rep, err := s.Import(context.Background(), owner, strings.NewReader(data), format, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestImportCSVBadHeader(t *testing.T) {
 			"profile_id,attr:a,attr:a\n":             "CSV header: column 3 repeats an attribute name",
 			"":                                       "CSV: empty file",
 		} {
-			_, err := s.Import(context.Background(), strings.NewReader(file), identity.CSV, identity.ImportOptions{})
+			_, err := s.Import(context.Background(), owner, strings.NewReader(file), identity.CSV, identity.ImportOptions{})
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("file %q: got %v, want %q", file, err, want)
 			}
@@ -200,7 +200,7 @@ func TestImportLongLinesAndErrorCap(t *testing.T) {
 
 func TestImportUnknownFormat(t *testing.T) {
 	each(t, func(t *testing.T, s *identity.Store, _ *sqldb.DB) {
-		if _, err := s.Import(context.Background(), strings.NewReader(""), "xml", identity.ImportOptions{}); err == nil {
+		if _, err := s.Import(context.Background(), owner, strings.NewReader(""), "xml", identity.ImportOptions{}); err == nil {
 			t.Fatal("xml accepted")
 		}
 	})
@@ -239,7 +239,7 @@ func TestImportCancelled(t *testing.T) {
 		for i := range 5000 {
 			fmt.Fprintf(&b, `{"profile_id":"p-%d","identities":{"controller_customer_id":"c-%d"}}`+"\n", i, i)
 		}
-		rep, err := s.Import(ctx, strings.NewReader(b.String()), identity.JSONL, identity.ImportOptions{
+		rep, err := s.Import(ctx, owner, strings.NewReader(b.String()), identity.JSONL, identity.ImportOptions{
 			BatchSize: 100,
 			Progress: func(done int) {
 				if done >= 1000 {

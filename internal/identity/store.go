@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 )
 
@@ -41,6 +42,8 @@ type Store struct {
 	db     *sqldb.DB
 	ownsDB bool
 	now    func() time.Time
+	// keys make the suppression list's keyed hashes (WithKeys).
+	keys *keyring.Ring
 
 	// stmts are the full-chunk writing statements, by query, prepared by
 	// New: preparing them later, inside a transaction, would take a second
@@ -48,14 +51,22 @@ type Store struct {
 	stmts map[string]*sql.Stmt
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithKeys gives the store the key ring its suppression list is hashed with.
+// Without one, imports, upserts and erasures fail: the store cannot tell
+// whether a profile was erased.
+func WithKeys(ring *keyring.Ring) Option { return func(s *Store) { s.keys = ring } }
+
 // Open opens the database dsn names (see sqldb.Open), brings the store's
 // schema up to date and returns a Store that closes the database on Close.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	db, err := sqldb.Open(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	s, err := New(ctx, db)
+	s, err := New(ctx, db, opts...)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -67,7 +78,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // New brings the store's schema in db up to date (migrations of component
 // "identity") and returns a Store on it. The caller keeps db: Close leaves it
 // open.
-func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
+func New(ctx context.Context, db *sqldb.DB, opts ...Option) (*Store, error) {
 	files, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("identity: migrations: %w", err)
@@ -76,6 +87,9 @@ func New(ctx context.Context, db *sqldb.DB) (*Store, error) {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	s := &Store{db: db, now: time.Now, stmts: map[string]*sql.Stmt{}}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.repairIndexes(ctx); err != nil {
 		return nil, err
 	}
@@ -118,6 +132,8 @@ func (s *Store) Close() error {
 // preparedProfile is a validated profile ready to write: identities
 // deduplicated and hashed, attributes encoded.
 type preparedProfile struct {
+	// line is the record's line in an imported file (0 for Upsert).
+	line       int
 	id         string
 	attributes string
 	identities []preparedIdentity
@@ -213,31 +229,44 @@ func decodeAttributes(s string) (map[string]any, error) {
 	return attrs, nil
 }
 
-// Upsert stores profiles, each replacing any profile with its id: its
-// identities and attributes become exactly the given ones. Identities
-// repeated within a profile (same type and normalised value) are kept once.
-// When an id appears twice, the last one wins. It is idempotent, and all or
+// Upsert stores owner's profiles, each replacing any profile of owner with
+// its id: its identities and attributes become exactly the given ones.
+// Identities repeated within a profile (same type and normalised value) are
+// kept once. When an id appears twice, the last one wins. A profile carrying
+// an identity on owner's suppression list (an erased person) is not written:
+// suppressed holds the indexes of those. It is idempotent, and all or
 // nothing: an invalid profile (error wrapping ErrInvalid, naming its index
 // and the problem) writes none.
-func (s *Store) Upsert(ctx context.Context, profiles []Profile) error {
+func (s *Store) Upsert(ctx context.Context, owner string, profiles []Profile) (suppressed []int, err error) {
+	if err := checkOwner(owner); err != nil {
+		return nil, fmt.Errorf("identity: upsert: %w", err)
+	}
 	batch := make([]preparedProfile, 0, len(profiles))
 	for i, p := range profiles {
 		pp, problem := prepare(p, nil)
 		if problem != "" {
-			return fmt.Errorf("identity: upsert: profile %d: %w: %s", i, ErrInvalid, problem)
+			return nil, fmt.Errorf("identity: upsert: profile %d: %w: %s", i, ErrInvalid, problem)
 		}
+		pp.line = i
 		batch = append(batch, pp)
 	}
-	if err := s.db.WithTx(ctx, func(tx *sql.Tx) error { return s.write(ctx, tx, batch) }); err != nil {
-		return fmt.Errorf("identity: upsert: %w", err)
+	err = s.db.WithTx(ctx, func(tx *sql.Tx) error {
+		_, skipped, err := s.writeUnsuppressed(ctx, tx, owner, batch)
+		for _, p := range skipped {
+			suppressed = append(suppressed, p.line)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("identity: upsert: %w", err)
 	}
-	return nil
+	return suppressed, nil
 }
 
 // Statements writing or deleting n rows at once.
 func upsertProfilesSQL(n int) string {
-	return `INSERT INTO identity_profiles (profile_id, attributes, updated_at) VALUES ` + placeholders(3, n) + `
-		ON CONFLICT (profile_id) DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at
+	return `INSERT INTO identity_profiles (owner, profile_id, attributes, updated_at) VALUES ` + placeholders(4, n) + `
+		ON CONFLICT (owner, profile_id) DO UPDATE SET attributes = excluded.attributes, updated_at = excluded.updated_at
 		RETURNING profile_key, profile_id`
 }
 
@@ -271,9 +300,9 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, build func(int) string, n 
 	return err
 }
 
-// write replaces the profiles of batch inside tx: it upserts the profile
-// rows, learning their keys, then replaces their identities.
-func (s *Store) write(ctx context.Context, tx *sql.Tx, batch []preparedProfile) error {
+// write replaces owner's profiles of batch inside tx: it upserts the
+// profile rows, learning their keys, then replaces their identities.
+func (s *Store) write(ctx context.Context, tx *sql.Tx, owner string, batch []preparedProfile) error {
 	// In id order, so that concurrent writers lock rows in the same order.
 	batch = lastByID(batch)
 	sort.Slice(batch, func(i, j int) bool { return batch[i].id < batch[j].id })
@@ -284,7 +313,7 @@ func (s *Store) write(ctx context.Context, tx *sql.Tx, batch []preparedProfile) 
 		part := batch[start:min(start+chunk, len(batch))]
 		args = args[:0]
 		for _, p := range part {
-			args = append(args, p.id, p.attributes, now)
+			args = append(args, owner, p.id, p.attributes, now)
 		}
 		if err := s.upsertProfiles(ctx, tx, len(part), args, keys); err != nil {
 			return fmt.Errorf("write profiles: %w", err)
@@ -385,9 +414,12 @@ func placeholders(width, n int) string {
 	return b.String()
 }
 
-// Get returns the profile with id, or an error wrapping ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (Profile, error) {
-	ps, _, err := s.load(ctx, "profile_id", []any{id})
+// Get returns owner's profile with id, or an error wrapping ErrNotFound.
+func (s *Store) Get(ctx context.Context, owner, id string) (Profile, error) {
+	if err := checkOwner(owner); err != nil {
+		return Profile{}, fmt.Errorf("identity: get profile %s: %w", id, err)
+	}
+	ps, _, err := s.load(ctx, s.db, owner, "profile_id", []any{id})
 	if err != nil {
 		return Profile{}, fmt.Errorf("identity: get profile %s: %w", id, err)
 	}
@@ -397,10 +429,10 @@ func (s *Store) Get(ctx context.Context, id string) (Profile, error) {
 	return ps[0], nil
 }
 
-// load reads the profiles whose column (profile_id or profile_key) is one of
-// values, with their identities in the order they were given, sorted by
+// load reads owner's profiles whose column (profile_id or profile_key) is one
+// of values, with their identities in the order they were given, sorted by
 // profile id, and their keys. Values matching no profile are left out.
-func (s *Store) load(ctx context.Context, column string, values []any) (profiles []Profile, keys []int64, err error) {
+func (s *Store) load(ctx context.Context, q querier, owner, column string, values []any) (profiles []Profile, keys []int64, err error) {
 	byKey := make(map[int64]*Profile, len(values))
 	type keyed struct {
 		key int64
@@ -410,8 +442,8 @@ func (s *Store) load(ctx context.Context, column string, values []any) (profiles
 	for start := 0; start < len(values); start += chunk {
 		part := values[start:min(start+chunk, len(values))]
 		// column is one of two constants, never input.
-		rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT profile_key, profile_id, attributes FROM identity_profiles
-			WHERE `+column+` IN (`+placeholders(1, len(part))+`)`), part...)
+		rows, err := q.QueryContext(ctx, s.db.Rebind(`SELECT profile_key, profile_id, attributes FROM identity_profiles
+			WHERE owner = ? AND `+column+` IN (`+placeholders(1, len(part))+`)`), append([]any{owner}, part...)...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read profiles: %w", err)
 		}
@@ -440,7 +472,7 @@ func (s *Store) load(ctx context.Context, column string, values []any) (profiles
 			continue
 		}
 
-		rows, err = s.db.QueryContext(ctx, s.db.Rebind(`SELECT profile_key, type, value FROM identity_values
+		rows, err = q.QueryContext(ctx, s.db.Rebind(`SELECT profile_key, type, value FROM identity_values
 			WHERE profile_key IN (`+placeholders(1, len(found))+`) ORDER BY id`), found...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read identities: %w", err)
@@ -469,7 +501,7 @@ func (s *Store) load(ctx context.Context, column string, values []any) (profiles
 	return profiles, keys, nil
 }
 
-// Find looks up the profiles that carry any of queries, and returns them
+// Find looks up owner's profiles that carry any of queries, and returns them
 // sorted by profile id, each with the indexes of the queries it matched.
 //
 // A raw query matches an identity of its type with the same normalised value
@@ -479,7 +511,11 @@ func (s *Store) load(ctx context.Context, column string, values []any) (profiles
 // wrapping ErrInvalid that names its index, type and format; more than
 // MaxMatches profiles fail it too. The queries are read one by one, not in
 // one snapshot: a profile replaced meanwhile is returned as it is at the end.
-func (s *Store) Find(ctx context.Context, queries []Query) ([]Match, error) {
+// Profiles of other owners are never read.
+func (s *Store) Find(ctx context.Context, owner string, queries []Query) ([]Match, error) {
+	if err := checkOwner(owner); err != nil {
+		return nil, fmt.Errorf("identity: find: %w", err)
+	}
 	lookups := make([]lookup, len(queries))
 	for i, q := range queries {
 		l, err := lookupOf(q)
@@ -490,7 +526,7 @@ func (s *Store) Find(ctx context.Context, queries []Query) ([]Match, error) {
 	}
 	inputs := map[int64][]int{}
 	for i, l := range lookups {
-		keys, err := s.profilesWith(ctx, l)
+		keys, err := s.profilesWith(ctx, owner, l)
 		if err != nil {
 			return nil, fmt.Errorf("identity: find: identity %d (%s): %w", i, queries[i], err)
 		}
@@ -508,7 +544,7 @@ func (s *Store) Find(ctx context.Context, queries []Query) ([]Match, error) {
 	for k := range inputs {
 		keys = append(keys, k)
 	}
-	profiles, profileKeys, err := s.load(ctx, "profile_key", keys)
+	profiles, profileKeys, err := s.load(ctx, s.db, owner, "profile_key", keys)
 	if err != nil {
 		return nil, fmt.Errorf("identity: find: %w", err)
 	}
@@ -519,11 +555,13 @@ func (s *Store) Find(ctx context.Context, queries []Query) ([]Match, error) {
 	return matches, nil
 }
 
-// profilesWith returns the keys of the profiles with an identity l finds.
-func (s *Store) profilesWith(ctx context.Context, l lookup) ([]int64, error) {
-	// l.column is one of three constants, never input.
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT DISTINCT profile_key FROM identity_values
-		WHERE `+l.column+` = ? AND type = ? LIMIT ?`), l.digest, l.typ, MaxMatches+1)
+// profilesWith returns the keys of owner's profiles with an identity l finds.
+func (s *Store) profilesWith(ctx context.Context, owner string, l lookup) ([]int64, error) {
+	// l.column is one of three constants, never input. The digest index
+	// finds the identities; the join keeps those of owner's profiles.
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT DISTINCT v.profile_key FROM identity_values v
+		JOIN identity_profiles p ON p.profile_key = v.profile_key
+		WHERE v.`+l.column+` = ? AND v.type = ? AND p.owner = ? LIMIT ?`), l.digest, l.typ, owner, MaxMatches+1)
 	if err != nil {
 		return nil, err
 	}
@@ -539,16 +577,16 @@ func (s *Store) profilesWith(ctx context.Context, l lookup) ([]int64, error) {
 	return keys, rows.Err()
 }
 
-// Delete removes the profile with id and its identities. Deleting an unknown
-// profile is not an error.
-func (s *Store) Delete(ctx context.Context, id string) error {
+// Delete removes owner's profile with id and its identities. Deleting an
+// unknown profile is not an error. It adds nothing to the suppression list
+// (Erase does).
+func (s *Store) Delete(ctx context.Context, owner, id string) error {
+	if err := checkOwner(owner); err != nil {
+		return fmt.Errorf("identity: delete profile %s: %w", id, err)
+	}
 	db := s.db
 	err := db.WithTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_values WHERE profile_key IN
-			(SELECT profile_key FROM identity_profiles WHERE profile_id = ?)`), id); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_profiles WHERE profile_id = ?`), id)
+		_, _, err := deleteProfiles(ctx, db, tx, owner, []any{id})
 		return err
 	})
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 func each(t *testing.T, fn func(t *testing.T, s *identity.Store, db *sqldb.DB)) {
 	t.Helper()
 	sqldbtest.Each(t, func(t *testing.T, db *sqldb.DB) {
-		s, err := identity.New(context.Background(), db)
+		s, err := identity.New(context.Background(), db, identity.WithKeys(testRing(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,14 +44,14 @@ func md5Hex(s string) string {
 
 func mustUpsert(t *testing.T, s *identity.Store, ps ...identity.Profile) {
 	t.Helper()
-	if err := s.Upsert(context.Background(), ps); err != nil {
+	if _, err := s.Upsert(context.Background(), owner, ps); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func mustGet(t *testing.T, s *identity.Store, id string) identity.Profile {
 	t.Helper()
-	p, err := s.Get(context.Background(), id)
+	p, err := s.Get(context.Background(), owner, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func mustGet(t *testing.T, s *identity.Store, id string) identity.Profile {
 // found returns, for each match, "profile:inputs".
 func found(t *testing.T, s *identity.Store, qs ...identity.Query) []string {
 	t.Helper()
-	ms, err := s.Find(context.Background(), qs)
+	ms, err := s.Find(context.Background(), owner, qs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestUpsertGetReplace(t *testing.T) {
 			t.Fatalf("p2: %#v", got)
 		}
 
-		if _, err := s.Get(ctx, "nobody"); !errors.Is(err, identity.ErrNotFound) {
+		if _, err := s.Get(ctx, owner, "nobody"); !errors.Is(err, identity.ErrNotFound) {
 			t.Fatalf("Get unknown: %v", err)
 		}
 	})
@@ -151,7 +151,7 @@ func TestUpsertInvalidWritesNothing(t *testing.T) {
 		}
 		for _, b := range bad {
 			good := identity.Profile{ID: "good", Identities: ids("email", "good@x.com")}
-			err := s.Upsert(context.Background(), []identity.Profile{good, b.p})
+			_, err := s.Upsert(context.Background(), owner, []identity.Profile{good, b.p})
 			if !errors.Is(err, identity.ErrInvalid) || !strings.Contains(err.Error(), "profile 1") || !strings.Contains(err.Error(), b.problem) {
 				t.Errorf("got %v, want ErrInvalid naming profile 1 and %q", err, b.problem)
 			}
@@ -201,7 +201,7 @@ func TestFindRawAndHashed(t *testing.T) {
 
 		// Several queries: each match says which ones found it, and carries
 		// the whole profile.
-		ms, err := s.Find(context.Background(), []identity.Query{
+		ms, err := s.Find(context.Background(), owner, []identity.Query{
 			{Type: "email", Format: "sha256", Value: sha256Hex(norm)},
 			{Type: "android_id", Value: "a-1"},
 			{Type: "controller_customer_id", Value: "Cust-1"},
@@ -228,7 +228,7 @@ func TestFindInvalidQuery(t *testing.T) {
 			{Type: "phone", Value: "VAL"},
 			{Type: "email", Value: " "},
 		} {
-			_, err := s.Find(context.Background(), []identity.Query{{Type: "email", Value: "ok@x.com"}, q})
+			_, err := s.Find(context.Background(), owner, []identity.Query{{Type: "email", Value: "ok@x.com"}, q})
 			if !errors.Is(err, identity.ErrInvalid) || !strings.Contains(err.Error(), "identity 1") {
 				t.Errorf("%s: got %v, want ErrInvalid naming identity 1", q, err)
 			}
@@ -247,11 +247,11 @@ func TestDelete(t *testing.T) {
 			identity.Profile{ID: "p2", Identities: ids("email", "b@x.com")},
 		)
 		for range 2 { // deleting an unknown profile is fine
-			if err := s.Delete(ctx, "p1"); err != nil {
+			if err := s.Delete(ctx, owner, "p1"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.Get(ctx, "p1"); !errors.Is(err, identity.ErrNotFound) {
+		if _, err := s.Get(ctx, owner, "p1"); !errors.Is(err, identity.ErrNotFound) {
 			t.Fatalf("Get after Delete: %v", err)
 		}
 		if f := found(t, s, identity.Query{Type: "email", Value: "a@x.com"}); f != nil {
@@ -310,7 +310,7 @@ func TestNewRestoresMissingIndexes(t *testing.T) {
 			"live", db.TimeArg(time.Now().Add(-time.Minute))); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := identity.New(ctx, db); err != nil {
+		if _, err := identity.New(ctx, db, identity.WithKeys(testRing(t))); err != nil {
 			t.Fatal(err)
 		}
 		if got := indexes(t, db); !reflect.DeepEqual(got, withoutSHA1) {
@@ -322,7 +322,7 @@ func TestNewRestoresMissingIndexes(t *testing.T) {
 			db.TimeArg(time.Now().Add(-time.Hour))); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := identity.New(ctx, db); err != nil {
+		if _, err := identity.New(ctx, db, identity.WithKeys(testRing(t))); err != nil {
 			t.Fatal(err)
 		}
 		if got := indexes(t, db); !reflect.DeepEqual(got, allIndexes) {
@@ -344,7 +344,7 @@ func TestFindThenResolve(t *testing.T) {
 		)
 		dests := []identity.Destination{simplified}
 		qs := []identity.Query{{Type: "email", Format: "sha256", Value: sha256Hex("ann@example.com")}}
-		ms, err := s.Find(context.Background(), qs)
+		ms, err := s.Find(context.Background(), owner, qs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +355,7 @@ func TestFindThenResolve(t *testing.T) {
 
 		// The shared device alone reaches only the anonymous profile.
 		qs = []identity.Query{{Type: "ios_vendor_id", Value: "v1"}}
-		if ms, err = s.Find(context.Background(), qs); err != nil {
+		if ms, err = s.Find(context.Background(), owner, qs); err != nil {
 			t.Fatal(err)
 		}
 		res = identity.Resolve(identity.Input{Identities: qs, Matches: ms, Destinations: dests})
@@ -384,7 +384,8 @@ func TestConcurrentUpserts(t *testing.T) {
 					}
 					ps[i] = identity.Profile{ID: id, Identities: ids("controller_customer_id", id, "email", id+"@x.com")}
 				}
-				errs <- s.Upsert(context.Background(), ps)
+				_, err := s.Upsert(context.Background(), owner, ps)
+				errs <- err
 			})
 		}
 		wg.Wait()

@@ -1,0 +1,114 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/identity"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+)
+
+// CompleteErasureInput completes an erasure: the status change to record,
+// and what dsrflow's own copy of the subject is.
+type CompleteErasureInput struct {
+	Status StatusChange `json:"status"`
+	// Profiles are the profile ids the request resolved to.
+	Profiles []string `json:"profiles,omitempty"`
+	// Identities are the request's identities; the raw ones go on the
+	// suppression list too.
+	Identities []dsr.Identity `json:"identities,omitempty"`
+}
+
+// CompleteErasureResult says what was erased locally.
+type CompleteErasureResult struct {
+	// Reason is the completion reason as recorded, with the count.
+	Reason string `json:"reason"`
+	// RowsRemoved counts the profile store rows deleted (profiles and their identities).
+	RowsRemoved int `json:"rows_removed"`
+	// BundlesRemoved counts the results bundles of the subject deleted.
+	BundlesRemoved int `json:"bundles_removed"`
+}
+
+// CompleteErasure is the step that records an erasure's completion (a
+// local activity, in place of RecordStatus). In order, each part idempotent
+// so that a retry repeats them safely:
+//
+//  1. removes the results bundles of earlier access or portability requests
+//     of the same controller that hold one of the matched profiles (their
+//     links answer 410 from then on);
+//  2. deletes the matched profiles' identities and attributes from the
+//     profile store, leaving keyed hashes on the suppression list, in one
+//     transaction recorded under the request (a retry reports the same count);
+//  3. records the status completed in the ledger, with the reason saying
+//     "local copy erased" and how many rows were removed.
+//
+// The ledger therefore never says completed while the local copy remains.
+func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInput) (CompleteErasureResult, error) {
+	c := in.Status
+	var out CompleteErasureResult
+	bundles, err := a.Profiles.BundleRequests(ctx, c.ControllerID, in.Profiles)
+	if err != nil {
+		return out, err
+	}
+	for _, requestID := range bundles {
+		removed, err := a.removeBundle(ctx, ledger.Key{ControllerID: c.ControllerID, RequestID: requestID})
+		if err != nil {
+			return out, err
+		}
+		if removed {
+			out.BundlesRemoved++
+		}
+	}
+	var raw []identity.Identity
+	for _, id := range in.Identities {
+		if id.Format == "" || id.Format == opendsr.IdentityFormatRaw {
+			raw = append(raw, identity.Identity{Type: id.Type, Value: id.Value})
+		}
+	}
+	res, err := a.Profiles.Erase(ctx, identity.EraseInput{
+		Owner: c.ControllerID, RequestID: c.RequestID, ProfileIDs: in.Profiles, Identities: raw,
+	})
+	if err != nil {
+		return out, err
+	}
+	out.RowsRemoved = res.Rows
+	out.Reason = LocalCopyErasedReason(c.Reason, res.Rows)
+	c.Reason = out.Reason
+	if err := a.RecordStatus(ctx, c); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// LocalCopyErasedReason is the completion reason of an erasure whose local
+// copy was erased.
+func LocalCopyErasedReason(reason string, rows int) string {
+	return fmt.Sprintf("%s; local copy erased: %d profile store rows removed", reason, rows)
+}
+
+// removeBundle deletes the results bundle of a request, if it still has one,
+// and makes its link answer 410.
+func (a *Activities) removeBundle(ctx context.Context, key ledger.Key) (bool, error) {
+	rec, err := a.Ledger.Get(ctx, key)
+	if errors.Is(err, ledger.ErrNotFound) || err == nil && rec.ResultsURL == "" {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("ledger: %w", err)
+	}
+	link, err := a.Keys.Open(rec.ResultsURL)
+	if err != nil {
+		return false, fmt.Errorf("opening the sealed results link of %s: %w", key, err)
+	}
+	if err := a.Results.Delete(path.Base(link)); err != nil {
+		return false, fmt.Errorf("results store: %w", err)
+	}
+	if err := a.Ledger.ClearResults(ctx, key); err != nil {
+		return false, fmt.Errorf("ledger: %w", err)
+	}
+	return true, nil
+}
