@@ -77,28 +77,50 @@ func (a *Activities) mixpanelClient(ctx context.Context, destination string) (*m
 	return c, nil
 }
 
-// LedgerRecord is the ledger row of a request: identities as SHA-256 hashes
-// only; the ledger sets its expiry from DSR_RECORD_RETENTION.
-func LedgerRecord(in dsr.Request) ledger.Request {
+// LedgerRecord is the ledger row of a request: identities and the body as
+// keyed hashes, callback URLs sealed, all with keys (the ledger refuses
+// anything weaker); the ledger sets its expiry from DSR_RECORD_RETENTION.
+func LedgerRecord(keys *keyring.Ring, in dsr.Request) (ledger.Request, error) {
+	if keys == nil {
+		return ledger.Request{}, errors.New("ledger record: no key ring")
+	}
 	ids := make([]ledger.IdentityHash, len(in.Identities))
 	for i, id := range in.Identities {
-		ids[i] = ledger.IdentityHash{Type: id.Type, Format: id.Format, SHA256: opendsr.HashIdentity(id.Type, id.Format, id.Value)}
+		ids[i] = ledger.IdentityHash{Type: id.Type, Format: id.Format,
+			Hash: keys.Hash(ledger.PurposeIdentity, opendsr.HashIdentity(id.Type, id.Format, id.Value))}
+	}
+	body := in.BodyHash
+	if body != "" && !keyring.IsHash(body) {
+		// A workflow started before keyed hashes carries the digest itself.
+		body = keys.Hash(ledger.PurposeBody, body)
+	}
+	urls := make([]string, len(in.CallbackURLs))
+	for i, u := range in.CallbackURLs {
+		sealed, err := keys.Seal(u)
+		if err != nil {
+			return ledger.Request{}, fmt.Errorf("ledger record: %w", err)
+		}
+		urls[i] = sealed
 	}
 	return ledger.Request{
 		ControllerID: in.ControllerID, RequestID: in.RequestID, Type: in.Type, Regulation: in.Regulation,
 		Status: ledger.Status(dsr.StatusPending), APIVersion: in.APIVersion,
 		SubmittedTime: in.SubmittedTime, ReceivedTime: in.ReceivedTime,
 		ExpectedCompletionTime: in.ExpectedCompletionTime, DueTime: in.DueTime,
-		BodyHash: in.BodyHash, Identities: ids, CallbackURLs: in.CallbackURLs,
+		BodyHash: body, Identities: ids, CallbackURLs: urls,
 		SkipWaitingPeriod: in.SkipWaitingPeriod,
-	}
+	}, nil
 }
 
 // RecordRequest makes sure the request's ledger row exists (a local activity,
 // the DSR workflow's first step): the intake writes it right after starting
 // the workflow, and this covers an intake that died in between.
 func (a *Activities) RecordRequest(ctx context.Context, in dsr.Request) error {
-	if _, _, err := a.Ledger.CreateRequest(ctx, LedgerRecord(in)); err != nil {
+	rec, err := LedgerRecord(a.Keys, in)
+	if err != nil {
+		return err
+	}
+	if _, _, err := a.Ledger.CreateRequest(ctx, rec); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	return nil
@@ -294,10 +316,14 @@ func (a *Activities) RequeueStale(ctx context.Context) (int, error) {
 
 // PurgeExpired deletes ledger records past DSR_RECORD_RETENTION, and any
 // results bundle older than DSR_RESULTS_TTL that its request's workflow did
-// not delete (it was terminated, say).
+// not delete (it was terminated, say). It also keys and seals the ledger rows
+// written before keyed hashes (ledger.Store.UpgradeLegacy).
 func (a *Activities) PurgeExpired(ctx context.Context) (int64, error) {
 	n, err := a.Ledger.PurgeExpired(ctx, a.now())
 	if err != nil {
+		return n, fmt.Errorf("ledger: %w", err)
+	}
+	if _, err := a.Ledger.UpgradeLegacy(ctx, a.Keys); err != nil {
 		return n, fmt.Errorf("ledger: %w", err)
 	}
 	if _, err := a.Results.PurgeOlderThan(a.now().Add(-a.Config.ResultsTTL - time.Hour)); err != nil {

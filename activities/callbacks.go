@@ -2,8 +2,6 @@ package activities
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,29 +10,26 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/dsrflow/dsrflow/internal/callback"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
-// DeliverCallbacks POSTs one status change, signed, to every callback URL of the
-// request that has not received it yet, recording each attempt in the ledger.
-// It fails while any URL can still succeed, so Temporal retries with backoff.
+// DeliverCallbacks POSTs one status change, signed, to every callback URL of
+// the request that has not received that change yet, appending each attempt
+// to the ledger. A change is known by its sequence number, not its status, so
+// a status that comes again (pending after a retry) is delivered again. It
+// fails while any URL can still succeed, so Temporal retries with backoff.
 func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) error {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
 	attempts, err := a.Ledger.CallbackAttempts(ctx, key)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
-	finished := map[string]bool{} // URL hash -> delivered or refused for this status
-	for _, at := range attempts {
-		if at.RequestStatus == ledger.Status(in.Status) && (at.Delivered || at.Permanent) {
-			finished[at.URLHash] = true
-		}
-	}
 	var failures []error
 	for _, u := range in.URLs {
-		hash := hashURL(u)
-		if finished[hash] {
+		digest := ledger.HashHex(u)
+		if delivered(a.Keys, attempts, in, digest) {
 			continue
 		}
 		body, err := json.Marshal(opendsr.Callback{
@@ -52,7 +47,8 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 		}
 		status, sendErr := a.Callbacks.Send(ctx, u, body)
 		attempt := ledger.CallbackAttempt{
-			URLHash: hash, Host: host(u), RequestStatus: ledger.Status(in.Status),
+			URLHash: a.Keys.Hash(ledger.PurposeCallbackURL, digest), Host: host(u),
+			Seq: in.Seq, RequestStatus: ledger.Status(in.Status),
 			Attempt: int(activity.GetInfo(ctx).Attempt), At: a.now(), HTTPStatus: status,
 			Delivered: sendErr == nil, Permanent: sendErr != nil && callback.IsPermanent(sendErr),
 		}
@@ -75,9 +71,19 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 	return errors.Join(failures...)
 }
 
-func hashURL(u string) string {
-	sum := sha256.Sum256([]byte(u))
-	return hex.EncodeToString(sum[:])
+// delivered reports whether the URL with digest already received the change
+// in announces, or refused it for good: an attempt of the same change (its
+// sequence number; 0 for changes queued before sequence numbers, which fall
+// back to the status) that succeeded or failed permanently. The URL hash may
+// be keyed with a rotated key, or be a legacy one.
+func delivered(keys *keyring.Ring, attempts []ledger.CallbackAttempt, in CallbackInput, digest string) bool {
+	for _, at := range attempts {
+		if at.Seq == in.Seq && at.RequestStatus == ledger.Status(in.Status) && (at.Delivered || at.Permanent) &&
+			ledger.Matches(keys, ledger.PurposeCallbackURL, digest, at.URLHash) {
+			return true
+		}
+	}
+	return false
 }
 
 // host is the part of a callback URL safe to keep in the ledger.

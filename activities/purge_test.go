@@ -57,7 +57,7 @@ func TestPurgeExpired(t *testing.T) {
 		tokens[tok] = now.Add(-age)
 	}
 
-	a := &activities.Activities{Config: config.Config{ResultsTTL: 7 * 24 * time.Hour}, Ledger: store, Results: bundles}
+	a := &activities.Activities{Config: config.Config{ResultsTTL: 7 * 24 * time.Hour}, Ledger: store, Results: bundles, Keys: newRing(t, "k1")}
 	var env testsuite.WorkflowTestSuite
 	act := env.NewTestActivityEnvironment()
 	act.RegisterActivity(a)

@@ -17,8 +17,11 @@ type StatusChange struct {
 
 // CallbackInput is one status change to deliver to every callback URL of a request.
 type CallbackInput struct {
-	ControllerID           string     `json:"controller_id"`
-	RequestID              string     `json:"request_id"`
+	ControllerID string `json:"controller_id"`
+	RequestID    string `json:"request_id"`
+	// Seq numbers the request's status changes from 1, in order (0 in inputs
+	// queued before sequence numbers): each is delivered once per URL.
+	Seq                    int        `json:"seq,omitempty"`
 	Status                 dsr.Status `json:"status"`
 	URLs                   []string   `json:"urls"`
 	APIVersion             string     `json:"api_version"`

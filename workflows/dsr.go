@@ -76,8 +76,10 @@ type requestRun struct {
 	dests []*destinationState
 	// profiles are the profile ids the identities resolved to.
 	profiles []string
-	// callbacks holds status changes not yet delivered, oldest first.
-	callbacks []activities.CallbackInput
+	// callbacks holds status changes not yet delivered, oldest first;
+	// callbackSeq numbers the changes queued so far.
+	callbacks   []activities.CallbackInput
+	callbackSeq int
 	// resultsURL and resultsCount describe an access or portability result.
 	resultsURL   string
 	resultsCount int
@@ -645,8 +647,12 @@ func (r *requestRun) queueCallback(status dsr.Status) {
 	if len(r.in.CallbackURLs) == 0 {
 		return
 	}
+	// The sequence number, not the status, tells changes apart: after a
+	// retry, pending and in_progress come again and are delivered again.
+	// It is workflow state only (no command), so replay needs no version.
+	r.callbackSeq++
 	r.callbacks = append(r.callbacks, activities.CallbackInput{
-		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Status: status,
+		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Seq: r.callbackSeq, Status: status,
 		URLs: r.in.CallbackURLs, APIVersion: r.in.APIVersion, ExpectedCompletionTime: r.in.ExpectedCompletionTime,
 		ResultsURL: r.resultsURL, ResultsCount: r.resultsCount,
 	})

@@ -62,7 +62,7 @@ func newFixtureWith(t *testing.T, cfg config.Config) *fixture {
 		t.Fatal(err)
 	}
 	s := httpapi.New(httpapi.Options{Config: cfg, Signer: signer, Ledger: store, Results: bundles, Keys: ring,
-		Requests: &requests.Service{Config: cfg, Ledger: store}})
+		Requests: &requests.Service{Config: cfg, Ledger: store, Keys: ring}})
 	f := &fixture{srv: httptest.NewServer(s.Handler()), ledger: store, results: bundles, cert: signer.CertificatePEM()}
 	t.Cleanup(f.srv.Close)
 	return f

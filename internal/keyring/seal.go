@@ -28,6 +28,17 @@ func (r *Ring) Seal(plaintext string) (string, error) {
 	return sealedV1 + k.id + ":" + sealEncoding.EncodeToString(ct), nil
 }
 
+// IsSealed reports whether s has the form of a value made by Seal (it does
+// not check that s decrypts).
+func IsSealed(s string) bool {
+	rest, ok := strings.CutPrefix(s, sealedV1)
+	if !ok {
+		return false
+	}
+	id, b64, ok := strings.Cut(rest, ":")
+	return ok && validID(id) && b64 != ""
+}
+
 // Open decrypts a value made by Seal, with the key it names. A value that
 // does not start with "enc:" is returned unchanged, so values stored before
 // encryption was turned on still read. It fails with ErrUnknownKey for a key

@@ -24,6 +24,9 @@ func TestSealOpen(t *testing.T) {
 		if len(plain) > 4 && strings.Contains(sealed, plain) { // a short plaintext may appear by chance
 			t.Errorf("sealed value %q holds the plaintext", sealed)
 		}
+		if !IsSealed(sealed) {
+			t.Errorf("IsSealed(%q) = false", sealed)
+		}
 		got, err := r.Open(sealed)
 		if err != nil || got != plain {
 			t.Errorf("Open(Seal(%q)) = %q, %v", plain, got, err)
@@ -42,6 +45,9 @@ func TestOpenPassesPlainValues(t *testing.T) {
 		got, err := r.Open(v)
 		if err != nil || got != v {
 			t.Errorf("Open(%q) = %q, %v; want it unchanged", v, got, err)
+		}
+		if IsSealed(v) {
+			t.Errorf("IsSealed(%q) = true", v)
 		}
 	}
 }

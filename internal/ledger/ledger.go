@@ -4,8 +4,21 @@
 // was done, when and for whom, kept for the record retention period
 // (DSR_RECORD_RETENTION, a year by default) and then purged.
 //
-// The ledger never holds identity values: only SHA-256 hashes of identities,
-// of callback URLs and of results tokens.
+// The ledger never holds identity values, callback URLs or results links in
+// clear (see hash.go for the forms):
+//   - identities, the request body and callback URLs only as keyed hashes
+//     (HMAC-SHA-256 with a key of the key ring, "hmac:<key id>:<hex>"), so
+//     that a copy of the database does not let a dictionary of candidate
+//     values recover them;
+//   - callback URLs (which may carry the controller's secrets) and the
+//     results link sealed with the key ring ("enc:v1:<key id>:...");
+//   - results tokens as their SHA-256 (a token is 256 random bits).
+//
+// CreateRequest and RecordCallbackAttempt refuse anything else. Rows written
+// before migration 002 held unkeyed SHA-256 hashes and clear callback URLs:
+// the migration marked them (hash_scheme "sha256", hashes "sha256:<hex>"),
+// lookups still match them, and UpgradeLegacy (run by the hourly sweep)
+// turns them into keyed hashes and sealed URLs.
 //
 // Every write is idempotent, so that Temporal activities may retry it.
 // The Store works on SQLite and PostgreSQL alike (see package sqldb).
@@ -61,15 +74,16 @@ type Key struct {
 // String returns "controller/request", for messages.
 func (k Key) String() string { return k.ControllerID + "/" + k.RequestID }
 
-// IdentityHash is one identity of the data subject, as a hash: the ledger
-// never stores identity values.
+// IdentityHash is one identity of the data subject, as a keyed hash: the
+// ledger never stores identity values.
 type IdentityHash struct {
 	// Type is the OpenDSR identity type, e.g. "email" or "controller_customer_id".
 	Type string `json:"type"`
 	// Format is the OpenDSR identity format, e.g. "raw" or "sha256".
 	Format string `json:"format"`
-	// SHA256 is the hex SHA-256 of the (normalised) identity value.
-	SHA256 string `json:"sha256"`
+	// Hash is the keyed hash (PurposeIdentity) of the identity's digest,
+	// opendsr.HashIdentity; see IdentityHashOf.
+	Hash string `json:"hash"`
 }
 
 // Request is the ledger's record of one data subject request.
@@ -90,12 +104,15 @@ type Request struct {
 	ExpectedCompletionTime time.Time `json:"expected_completion_time,omitzero"`
 	DueTime                time.Time `json:"due_time,omitzero"`
 
-	// BodyHash is the hex SHA-256 of the submitted body, to tell a retried
-	// submission from a conflicting one.
-	BodyHash          string         `json:"body_hash,omitempty"`
-	Identities        []IdentityHash `json:"identities,omitempty"`
-	CallbackURLs      []string       `json:"callback_urls,omitempty"`
-	SkipWaitingPeriod bool           `json:"skip_waiting_period,omitempty"`
+	// BodyHash is the keyed hash (PurposeBody) of the submitted content's
+	// digest, to tell a retried submission from a conflicting one (Matches).
+	BodyHash   string         `json:"body_hash,omitempty"`
+	Identities []IdentityHash `json:"identities,omitempty"`
+	// CallbackURLs are the status callback URLs, each sealed with the key
+	// ring (keyring.Ring.Open reads them; a row from before migration 002
+	// may hold clear URLs until UpgradeLegacy seals them).
+	CallbackURLs      []string `json:"callback_urls,omitempty"`
+	SkipWaitingPeriod bool     `json:"skip_waiting_period,omitempty"`
 
 	// ResultsURL is the results link given to the controller, as the caller
 	// stored it (sealed with the key ring, so a database copy holds no link).
@@ -165,12 +182,17 @@ type Forwarding struct {
 
 // CallbackAttempt is one attempt to deliver a status callback.
 type CallbackAttempt struct {
-	// URLHash is the hex SHA-256 of the callback URL (see HashHex); Host is its host.
+	// URLHash is the keyed hash (PurposeCallbackURL) of the callback URL's
+	// digest; Host is its host.
 	URLHash string `json:"url_hash"`
 	Host    string `json:"host,omitempty"`
+	// Seq numbers the status changes of a request, from 1: the callback of
+	// each change is delivered once, even when a status repeats (pending
+	// again after a retry). Attempts from before migration 002 have 0.
+	Seq int `json:"seq"`
 	// RequestStatus is the status the callback announced.
 	RequestStatus Status `json:"request_status"`
-	// Attempt numbers the attempts to deliver one status to one URL, from 1.
+	// Attempt numbers the attempts to deliver one change to one URL, from 1.
 	Attempt int       `json:"attempt"`
 	At      time.Time `json:"at,omitzero"`
 	// HTTPStatus is the response's status code, 0 when there was none.
@@ -182,8 +204,9 @@ type CallbackAttempt struct {
 	Permanent bool `json:"permanent,omitempty"`
 }
 
-// HashHex returns the hex SHA-256 of s: how results tokens and callback URLs
-// are kept in the ledger.
+// HashHex returns the hex SHA-256 of s: how results tokens (256 random bits,
+// so an unkeyed hash reveals nothing) are kept in the ledger, and the digest
+// of a value that keyed hashes are made of (see Digest).
 func HashHex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])

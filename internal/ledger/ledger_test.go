@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 	"github.com/dsrflow/dsrflow/internal/sqldb/sqldbtest"
@@ -34,6 +35,31 @@ func base() time.Time { return time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.U
 
 func us(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
+// testKeys is the key ring of the tests' keyed hashes and sealed values.
+var testKeys = func() *keyring.Ring {
+	spec, err := keyring.Generate("test1")
+	if err != nil {
+		panic(err)
+	}
+	r, err := keyring.Parse(spec)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}()
+
+// keyed is a keyed hash of a made-up value, for purpose.
+func keyed(purpose, value string) string { return testKeys.Hash(purpose, ledger.HashHex(value)) }
+
+// sealed seals s with testKeys.
+func sealed(s string) string {
+	v, err := testKeys.Seal(s)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func newRequest(controller, id string, received time.Time) ledger.Request {
 	return ledger.Request{
 		ControllerID:           controller,
@@ -45,12 +71,12 @@ func newRequest(controller, id string, received time.Time) ledger.Request {
 		ReceivedTime:           received,
 		ExpectedCompletionTime: received.Add(14 * 24 * time.Hour),
 		DueTime:                received.Add(30 * 24 * time.Hour),
-		BodyHash:               ledger.HashHex("body of " + id),
+		BodyHash:               keyed(ledger.PurposeBody, "body of "+id),
 		Identities: []ledger.IdentityHash{
-			{Type: "email", Format: "raw", SHA256: ledger.HashHex("identity 1 of " + id)},
-			{Type: "controller_customer_id", Format: "raw", SHA256: ledger.HashHex("identity 2 of " + id)},
+			{Type: "email", Format: "raw", Hash: keyed(ledger.PurposeIdentity, "identity 1 of "+id)},
+			{Type: "controller_customer_id", Format: "raw", Hash: keyed(ledger.PurposeIdentity, "identity 2 of "+id)},
 		},
-		CallbackURLs: []string{"https://controller.example/callback"},
+		CallbackURLs: []string{sealed("https://controller.example/callback?token=secret")},
 	}
 }
 
@@ -101,7 +127,7 @@ func TestCreateRequest(t *testing.T) {
 
 		// The same key again, with another body: the stored request, unchanged.
 		dup := in
-		dup.BodyHash = ledger.HashHex("another body")
+		dup.BodyHash = keyed(ledger.PurposeBody, "another body")
 		stored, created, err := s.CreateRequest(ctx, dup)
 		if err != nil || created {
 			t.Fatalf("duplicate: created %v, err %v", created, err)
@@ -440,20 +466,29 @@ func TestCallbackAttempts(t *testing.T) {
 	each(t, func(t *testing.T, s *ledger.Store, db *sqldb.DB) {
 		ctx := context.Background()
 		k := mustCreate(t, s, newRequest("acme", "req-1", base())).Key()
-		url := ledger.HashHex("https://controller.example/callback?sig=abc")
+		url := keyed(ledger.PurposeCallbackURL, "https://controller.example/callback?sig=abc")
+		// pending, in_progress, failed, then pending again after a retry: the
+		// same status twice, told apart by the change's sequence number.
 		attempts := []ledger.CallbackAttempt{
-			{URLHash: url, Host: "controller.example", RequestStatus: ledger.StatusPending, Attempt: 1, At: base(), HTTPStatus: 503, Error: "503 Service Unavailable"},
-			{URLHash: url, Host: "controller.example", RequestStatus: ledger.StatusPending, Attempt: 2, At: base().Add(time.Minute), HTTPStatus: 200, Delivered: true},
-			{URLHash: url, Host: "controller.example", RequestStatus: ledger.StatusInProgress, Attempt: 1, At: base().Add(time.Hour), Error: "dial tcp: connection refused"},
-			{URLHash: url, Host: "controller.example", RequestStatus: ledger.StatusCompleted, Attempt: 1, At: base().Add(2 * time.Hour), HTTPStatus: 410, Error: "410 Gone", Permanent: true},
+			{URLHash: url, Host: "controller.example", Seq: 1, RequestStatus: ledger.StatusPending, Attempt: 1, At: base(), HTTPStatus: 503, Error: "503 Service Unavailable"},
+			{URLHash: url, Host: "controller.example", Seq: 1, RequestStatus: ledger.StatusPending, Attempt: 2, At: base().Add(time.Minute), HTTPStatus: 200, Delivered: true},
+			{URLHash: url, Host: "controller.example", Seq: 2, RequestStatus: ledger.StatusInProgress, Attempt: 1, At: base().Add(time.Hour), Error: "dial tcp: connection refused"},
+			{URLHash: url, Host: "controller.example", Seq: 3, RequestStatus: ledger.StatusFailed, Attempt: 1, At: base().Add(2 * time.Hour), HTTPStatus: 410, Error: "410 Gone", Permanent: true},
+			{URLHash: url, Host: "controller.example", Seq: 4, RequestStatus: ledger.StatusPending, Attempt: 1, At: base().Add(3 * time.Hour), HTTPStatus: 200, Delivered: true},
 		}
 		for _, a := range attempts {
-			for range 2 { // a retried write records the attempt once
-				if err := s.RecordCallbackAttempt(ctx, k, a); err != nil {
-					t.Fatal(err)
-				}
+			if err := s.RecordCallbackAttempt(ctx, k, a); err != nil {
+				t.Fatal(err)
 			}
 		}
+		// Recording an attempt with the same numbers again appends a row:
+		// nothing is ever overwritten.
+		again := attempts[0]
+		again.At, again.HTTPStatus, again.Error = base().Add(4*time.Hour), 500, "500 Internal Server Error"
+		if err := s.RecordCallbackAttempt(ctx, k, again); err != nil {
+			t.Fatal(err)
+		}
+		attempts = append(attempts, again)
 		got, err := s.CallbackAttempts(ctx, k)
 		if err != nil {
 			t.Fatal(err)
@@ -467,8 +502,10 @@ func TestCallbackAttempts(t *testing.T) {
 		if err := s.RecordCallbackAttempt(ctx, ledger.Key{ControllerID: "acme", RequestID: "nope"}, attempts[0]); !errors.Is(err, ledger.ErrNotFound) {
 			t.Errorf("unknown request: %v", err)
 		}
-		if err := s.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{RequestStatus: ledger.StatusPending, Attempt: 1}); err == nil {
-			t.Error("attempt without URL hash accepted")
+		for name, bad := range map[string]string{"no URL hash": "", "unkeyed URL hash": ledger.HashHex("https://controller.example/callback?sig=abc")} {
+			if err := s.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: bad, RequestStatus: ledger.StatusPending, Attempt: 1}); err == nil {
+				t.Errorf("attempt with %s accepted", name)
+			}
 		}
 	})
 }
@@ -490,7 +527,7 @@ func TestPurgeExpired(t *testing.T) {
 				if err := s.SetStatus(ctx, k, ledger.StatusCompleted, "", base().Add(time.Hour)); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: "h", RequestStatus: ledger.StatusCompleted, Attempt: 1, Delivered: true}); err != nil {
+				if err := s.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: keyed(ledger.PurposeCallbackURL, "u"), Seq: 1, RequestStatus: ledger.StatusCompleted, Attempt: 1, Delivered: true}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -614,7 +651,7 @@ func TestSQLiteTwoWriters(t *testing.T) {
 				if err := s.SetStatus(ctx, r.Key(), ledger.StatusInProgress, "forwarded", time.Time{}); err != nil {
 					t.Error(err)
 				}
-				a := ledger.CallbackAttempt{URLHash: "h", RequestStatus: ledger.StatusInProgress, Attempt: 1, Delivered: true}
+				a := ledger.CallbackAttempt{URLHash: keyed(ledger.PurposeCallbackURL, "u"), Seq: 2, RequestStatus: ledger.StatusInProgress, Attempt: 1, Delivered: true}
 				if err := s.RecordCallbackAttempt(ctx, r.Key(), a); err != nil {
 					t.Error(err)
 				}

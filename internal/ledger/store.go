@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 )
 
@@ -114,6 +115,9 @@ func (s *Store) CreateRequest(ctx context.Context, r Request) (stored Request, c
 	}
 	if r.Type == "" || r.Regulation == "" {
 		return Request{}, false, errors.New("type and regulation are required")
+	}
+	if err := checkSecured(r); err != nil {
+		return Request{}, false, err
 	}
 	if r.ReceivedTime.IsZero() {
 		r.ReceivedTime = time.Now()
@@ -404,13 +408,16 @@ func (s *Store) update(ctx context.Context, k Key, set string, args ...any) erro
 	return nil
 }
 
-// RecordCallbackAttempt records one attempt to deliver a status callback. An
-// attempt is identified by URL hash, announced status and attempt number:
-// recording it again replaces it. A zero a.At means now.
+// RecordCallbackAttempt appends one attempt to deliver a status callback:
+// every attempt is a row of its own, nothing is overwritten. A zero a.At
+// means now.
 func (s *Store) RecordCallbackAttempt(ctx context.Context, k Key, a CallbackAttempt) (err error) {
-	defer wrap(&err, "record callback attempt %d of %s for %s", a.Attempt, a.RequestStatus, k)
-	if a.URLHash == "" {
-		return errors.New("empty URL hash")
+	defer wrap(&err, "record callback attempt %d of change %d (%s) for %s", a.Attempt, a.Seq, a.RequestStatus, k)
+	if !keyring.IsHash(a.URLHash) {
+		return errors.New("URL hash is not a keyed hash")
+	}
+	if a.Seq < 0 {
+		return fmt.Errorf("negative sequence number %d", a.Seq)
 	}
 	if !a.RequestStatus.Valid() {
 		return fmt.Errorf("unknown status %q", a.RequestStatus)
@@ -429,12 +436,9 @@ func (s *Store) RecordCallbackAttempt(ctx context.Context, k Key, a CallbackAtte
 			return ErrNotFound
 		}
 		_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO callback_attempts
-				(controller_id, request_id, url_hash, host, request_status, attempt, at, http_status, error_message, delivered, permanent)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (controller_id, request_id, url_hash, request_status, attempt) DO UPDATE SET
-				host = excluded.host, at = excluded.at, http_status = excluded.http_status,
-				error_message = excluded.error_message, delivered = excluded.delivered, permanent = excluded.permanent`),
-			k.ControllerID, k.RequestID, a.URLHash, a.Host, string(a.RequestStatus), a.Attempt,
+				(controller_id, request_id, url_hash, host, seq, request_status, attempt, at, http_status, error_message, delivered, permanent)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			k.ControllerID, k.RequestID, a.URLHash, a.Host, a.Seq, string(a.RequestStatus), a.Attempt,
 			db.TimeArg(a.At), a.HTTPStatus, a.Error, a.Delivered, a.Permanent)
 		return err
 	})
@@ -444,7 +448,7 @@ func (s *Store) RecordCallbackAttempt(ctx context.Context, k Key, a CallbackAtte
 // (none for an unknown request).
 func (s *Store) CallbackAttempts(ctx context.Context, k Key) (_ []CallbackAttempt, err error) {
 	defer wrap(&err, "read callback attempts of %s", k)
-	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT url_hash, host, request_status, attempt, at, http_status, error_message, delivered, permanent
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT url_hash, host, seq, request_status, attempt, at, http_status, error_message, delivered, permanent
 		FROM callback_attempts WHERE controller_id = ? AND request_id = ? ORDER BY at, id`),
 		k.ControllerID, k.RequestID)
 	if err != nil {
@@ -453,7 +457,7 @@ func (s *Store) CallbackAttempts(ctx context.Context, k Key) (_ []CallbackAttemp
 	return collect(rows, func(rows *sql.Rows) (CallbackAttempt, error) {
 		var a CallbackAttempt
 		var at sqldb.Time
-		err := rows.Scan(&a.URLHash, &a.Host, &a.RequestStatus, &a.Attempt, &at, &a.HTTPStatus, &a.Error, &a.Delivered, &a.Permanent)
+		err := rows.Scan(&a.URLHash, &a.Host, &a.Seq, &a.RequestStatus, &a.Attempt, &at, &a.HTTPStatus, &a.Error, &a.Delivered, &a.Permanent)
 		a.At = at.Time
 		return a, err
 	})

@@ -7,8 +7,6 @@ package requests
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,7 +83,7 @@ func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.R
 	in := s.workflowInput(controllerID, req, ext, submitted, now)
 	key := ledger.Key{ControllerID: controllerID, RequestID: req.SubjectRequestID}
 	if stored, err := s.Ledger.Get(ctx, key); err == nil {
-		return s.again(stored, in, raw)
+		return s.again(stored, req, raw)
 	} else if !errors.Is(err, ledger.ErrNotFound) {
 		s.logger().Error("ledger read failed", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
 		return Result{}, unavailable()
@@ -97,22 +95,28 @@ func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.R
 	if err != nil {
 		return Result{}, unavailable()
 	}
-	stored, _, err := s.Ledger.CreateRequest(ctx, activities.LedgerRecord(in))
+	rec, err := activities.LedgerRecord(s.Keys, in)
+	if err != nil {
+		s.logger().Error("ledger record failed", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
+		return Result{}, unavailable()
+	}
+	stored, _, err := s.Ledger.CreateRequest(ctx, rec)
 	if err != nil {
 		s.logger().Error("ledger write failed; the workflow will record the request", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
 		return Result{}, unavailable()
 	}
 	// The workflow may have written the row first: what counts is who started it.
 	if !started || stored.BodyHash != in.BodyHash {
-		return s.again(stored, in, raw)
+		return s.again(stored, req, raw)
 	}
 	return Result{Created: true, Record: stored, Response: createdResponse(stored, raw)}, nil
 }
 
 // again answers a request id that is already recorded: the same content is
-// answered as before (a retried submission), other content is a 409.
-func (s *Service) again(stored ledger.Request, in dsr.Request, raw []byte) (Result, *opendsr.Error) {
-	if stored.BodyHash != in.BodyHash {
+// answered as before (a retried submission), other content is a 409. The
+// stored body hash may be keyed with a key rotated since, or be a legacy one.
+func (s *Service) again(stored ledger.Request, req opendsr.Request, raw []byte) (Result, *opendsr.Error) {
+	if !ledger.Matches(s.Keys, ledger.PurposeBody, contentDigest(req), stored.BodyHash) {
 		return Result{}, opendsr.Conflict("subject_request_id was already used for a different request")
 	}
 	return Result{Created: false, Record: stored, Response: createdResponse(stored, raw)}, nil
@@ -154,7 +158,7 @@ func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext op
 		DueTime:                opendsr.DueTime(req.Regulation, submitted).UTC(),
 		DisclosureType:         ext.DisclosureType,
 		SkipWaitingPeriod:      ext.SkipWaitingPeriod,
-		BodyHash:               contentHash(req),
+		BodyHash:               s.Keys.Hash(ledger.PurposeBody, contentDigest(req)),
 		RetryWindow:            retryWindow,
 		PollInterval:           s.Config.MixpanelPollInterval,
 		MaxTaskAge:             s.Config.MixpanelMaxTaskAge,
@@ -200,9 +204,9 @@ func createdResponse(r ledger.Request, raw []byte) opendsr.CreatedResponse {
 	}
 }
 
-// contentHash identifies a request's content, independent of JSON formatting.
-func contentHash(req opendsr.Request) string {
+// contentDigest identifies a request's content, independent of JSON
+// formatting: the hex SHA-256 the ledger keeps a keyed hash of.
+func contentDigest(req opendsr.Request) string {
 	b, _ := json.Marshal(req) // a decoded Request always marshals
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return ledger.HashHex(string(b))
 }

@@ -1,0 +1,37 @@
+-- Keyed hashes and sealed callback URLs (issue 11). Rows written before this
+-- migration hold unkeyed SHA-256 hashes and clear callback URLs: they are
+-- marked, never mixed with keyed ones. Their hashes become "sha256:<hex>"
+-- (identities' field "sha256" becomes "hash") and hash_scheme says 'sha256';
+-- Store.UpgradeLegacy (the hourly sweep, which has the key ring) later keys
+-- them and seals their callback URLs, and sets hash_scheme to 'hmac'.
+-- New rows: hash_scheme 'hmac', hashes "hmac:<key id>:<hex>", callback URLs
+-- "enc:v1:<key id>:...".
+
+ALTER TABLE requests ADD COLUMN hash_scheme TEXT NOT NULL DEFAULT 'hmac'
+    CHECK (hash_scheme IN ('hmac', 'sha256'));
+
+UPDATE requests SET
+    hash_scheme = 'sha256',
+    body_hash = CASE WHEN body_hash = '' THEN '' ELSE 'sha256:' || body_hash END,
+    identities = COALESCE((
+        SELECT jsonb_agg(jsonb_build_object(
+            'type', e.value ->> 'type',
+            'format', e.value ->> 'format',
+            'hash', 'sha256:' || (e.value ->> 'sha256')) ORDER BY e.ord)
+        FROM jsonb_array_elements(requests.identities) WITH ORDINALITY AS e(value, ord)), '[]'::jsonb);
+
+CREATE INDEX requests_legacy ON requests (controller_id, request_id) WHERE hash_scheme = 'sha256';
+
+-- Callback attempts: a row per attempt, keyed by the request's status change
+-- (seq, from 1; 0 for attempts made before this migration), never replaced.
+ALTER TABLE callback_attempts ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+UPDATE callback_attempts SET url_hash = 'sha256:' || url_hash;
+DO $$
+DECLARE c name;
+BEGIN
+    FOR c IN SELECT conname FROM pg_constraint
+             WHERE conrelid = 'callback_attempts'::regclass AND contype = 'u' LOOP
+        EXECUTE format('ALTER TABLE callback_attempts DROP CONSTRAINT %I', c);
+    END LOOP;
+END $$;
+CREATE INDEX callback_attempts_request ON callback_attempts (controller_id, request_id, seq);

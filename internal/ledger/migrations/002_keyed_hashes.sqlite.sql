@@ -1,0 +1,50 @@
+-- Keyed hashes and sealed callback URLs (issue 11). Rows written before this
+-- migration hold unkeyed SHA-256 hashes and clear callback URLs: they are
+-- marked, never mixed with keyed ones. Their hashes become "sha256:<hex>"
+-- (identities' field "sha256" becomes "hash") and hash_scheme says 'sha256';
+-- Store.UpgradeLegacy (the hourly sweep, which has the key ring) later keys
+-- them and seals their callback URLs, and sets hash_scheme to 'hmac'.
+-- New rows: hash_scheme 'hmac', hashes "hmac:<key id>:<hex>", callback URLs
+-- "enc:v1:<key id>:...".
+
+ALTER TABLE requests ADD COLUMN hash_scheme TEXT NOT NULL DEFAULT 'hmac'
+    CHECK (hash_scheme IN ('hmac', 'sha256'));
+
+UPDATE requests SET
+    hash_scheme = 'sha256',
+    body_hash = CASE WHEN body_hash = '' THEN '' ELSE 'sha256:' || body_hash END,
+    identities = (
+        SELECT COALESCE(json_group_array(json_object(
+            'type', json_extract(e.value, '$.type'),
+            'format', json_extract(e.value, '$.format'),
+            'hash', 'sha256:' || json_extract(e.value, '$.sha256'))), '[]')
+        FROM (SELECT value FROM json_each(requests.identities) ORDER BY key) AS e);
+
+CREATE INDEX requests_legacy ON requests (controller_id, request_id) WHERE hash_scheme = 'sha256';
+
+-- Callback attempts: a row per attempt, keyed by the request's status change
+-- (seq, from 1; 0 for attempts made before this migration), never replaced.
+-- SQLite cannot drop the old UNIQUE constraint: the table is rebuilt.
+CREATE TABLE callback_attempts_002 (
+    id             INTEGER PRIMARY KEY,
+    controller_id  TEXT    NOT NULL,
+    request_id     TEXT    NOT NULL,
+    url_hash       TEXT    NOT NULL, -- keyed hash of the URL ("sha256:<hex>" before 002)
+    host           TEXT    NOT NULL DEFAULT '',
+    seq            INTEGER NOT NULL DEFAULT 0,
+    request_status TEXT    NOT NULL,
+    attempt        INTEGER NOT NULL,
+    at             INTEGER NOT NULL,
+    http_status    INTEGER NOT NULL DEFAULT 0,
+    error_message  TEXT    NOT NULL DEFAULT '',
+    delivered      INTEGER NOT NULL DEFAULT 0,
+    permanent      INTEGER NOT NULL DEFAULT 0,
+    FOREIGN KEY (controller_id, request_id) REFERENCES requests (controller_id, request_id) ON DELETE CASCADE
+);
+INSERT INTO callback_attempts_002
+    (id, controller_id, request_id, url_hash, host, seq, request_status, attempt, at, http_status, error_message, delivered, permanent)
+SELECT id, controller_id, request_id, 'sha256:' || url_hash, host, 0, request_status, attempt, at, http_status, error_message, delivered, permanent
+FROM callback_attempts;
+DROP TABLE callback_attempts;
+ALTER TABLE callback_attempts_002 RENAME TO callback_attempts;
+CREATE INDEX callback_attempts_request ON callback_attempts (controller_id, request_id, seq);
