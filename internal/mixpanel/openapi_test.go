@@ -244,7 +244,10 @@ func exercise(t *testing.T, f *fixture) {
 	check("unknown retrieval", err, notFound)
 
 	refused := func(code int) func(error) bool {
-		return func(err error) bool { var ue *mixpanel.UnauthorizedError; return errors.As(err, &ue) && ue.StatusCode == code }
+		return func(err error) bool {
+			var ue *mixpanel.UnauthorizedError
+			return errors.As(err, &ue) && ue.StatusCode == code
+		}
 	}
 	for _, fault := range []struct {
 		faults emulator.Faults
