@@ -437,12 +437,18 @@ func (c *cli) emulatorCommand() *cobra.Command {
 	var addr, projectToken, oauthToken, failPrefix string
 	var step, latency time.Duration
 	var rateLimit, rate429, rate500 float64
+	var proseShapes bool
 	cmd := &cobra.Command{
 		Use:   "mixpanel-emulator",
 		Short: "Run a local Mixpanel GDPR API (v3) in the foreground",
 		Long: `Run a local stand-in for Mixpanel's GDPR API: deletion and retrieval tasks with
-Mixpanel's statuses, 401/400/409/429 answers and its 1 request/s limit.
-Point dsrflow at it with MIXPANEL_API_URL=http://ADDR.
+Mixpanel's statuses, 401/403/400/409/429 answers and its 1 request/s limit, at
+Mixpanel's own paths (/api/app/data-deletions/v3.0, /api/app/data-retrievals/v3.0).
+Point dsrflow at it with MIXPANEL_API_URL=http://ADDR, as at Mixpanel's host.
+
+It answers in the shapes of Mixpanel's OpenAPI document; --prose-shapes answers
+as Mixpanel's prose API reference shows instead. --fail-ids PREFIX makes every
+task holding a distinct id that starts with PREFIX end FAILURE.
 
 Inspect it at /_emulator/tasks and /_emulator/calls; change faults at runtime
 with POST /_emulator/faults.`,
@@ -461,6 +467,7 @@ with POST /_emulator/faults.`,
 			em := emulator.New(emulator.Options{
 				ProjectToken: projectToken, OAuthToken: oauthToken, Step: step, RateLimit: limit,
 				FailPrefix: failPrefix, Rate429: rate429, Rate500: rate500, Latency: latency,
+				ProseShapes: proseShapes,
 			})
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
@@ -489,7 +496,10 @@ with POST /_emulator/faults.`,
 	fl.StringVar(&projectToken, "project-token", "", "required project token (default MIXPANEL_PROJECT_TOKEN, else a dev token)")
 	fl.StringVar(&oauthToken, "oauth-token", "", "required OAuth token (default MIXPANEL_OAUTH_TOKEN, else a dev token)")
 	fl.Float64Var(&rateLimit, "rate-limit", 1, "API requests per second per project (0 = off)")
-	fl.StringVar(&failPrefix, "fail-prefix", "", "tasks with an id starting with this end in FAILURE")
+	fl.StringVar(&failPrefix, "fail-ids", "", "tasks holding a distinct id that starts with this PREFIX end in FAILURE")
+	fl.StringVar(&failPrefix, "fail-prefix", "", "")
+	_ = fl.MarkDeprecated("fail-prefix", "use --fail-ids")
+	fl.BoolVar(&proseShapes, "prose-shapes", false, "answer in the prose API reference's shapes instead of the OpenAPI document's")
 	fl.Float64Var(&rate429, "rate-429", 0, "fraction of API calls answered 429")
 	fl.Float64Var(&rate500, "rate-500", 0, "fraction of API calls answered 500")
 	fl.DurationVar(&latency, "latency", 0, "latency added to every API call")

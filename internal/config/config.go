@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -19,7 +20,8 @@ import (
 type Destination struct {
 	// Name identifies the destination in workflow IDs, the ledger and the API.
 	Name string
-	// APIURL is the GDPR API base, e.g. https://eu.mixpanel.com/api/app.
+	// APIURL is the Mixpanel host the GDPR API is reached at, e.g.
+	// https://eu.mixpanel.com (see MixpanelHost); the client appends /api/app/....
 	APIURL       string
 	ProjectToken Secret
 	OAuthToken   Secret
@@ -124,18 +126,42 @@ const DefaultDestination = "mixpanel"
 
 // Region hosts of Mixpanel's GDPR API.
 var regionHosts = map[string]string{
-	"us": "https://mixpanel.com/api/app",
-	"eu": "https://eu.mixpanel.com/api/app",
-	"in": "https://in.mixpanel.com/api/app",
+	"us": "https://mixpanel.com",
+	"eu": "https://eu.mixpanel.com",
+	"in": "https://in.mixpanel.com",
 }
 
-// RegionURL returns the GDPR API base URL for a data residency region.
+// RegionURL returns the Mixpanel host for a data residency region, e.g.
+// https://eu.mixpanel.com; the client appends /api/app/....
 func RegionURL(region string) (string, error) {
 	u, ok := regionHosts[strings.ToLower(strings.TrimSpace(region))]
 	if !ok {
 		return "", fmt.Errorf("unknown Mixpanel region %q: use us, eu or in", region)
 	}
 	return u, nil
+}
+
+// mixpanelAPIPrefix is where Mixpanel serves the GDPR API on its host.
+const mixpanelAPIPrefix = "/api/app"
+
+// MixpanelHost checks a MIXPANEL_API_URL (or a destination's api_url) and
+// returns it as the host the client appends Mixpanel's own paths
+// (/api/app/data-deletions/v3.0/...) to: scheme://host[:port], no trailing
+// slash. A value that already ends in /api/app (the form older releases
+// documented) has that suffix removed; any other path is kept as a gateway's
+// prefix. The error never quotes the value, which may hold user info.
+func MixpanelHost(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("want an absolute http(s) URL such as https://mixpanel.com or http://127.0.0.1:9410")
+	}
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", errors.New("must not have user info, a query or a fragment: give scheme://host[:port]")
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.Path = strings.TrimRight(strings.TrimSuffix(u.Path, mixpanelAPIPrefix), "/")
+	u.RawPath = ""
+	return u.String(), nil
 }
 
 // FromEnv loads the configuration from the process environment.
@@ -421,10 +447,14 @@ func (l *loader) destinations() []Destination {
 			l.errs = append(l.errs, fmt.Errorf("MIXPANEL_REGION: %w", err))
 		}
 		apiURL = u
+	} else if h, err := MixpanelHost(apiURL); err != nil {
+		l.errs = append(l.errs, fmt.Errorf("MIXPANEL_API_URL: %w", err))
+	} else {
+		apiURL = h
 	}
 	return []Destination{{
 		Name:           DefaultDestination,
-		APIURL:         strings.TrimRight(apiURL, "/"),
+		APIURL:         apiURL,
 		ProjectToken:   l.secret("MIXPANEL_PROJECT_TOKEN"),
 		OAuthToken:     l.secret("MIXPANEL_OAUTH_TOKEN"),
 		IdentityType:   l.str("MIXPANEL_IDENTITY_TYPE", "controller_customer_id"),
@@ -453,10 +483,14 @@ func (l *loader) destinationsFromFile(path string) []Destination {
 				l.errs = append(l.errs, fmt.Errorf("DSR_DESTINATIONS %q: %w", e.Name, err))
 			}
 			apiURL = u
+		} else if h, err := MixpanelHost(apiURL); err != nil {
+			l.errs = append(l.errs, fmt.Errorf("DSR_DESTINATIONS %q: api_url: %w", e.Name, err))
+		} else {
+			apiURL = h
 		}
 		out = append(out, Destination{
 			Name:           e.Name,
-			APIURL:         strings.TrimRight(apiURL, "/"),
+			APIURL:         apiURL,
 			ProjectToken:   l.secret(e.ProjectTokenEnv),
 			OAuthToken:     l.secret(e.OAuthTokenEnv),
 			IdentityType:   orDefault(e.IdentityType, "controller_customer_id"),

@@ -26,13 +26,13 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("defaults: %+v", c)
 	}
 	d := c.ActiveDestinations()
-	if len(d) != 1 || d[0].APIURL != "https://mixpanel.com/api/app" || d[0].IdentityType != "controller_customer_id" {
+	if len(d) != 1 || d[0].APIURL != "https://mixpanel.com" || d[0].IdentityType != "controller_customer_id" {
 		t.Errorf("default destination: %+v", d)
 	}
 }
 
 func TestRegions(t *testing.T) {
-	for region, want := range map[string]string{"us": "https://mixpanel.com/api/app", "eu": "https://eu.mixpanel.com/api/app", "in": "https://in.mixpanel.com/api/app"} {
+	for region, want := range map[string]string{"us": "https://mixpanel.com", "eu": "https://eu.mixpanel.com", "in": "https://in.mixpanel.com"} {
 		c, err := config.Load(env(map[string]string{"MIXPANEL_REGION": region}))
 		if err != nil || c.Destinations[0].APIURL != want {
 			t.Errorf("%s: %v %q", region, err, c.Destinations[0].APIURL)
@@ -115,7 +115,7 @@ func TestOperatorTokens(t *testing.T) {
 func TestDestinationsFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "destinations.json")
 	body := `[{"name":"eu-app","region":"eu","project_token_env":"EU_TOKEN","oauth_token_env":"EU_OAUTH","identity_type":"email"},
-	          {"name":"old","api_url":"http://127.0.0.1:1","active":false}]`
+	          {"name":"old","api_url":"http://127.0.0.1:1/api/app/","active":false}]`
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +125,36 @@ func TestDestinationsFile(t *testing.T) {
 	}
 	active := c.ActiveDestinations()
 	if len(c.Destinations) != 2 || len(active) != 1 || active[0].Name != "eu-app" ||
-		active[0].APIURL != "https://eu.mixpanel.com/api/app" || active[0].ProjectToken.Reveal() != "tok" || active[0].IdentityType != "email" {
+		active[0].APIURL != "https://eu.mixpanel.com" || active[0].ProjectToken.Reveal() != "tok" || active[0].IdentityType != "email" {
 		t.Errorf("destinations: %+v", c.Destinations)
+	}
+	if old := c.Destinations[1]; old.APIURL != "http://127.0.0.1:1" {
+		t.Errorf("api_url ending in /api/app: %q, want the host", old.APIURL)
+	}
+}
+
+// MIXPANEL_API_URL is Mixpanel's host; the /api/app suffix older releases
+// documented is dropped, so both forms reach the same paths.
+func TestMixpanelAPIURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:9410":                 "http://127.0.0.1:9410",
+		"http://127.0.0.1:9410/":                "http://127.0.0.1:9410",
+		"http://127.0.0.1:9410/api/app":         "http://127.0.0.1:9410",
+		"https://eu.mixpanel.com/api/app/":      "https://eu.mixpanel.com",
+		" https://proxy.example ":               "https://proxy.example",
+		"https://gw.example/mixpanel":           "https://gw.example/mixpanel",
+		"https://gw.example/mixpanel/api/app//": "https://gw.example/mixpanel",
+	} {
+		c, err := config.Load(env(map[string]string{"MIXPANEL_API_URL": in}))
+		if err != nil || c.Destinations[0].APIURL != want {
+			t.Errorf("MIXPANEL_API_URL=%q: %v %q, want %q", in, err, c.Destinations[0].APIURL, want)
+		}
+	}
+	for _, bad := range []string{"mixpanel.com", "ftp://mixpanel.com", "https://user:hunter2@mixpanel.com", "https://mixpanel.com/?token=x", "https://mixpanel.com#f", "http://"} {
+		_, err := config.Load(env(map[string]string{"MIXPANEL_API_URL": bad}))
+		if err == nil || !strings.Contains(err.Error(), "MIXPANEL_API_URL") || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("MIXPANEL_API_URL=%q: %v, want a clear error without the value", bad, err)
+		}
 	}
 }
 

@@ -41,17 +41,21 @@ const (
 // maxJSONBytes bounds every JSON response body the client reads.
 const maxJSONBytes = 1 << 20
 
+// Mixpanel's paths, as its OpenAPI document writes them (no trailing slash),
+// under apiPrefix on the host.
 const (
+	apiPrefix      = "/api/app"
 	deletionsPath  = "/data-deletions/v3.0"
 	retrievalsPath = "/data-retrievals/v3.0"
 )
 
 // Options configures a Client.
 type Options struct {
-	// BaseURL is the API base that the client appends /data-deletions/v3.0/ and
-	// /data-retrievals/v3.0/ to: https://mixpanel.com/api/app,
-	// https://eu.mixpanel.com/api/app, https://in.mixpanel.com/api/app, or an
-	// emulator such as http://127.0.0.1:9410. A trailing slash is optional.
+	// BaseURL is Mixpanel's host, scheme://host[:port]: https://mixpanel.com,
+	// https://eu.mixpanel.com, https://in.mixpanel.com, a gateway, or the
+	// emulator such as http://127.0.0.1:9410. The client appends Mixpanel's
+	// own paths, /api/app/data-deletions/v3.0 and /api/app/data-retrievals/v3.0.
+	// A value ending in /api/app is accepted the same (see config.MixpanelHost).
 	BaseURL string
 	// ProjectToken is the Mixpanel project token, sent as ?token=.
 	ProjectToken config.Secret
@@ -88,21 +92,20 @@ type Client struct {
 
 // New validates the options and returns a Client.
 func New(o Options) (*Client, error) {
-	base, err := url.Parse(strings.TrimSpace(o.BaseURL))
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, errors.New("mixpanel: BaseURL must be an absolute http(s) URL")
+	host, err := config.MixpanelHost(o.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("mixpanel: BaseURL: %w", err)
 	}
-	if base.RawQuery != "" || base.Fragment != "" || base.User != nil {
-		return nil, errors.New("mixpanel: BaseURL must not have a query, fragment or user info")
+	base, err := url.Parse(host)
+	if err != nil {
+		return nil, fmt.Errorf("mixpanel: BaseURL: %w", err)
 	}
 	if !o.ProjectToken.IsSet() || !o.OAuthToken.IsSet() {
 		return nil, errors.New("mixpanel: ProjectToken and OAuthToken are required")
 	}
-	base.Path = strings.TrimRight(base.Path, "/")
-	base.RawPath = ""
 	c := &Client{
 		base:            base,
-		baseStr:         base.String(),
+		baseStr:         host + apiPrefix,
 		projectToken:    o.ProjectToken,
 		oauthToken:      o.OAuthToken,
 		userAgent:       o.UserAgent,
@@ -158,11 +161,13 @@ func (c Client) String() string { return "mixpanel.Client(" + c.baseStr + ")" }
 // GoString is String for %#v.
 func (c Client) GoString() string { return c.String() }
 
-// CreateDeletion creates a deletion task for ids and returns its task id.
+// CreateDeletion creates a deletion task for ids and returns its task id. The
+// body is distinct_ids and compliance_type only: deletions take no
+// disclosure_type, for CCPA either.
 // A *ConflictError means some ids already belong to a running deletion task
 // and nothing was created.
 func (c *Client) CreateDeletion(ctx context.Context, ids []string, ct ComplianceType) (string, error) {
-	id, err := c.create(ctx, deletionsPath, ids, ct, "")
+	id, err := c.create(ctx, deletionsPath, ids, ct, nil)
 	if err != nil {
 		return "", fmt.Errorf("mixpanel: create deletion task: %w", err)
 	}
@@ -191,7 +196,7 @@ func (c *Client) CancelDeletion(ctx context.Context, taskID string) error {
 // CreateRetrieval creates a retrieval (export) task for ids and returns its
 // tracking id. dt is sent only for CCPA (default Data) and ignored for GDPR.
 func (c *Client) CreateRetrieval(ctx context.Context, ids []string, ct ComplianceType, dt DisclosureType) (string, error) {
-	id, err := c.create(ctx, retrievalsPath, ids, ct, dt)
+	id, err := c.create(ctx, retrievalsPath, ids, ct, &dt)
 	if err != nil {
 		return "", fmt.Errorf("mixpanel: create retrieval task: %w", err)
 	}
@@ -199,7 +204,8 @@ func (c *Client) CreateRetrieval(ctx context.Context, ids []string, ct Complianc
 }
 
 // RetrievalStatus returns the state of a retrieval task; once SUCCESS,
-// Task.Result is the signed URL of the result zip.
+// Task.Result is the signed URL of the result zip. (Mixpanel documents no
+// cancel for retrievals.)
 func (c *Client) RetrievalStatus(ctx context.Context, taskID string) (Task, error) {
 	t, err := c.status(ctx, retrievalsPath, taskID)
 	if err != nil {
@@ -208,22 +214,15 @@ func (c *Client) RetrievalStatus(ctx context.Context, taskID string) (Task, erro
 	return t, nil
 }
 
-// CancelRetrieval cancels a retrieval task that has not STARTED. Once it has,
-// the error matches ErrNotCancellable.
-func (c *Client) CancelRetrieval(ctx context.Context, taskID string) error {
-	if err := c.cancel(ctx, retrievalsPath, taskID); err != nil {
-		return fmt.Errorf("mixpanel: cancel retrieval task %s: %w", taskID, err)
-	}
-	return nil
-}
-
 type createBody struct {
 	DistinctIDs    []string       `json:"distinct_ids"`
 	ComplianceType ComplianceType `json:"compliance_type"`
 	DisclosureType DisclosureType `json:"disclosure_type,omitempty"`
 }
 
-func (c *Client) create(ctx context.Context, path string, ids []string, ct ComplianceType, dt DisclosureType) (string, error) {
+// create makes a task. dt is nil for deletions, which take no disclosure
+// type; for retrievals it is sent with CCPA only.
+func (c *Client) create(ctx context.Context, path string, ids []string, ct ComplianceType, dt *DisclosureType) (string, error) {
 	ct, ok := ct.normalize()
 	if !ok {
 		return "", &BadRequestError{Message: "compliance type must be GDPR or CCPA"}
@@ -237,12 +236,12 @@ func (c *Client) create(ctx context.Context, path string, ids []string, ct Compl
 		}
 	}
 	body := createBody{DistinctIDs: ids, ComplianceType: ct}
-	if ct == CCPA {
+	if ct == CCPA && dt != nil {
 		if body.DisclosureType, ok = dt.normalize(); !ok {
 			return "", &BadRequestError{Message: "disclosure type must be Data, Categories or Sources"}
 		}
 	}
-	r, err := c.call(ctx, http.MethodPost, path+"/", body, ids)
+	r, err := c.call(ctx, http.MethodPost, path, body, ids)
 	if err != nil {
 		return "", err
 	}

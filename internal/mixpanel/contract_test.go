@@ -138,7 +138,7 @@ func TestDeletionCancelWhileStaging(t *testing.T) {
 	if err := f.c.CancelDeletion(ctx, id); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
-	if r := f.last(); r.method != "DELETE" || r.path != "/data-deletions/v3.0/"+id {
+	if r := f.last(); r.method != "DELETE" || r.path != "/api/app/data-deletions/v3.0/"+id {
 		t.Errorf("cancel sent %s %s", r.method, r.path)
 	}
 	if st := f.status("deletion", id).Status; st != mixpanel.StatusRevoked || !st.Terminal() {
@@ -183,7 +183,7 @@ func TestRequestShape(t *testing.T) {
 	f := newFixture(t, emulator.Options{})
 	f.createDeletion("alice")
 	r := f.last()
-	if r.method != "POST" || r.path != "/data-deletions/v3.0/" || r.query != "token="+projectToken {
+	if r.method != "POST" || r.path != "/api/app/data-deletions/v3.0" || r.query != "token="+projectToken {
 		t.Errorf("create sent %s %s?%s", r.method, r.path, r.query)
 	}
 	for k, want := range map[string]string{
@@ -201,6 +201,13 @@ func TestRequestShape(t *testing.T) {
 	if string(r.body) != `{"distinct_ids":["alice"],"compliance_type":"GDPR"}` {
 		t.Errorf("body %s", r.body)
 	}
+	// A CCPA deletion carries no disclosure_type: the deletion API takes none.
+	if _, err := f.c.CreateDeletion(ctx, []string{"bob"}, mixpanel.CCPA); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.last(); string(r.body) != `{"distinct_ids":["bob"],"compliance_type":"CCPA"}` {
+		t.Errorf("CCPA deletion body %s", r.body)
+	}
 }
 
 func TestRetrievalGDPR(t *testing.T) {
@@ -210,7 +217,7 @@ func TestRetrievalGDPR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := f.last(); r.path != "/data-retrievals/v3.0/" || strings.Contains(string(r.body), "disclosure_type") {
+	if r := f.last(); r.path != "/api/app/data-retrievals/v3.0" || strings.Contains(string(r.body), "disclosure_type") {
 		t.Errorf("GDPR retrieval sent %s %s (disclosure_type is for CCPA only)", r.path, r.body)
 	}
 	task := f.status("retrieval", id)
@@ -263,29 +270,13 @@ func TestRetrievalCCPA(t *testing.T) {
 		if body["compliance_type"] != "CCPA" || body["disclosure_type"] != tc.sent {
 			t.Errorf("CCPA body %v, want disclosure_type %q", body, tc.sent)
 		}
-		if task := f.status("retrieval", id); task.ComplianceType != "ccpa" || task.DisclosureType != tc.reported {
-			t.Errorf("status %+v, want disclosure %s", task, tc.reported)
+		tasks := f.em.Tasks()
+		if task := tasks[len(tasks)-1]; task.ID != id || task.ComplianceType != "CCPA" || task.DisclosureType != tc.reported {
+			t.Errorf("emulator task %+v, want disclosure %s", task, tc.reported)
 		}
 	}
 	if _, err := f.c.CreateRetrieval(ctx, []string{"gina"}, mixpanel.CCPA, "Everything"); !isBadRequest(err, 0) {
 		t.Errorf("bad disclosure type: %v", err)
-	}
-}
-
-func TestRetrievalCancel(t *testing.T) {
-	f := newFixture(t, emulator.Options{})
-	id, err := f.c.CreateRetrieval(ctx, []string{"hank"}, mixpanel.GDPR, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.c.CancelRetrieval(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	if st := f.status("retrieval", id).Status; st != mixpanel.StatusRevoked {
-		t.Fatalf("after cancel: %s", st)
-	}
-	if err := f.c.CancelRetrieval(ctx, id); !errors.Is(err, mixpanel.ErrNotCancellable) {
-		t.Fatalf("second cancel: %v", err)
 	}
 }
 
@@ -415,7 +406,7 @@ func TestNotFound(t *testing.T) {
 	if !errors.Is(err, mixpanel.ErrTaskNotFound) || task.Status != mixpanel.StatusNotFound || mixpanel.Retryable(err) {
 		t.Fatalf("status of unknown deletion: %+v %v", task, err)
 	}
-	if r := f.last(); r.path != "/data-deletions/v3.0/no-such-task" {
+	if r := f.last(); r.path != "/api/app/data-deletions/v3.0/no-such-task" {
 		t.Errorf("status path %s", r.path)
 	}
 	if _, err := f.c.RetrievalStatus(ctx, "1583792934719392965"); !errors.Is(err, mixpanel.ErrTaskNotFound) {
@@ -428,16 +419,18 @@ func TestNotFound(t *testing.T) {
 	if _, err := f.c.DeletionStatus(ctx, "a/b?c"); !errors.Is(err, mixpanel.ErrTaskNotFound) {
 		t.Fatalf("odd task id: %v", err)
 	}
-	if r := f.last(); r.path != "/data-deletions/v3.0/a/b?c" || r.query != "token="+projectToken {
+	if r := f.last(); r.path != "/api/app/data-deletions/v3.0/a/b?c" || r.query != "token="+projectToken {
 		t.Errorf("odd task id sent as path %q query %q", r.path, r.query)
 	}
 }
 
+// BaseURL is the host: the client appends Mixpanel's /api/app/... paths, and a
+// value that already ends in /api/app reaches the same paths.
 func TestBaseURLForms(t *testing.T) {
 	for _, suffix := range []string{"", "/", "/api/app", "/api/app/"} {
 		f := newFixture(t, emulator.Options{}, func(o *mixpanel.Options) { o.BaseURL += suffix })
 		id := f.createDeletion("a" + suffix)
-		if r := f.last(); r.path != strings.TrimSuffix(suffix, "/")+"/data-deletions/v3.0/" {
+		if r := f.last(); r.path != "/api/app/data-deletions/v3.0" {
 			t.Errorf("base %q: create path %s", suffix, r.path)
 		}
 		if st := f.status("deletion", id).Status; st != mixpanel.StatusPending {

@@ -2,6 +2,7 @@ package mixpanel
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ type rawTask struct {
 	TrackingID     json.RawMessage `json:"tracking_id"`
 	Status         json.RawMessage `json:"status"`
 	Result         json.RawMessage `json:"result"`
+	Results        json.RawMessage `json:"results"`
 	DistinctIDs    json.RawMessage `json:"distinct_ids"`
 	ComplianceType json.RawMessage `json:"compliance_type"`
 	DisclosureType json.RawMessage `json:"disclosure_type"`
@@ -58,6 +60,8 @@ func parseCreate(body []byte) (string, error) {
 // parseStatus reads a status answer, either
 // {"status":"ok","results":{"status":S,"tracking_id":...,"distinct_ids":[...],...}} or
 // {"results":{"status":S,"result":"","distinct_ids":["1"]}}. ID is left empty.
+// A retrieval's link is "results" in Mixpanel's OpenAPI document and "result"
+// in its prose reference: either is read.
 func parseStatus(body []byte) (Task, error) {
 	t, err := resultTask(body)
 	if err != nil {
@@ -70,7 +74,7 @@ func parseStatus(body []byte) (Task, error) {
 	task := Task{
 		Status:         normalizeStatus(s),
 		DistinctIDs:    textList(t.DistinctIDs),
-		Result:         loose(t.Result),
+		Result:         cmp.Or(loose(t.Results), loose(t.Result)),
 		ComplianceType: loose(t.ComplianceType),
 		DisclosureType: loose(t.DisclosureType),
 		ProjectID:      loose(t.ProjectID),

@@ -116,6 +116,12 @@ func TestParseStatus(t *testing.T) {
 		{"numeric ids",
 			`{"results":{"status":"SUCCESS","distinct_ids":[1583792934719392965,"x",null,{}],"project_id":12345678901234567890}}`,
 			mixpanel.Task{Status: mixpanel.StatusSuccess, DistinctIDs: []string{"1583792934719392965", "x"}, ProjectID: "12345678901234567890"}},
+		{"OpenAPI document's retrieval success (link in results.results)",
+			`{"status":"ok","results":{"status":"SUCCESS","results":"https://storage.googleapis.com/blob-path?sig=abc","distinct_ids":["1"]}}`,
+			mixpanel.Task{Status: mixpanel.StatusSuccess, Result: "https://storage.googleapis.com/blob-path?sig=abc", DistinctIDs: []string{"1"}}},
+		{"OpenAPI document's retrieval before SUCCESS",
+			`{"status":"ok","results":{"status":"STARTED","results":"","distinct_ids":["1"]}}`,
+			mixpanel.Task{Status: mixpanel.StatusStarted, DistinctIDs: []string{"1"}}},
 		{"v2 retrieval success",
 			`{"results": {"status": "SUCCESS", "result": "https://storage.googleapis.com/blob-path?sig=abc"}}`,
 			mixpanel.Task{Status: mixpanel.StatusSuccess, Result: "https://storage.googleapis.com/blob-path?sig=abc"}},
@@ -275,13 +281,8 @@ func TestCancelAnswers(t *testing.T) {
 		{404, mixpanel.ErrTaskNotFound},
 	} {
 		c := cannedClient(t, canned{code: tc.code})
-		for _, cancel := range []func(string) error{
-			func(id string) error { return c.CancelDeletion(ctx, id) },
-			func(id string) error { return c.CancelRetrieval(ctx, id) },
-		} {
-			if err := cancel("T"); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
-				t.Errorf("HTTP %d: got %v, want %v", tc.code, err, tc.want)
-			}
+		if err := c.CancelDeletion(ctx, "T"); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("HTTP %d: got %v, want %v", tc.code, err, tc.want)
 		}
 	}
 	var ue *mixpanel.UnauthorizedError

@@ -81,7 +81,6 @@ func everyCall(c *mixpanel.Client, base string) map[string]error {
 	_, out["deletion status"] = c.DeletionStatus(ctx, "T1")
 	_, out["retrieval status"] = c.RetrievalStatus(ctx, "T1")
 	out["cancel deletion"] = c.CancelDeletion(ctx, "T1")
-	out["cancel retrieval"] = c.CancelRetrieval(ctx, "T1")
 	_, out["download"] = c.DownloadResult(ctx, base+"/result.zip?sig="+secretSig)
 	return out
 }

@@ -1,26 +1,35 @@
 // Package emulator is a local stand-in for Mixpanel's GDPR API v3, for
 // development, demos, tests and benchmarks. It serves deletion and retrieval
 // tasks the way Mixpanel does, including what the documentation leaves out:
-// the 1 request/s limit, the 409 conflict on ids already being deleted, the
-// two create-answer shapes, NOT_FOUND as a 200, and a signed result URL.
+// the 1 request/s limit, the 409 conflict on ids already being deleted,
+// NOT_FOUND as a 200, and a signed result URL.
 //
-// API paths are served both at the root and under /api/app, with or without a
-// trailing slash:
+// Its answers follow Mixpanel's OpenAPI document (../openapi/gdpr.openapi.yaml):
+// creates answer 201 {"status":"ok","results":{"task_id":ID}}, status objects
+// hold exactly the documented fields, and a retrieval's link is
+// results.results. Options.ProseShapes answers as Mixpanel's prose reference
+// shows instead: creates 200 (a retrieval's as a list of task objects), status
+// objects with "result" and more fields.
 //
-//	POST   /data-deletions/v3.0/?token=T        create (409 on conflict)
-//	GET    /data-deletions/v3.0/<id>?token=T    status
-//	DELETE /data-deletions/v3.0/<id>?token=T    cancel (204, or 405 once STARTED)
-//	       /data-retrievals/v3.0/...            the same for retrievals
+// The API is served at Mixpanel's own paths, with or without a trailing slash,
+// so a client pointed at the emulator's host behaves as against Mixpanel's:
+//
+//	POST   /api/app/data-deletions/v3.0?token=T        create (409 on conflict)
+//	GET    /api/app/data-deletions/v3.0/<id>?token=T   status
+//	DELETE /api/app/data-deletions/v3.0/<id>?token=T   cancel (204, or 405 once STARTED)
+//	POST   /api/app/data-retrievals/v3.0?token=T       create
+//	GET    /api/app/data-retrievals/v3.0/<id>?token=T  status (no cancel, as documented)
 //
 // Helpers under /_emulator/ need no credentials and are not rate-limited:
 //
 //	GET  /_emulator/tasks     every task (TaskInfo list, JSON)
 //	GET  /_emulator/calls     call counts (see Calls)
+//	GET  /_emulator/log       every API call with its time and answer (see CallLog)
 //	GET  /_emulator/faults    the current faults
 //	POST /_emulator/faults    change only the fields named, e.g.
-//	                          {"rate_429":0.1,"rate_500":0,"latency":"250ms",
-//	                           "rate_limit":-1,"unauthorized":false,"fail_prefix":"fail-"}
-//	POST /_emulator/reset     forget tasks and counts
+//	                          {"rate_429":0.1,"rate_500":0,"latency":"250ms","rate_limit":-1,
+//	                           "unauthorized":false,"forbidden":false,"fail_prefix":"fail-"}
+//	POST /_emulator/reset     forget tasks, counts and the call log
 //	GET  /_emulator/healthz   200 once serving
 //	GET  /_emulator/results/<id>.zip?sig=...   a retrieval's result (signed URL)
 //
@@ -28,6 +37,7 @@
 package emulator
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -66,6 +76,12 @@ const (
 
 const maxBodyBytes = 4 << 20
 
+// apiPrefix is where Mixpanel serves the GDPR API on its host.
+const apiPrefix = "/api/app"
+
+// maxLog bounds the call log; older calls are dropped first.
+const maxLog = 100_000
+
 // Options configures an Emulator.
 type Options struct {
 	// ProjectToken (?token=) and OAuthToken ("Authorization: Bearer") are the
@@ -80,7 +96,8 @@ type Options struct {
 	RateLimit float64
 	// MaxIDs is the most distinct ids one request may carry (default 1999).
 	MaxIDs int
-	// FailPrefix: a task with an id starting with it ends in FAILURE.
+	// FailPrefix: a task holding a distinct id that starts with it ends in
+	// FAILURE (dsr mixpanel-emulator --fail-ids).
 	FailPrefix string
 	// Rate429 and Rate500 are the fractions of API calls answered 429 or 500.
 	Rate429, Rate500 float64
@@ -93,6 +110,9 @@ type Options struct {
 	// PublicURL is the base the emulator is reached at, for result URLs;
 	// default: from the request's Host.
 	PublicURL string
+	// ProseShapes answers in the shapes of Mixpanel's prose reference instead
+	// of its OpenAPI document (dsr mixpanel-emulator --prose-shapes).
+	ProseShapes bool
 }
 
 // Faults is the fault injection that SetFaults changes at runtime. The zero
@@ -106,8 +126,24 @@ type Faults struct {
 	RateLimit float64
 	// Unauthorized answers every API call 401, as with an expired OAuth token.
 	Unauthorized bool
-	// FailPrefix: tasks created from now on with an id starting with it end in FAILURE.
+	// Forbidden answers every API call 403, as when the token's owner may not
+	// manage the project's data.
+	Forbidden bool
+	// FailPrefix: tasks created from now on holding a distinct id that starts
+	// with it end in FAILURE.
 	FailPrefix string
+}
+
+// Call is one API call in the call log.
+type Call struct {
+	// Time is when the call arrived, by the emulator's clock.
+	Time time.Time `json:"time"`
+	// Op is e.g. "deletion.create", "retrieval.status", "deletion.cancel".
+	Op string `json:"op"`
+	// Code is the HTTP status answered (499 if the client went away).
+	Code int `json:"code"`
+	// TaskID is the task created, or asked about.
+	TaskID string `json:"task_id,omitempty"`
 }
 
 // TaskInfo describes a task for inspection.
@@ -132,6 +168,7 @@ type Emulator struct {
 	tasks  map[string]*task
 	seq    int
 	calls  map[string]int
+	log    []Call
 	bucket bucket
 }
 
@@ -212,12 +249,22 @@ func (e *Emulator) Calls() map[string]int {
 	return out
 }
 
-// Reset forgets every task, call count and rate-limit state; faults stay.
+// CallLog returns the API calls in arrival order (the last 100,000), for
+// checks such as "task creations stayed within 1 request/s".
+func (e *Emulator) CallLog() []Call {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.log)
+}
+
+// Reset forgets every task, call count, logged call and rate-limit state;
+// faults stay.
 func (e *Emulator) Reset() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.tasks = map[string]*task{}
 	e.calls = map[string]int{}
+	e.log = nil
 	e.bucket = bucket{}
 }
 
@@ -228,11 +275,9 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.serveHelpers(w, r)
 		return
 	}
-	if p == "/api/app" || strings.HasPrefix(p, "/api/app/") {
-		p = strings.TrimPrefix(p, "/api/app")
-	}
+	p, under := strings.CutPrefix(p, apiPrefix)
 	kind, id, ok := route(p)
-	if !ok {
+	if !under || !ok {
 		writeError(w, http.StatusNotFound, "not found")
 		return
 	}
@@ -260,26 +305,30 @@ func route(p string) (kind, id string, ok bool) {
 	return "", "", false
 }
 
-func operation(method, id string) string {
+func operation(kind, method, id string) string {
 	switch {
 	case id == "" && method == http.MethodPost:
 		return "create"
 	case id != "" && method == http.MethodGet:
 		return "status"
-	case id != "" && method == http.MethodDelete:
+	case id != "" && method == http.MethodDelete && kind == KindDeletion:
 		return "cancel"
 	}
 	return ""
 }
 
 func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, kind, id string) {
-	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
-	defer func() { e.count("status_" + strconv.Itoa(rec.code)) }()
-	op := operation(r.Method, id)
+	rec := &recorder{ResponseWriter: w, code: http.StatusOK, task: id}
+	op := operation(kind, r.Method, id)
+	arrived := e.opts.Clock()
+	defer func() { e.logCall(arrived, kind+"."+cmp.Or(op, "unsupported"), rec) }()
 	if op == "" {
 		allow := "POST"
 		if id != "" {
 			allow = "GET, DELETE"
+			if kind == KindRetrieval {
+				allow = "GET"
+			}
 		}
 		rec.Header().Set("Allow", allow)
 		writeError(rec, http.StatusMethodNotAllowed, "method not allowed")
@@ -294,6 +343,9 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, kind, id str
 	switch {
 	case f.Unauthorized:
 		writeError(rec, http.StatusUnauthorized, "Unauthorized, the OAuth token is invalid or expired")
+		return
+	case f.Forbidden:
+		writeError(rec, http.StatusForbidden, "Forbidden, the OAuth token's owner may not manage this project's data")
 		return
 	case f.Rate500 > 0 && mrand.Float64() < f.Rate500:
 		writeError(rec, http.StatusInternalServerError, "Internal Server Error")
@@ -319,6 +371,17 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, kind, id str
 	case "cancel":
 		e.cancel(rec, kind, id)
 	}
+}
+
+// logCall counts an answered API call and adds it to the call log.
+func (e *Emulator) logCall(at time.Time, op string, rec *recorder) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls["status_"+strconv.Itoa(rec.code)]++
+	if len(e.log) >= maxLog {
+		e.log = slices.Delete(e.log, 0, len(e.log)-maxLog+1)
+	}
+	e.log = append(e.log, Call{Time: at, Op: op, Code: rec.code, TaskID: rec.task})
 }
 
 // authorize returns why a call is refused, or "".
@@ -387,7 +450,7 @@ type createRequest struct {
 	DisclosureType string   `json:"disclosure_type"`
 }
 
-func (e *Emulator) create(w http.ResponseWriter, r *http.Request, kind string) {
+func (e *Emulator) create(w *recorder, r *http.Request, kind string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "cannot read the request body")
@@ -461,7 +524,13 @@ func (e *Emulator) create(w http.ResponseWriter, r *http.Request, kind string) {
 	t.seq = e.seq
 	e.tasks[t.id] = t
 	e.mu.Unlock()
+	w.task = t.id
 
+	if !e.opts.ProseShapes {
+		// JobCreated in the OpenAPI document.
+		writeJSON(w, http.StatusCreated, map[string]any{"status": "ok", "results": map[string]any{"task_id": t.id}})
+		return
+	}
 	if kind == KindDeletion {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "results": map[string]any{"task_id": t.id}})
 		return
@@ -519,12 +588,20 @@ func (e *Emulator) status(w http.ResponseWriter, r *http.Request, kind, id strin
 	t, ok := e.tasks[id]
 	if !ok || t.kind != kind {
 		e.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "results": map[string]any{"status": StatusNotFound}})
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "results": e.notFound(kind, id)})
 		return
 	}
 	st := t.status(now, e.opts.Step)
 	e.mu.Unlock()
 
+	var link string
+	if kind == KindRetrieval && st == StatusSuccess {
+		link = e.publicURL(r) + "/_emulator/results/" + t.id + ".zip?sig=" + t.sig
+	}
+	if !e.opts.ProseShapes {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "results": e.documented(t, st, link)})
+		return
+	}
 	res := map[string]any{
 		"status":          st,
 		"tracking_id":     t.id,
@@ -537,11 +614,42 @@ func (e *Emulator) status(w http.ResponseWriter, r *http.Request, kind, id strin
 	}
 	if kind == KindRetrieval {
 		res["disclosure_type"] = nullable(t.disclosure)
-		if st == StatusSuccess {
-			res["result"] = e.publicURL(r) + "/_emulator/results/" + t.id + ".zip?sig=" + t.sig
-		}
+		res["result"] = link
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "results": res})
+}
+
+// documented is a task's status object as the OpenAPI document defines it:
+// DeletionJobResult (exactly its seven fields) or a retrieval's
+// {status, results: link, distinct_ids}.
+func (e *Emulator) documented(t *task, status, link string) map[string]any {
+	if t.kind == KindRetrieval {
+		return map[string]any{"status": status, "results": link, "distinct_ids": t.ids}
+	}
+	return map[string]any{
+		"tracking_id":     t.id,
+		"status":          status,
+		"requesting_user": requestingUser,
+		"compliance_type": strings.ToLower(t.compliance),
+		"project_id":      e.projectID,
+		"date_requested":  dateRequested(t.created),
+		"distinct_ids":    t.ids,
+	}
+}
+
+// notFound is the status object of a task the emulator does not know: 200
+// with NOT_FOUND, and in the document's shape every required field (empty).
+func (e *Emulator) notFound(kind, id string) map[string]any {
+	if e.opts.ProseShapes {
+		return map[string]any{"status": StatusNotFound}
+	}
+	if kind == KindRetrieval {
+		return map[string]any{"status": StatusNotFound, "results": "", "distinct_ids": []string{}}
+	}
+	return map[string]any{
+		"tracking_id": id, "status": StatusNotFound, "requesting_user": "", "compliance_type": "",
+		"project_id": e.projectID, "date_requested": "", "distinct_ids": []string{},
+	}
 }
 
 func (e *Emulator) cancel(w http.ResponseWriter, kind, id string) {
@@ -628,10 +736,11 @@ func nullable(s string) any {
 	return s
 }
 
-// recorder remembers the status code of an answer.
+// recorder remembers the status code of an answer and the task it concerns.
 type recorder struct {
 	http.ResponseWriter
 	code int
+	task string
 }
 
 func (r *recorder) WriteHeader(code int) {

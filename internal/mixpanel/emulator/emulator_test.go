@@ -71,10 +71,10 @@ func (a answer) json(t *testing.T) map[string]any {
 	return m
 }
 
-// call sends an authenticated request to path (relative to the server).
+// call sends an authenticated request to path, under Mixpanel's /api/app.
 func (e *env) call(method, path, body string) answer {
 	e.t.Helper()
-	return e.raw(method, path+"?token="+projectToken, "Bearer "+oauthToken, body)
+	return e.raw(method, "/api/app"+path+"?token="+projectToken, "Bearer "+oauthToken, body)
 }
 
 func (e *env) raw(method, pathAndQuery, authorization, body string) answer {
@@ -107,8 +107,8 @@ func (e *env) raw(method, pathAndQuery, authorization, body string) answer {
 
 func (e *env) createDeletion(ids ...string) string {
 	e.t.Helper()
-	a := e.call("POST", "/data-deletions/v3.0/", body(ids, "GDPR", ""))
-	if a.code != 200 {
+	a := e.call("POST", "/data-deletions/v3.0", body(ids, "GDPR", ""))
+	if a.code != 201 {
 		e.t.Fatalf("create deletion: %d %s", a.code, a.body)
 	}
 	return a.json(e.t)["results"].(map[string]any)["task_id"].(string)
@@ -116,11 +116,11 @@ func (e *env) createDeletion(ids ...string) string {
 
 func (e *env) createRetrieval(ct, dt string, ids ...string) string {
 	e.t.Helper()
-	a := e.call("POST", "/data-retrievals/v3.0/", body(ids, ct, dt))
-	if a.code != 200 {
+	a := e.call("POST", "/data-retrievals/v3.0", body(ids, ct, dt))
+	if a.code != 201 {
 		e.t.Fatalf("create retrieval: %d %s", a.code, a.body)
 	}
-	return a.json(e.t)["results"].([]any)[0].(map[string]any)["tracking_id"].(string)
+	return a.json(e.t)["results"].(map[string]any)["task_id"].(string)
 }
 
 func (e *env) statusOf(kind, id string) map[string]any {
@@ -172,13 +172,13 @@ func TestAuth(t *testing.T) {
 		{"wrong bearer", "?token=" + projectToken, "Bearer nope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			msg := wantError(t, e.raw("POST", "/data-deletions/v3.0/"+tc.query, tc.auth, b), 401)
+			msg := wantError(t, e.raw("POST", "/api/app/data-deletions/v3.0"+tc.query, tc.auth, b), 401)
 			if strings.Contains(msg, "nope") || strings.Contains(msg, oauthToken) || strings.Contains(msg, projectToken) {
 				t.Errorf("401 message echoes a token: %q", msg)
 			}
 		})
 	}
-	if a := e.raw("POST", "/data-deletions/v3.0/?token="+projectToken, "bearer "+oauthToken, b); a.code != 200 {
+	if a := e.raw("POST", "/api/app/data-deletions/v3.0?token="+projectToken, "bearer "+oauthToken, b); a.code != 201 {
 		t.Errorf("lower-case bearer scheme: %d %s", a.code, a.body)
 	}
 	if n := len(e.em.Tasks()); n != 1 {
@@ -187,25 +187,34 @@ func TestAuth(t *testing.T) {
 
 	noCreds := emulator.New(emulator.Options{RateLimit: emulator.NoRateLimit})
 	rec := httptest.NewRecorder()
-	noCreds.ServeHTTP(rec, httptest.NewRequest("POST", "/data-deletions/v3.0/?token=x", strings.NewReader(b)))
+	noCreds.ServeHTTP(rec, httptest.NewRequest("POST", "/api/app/data-deletions/v3.0?token=x", strings.NewReader(b)))
 	if rec.Code != 401 {
 		t.Errorf("emulator without credentials answered %d, want 401", rec.Code)
 	}
 }
 
+// Mixpanel's paths are under /api/app; the prose reference's trailing
+// slashes are accepted too.
 func TestPaths(t *testing.T) {
 	e := newEnv(t, emulator.Options{})
-	for i, p := range []string{"/data-deletions/v3.0/", "/data-deletions/v3.0", "/api/app/data-deletions/v3.0/", "/api/app/data-deletions/v3.0"} {
+	for i, p := range []string{"/data-deletions/v3.0", "/data-deletions/v3.0/"} {
 		a := e.call("POST", p, body([]string{fmt.Sprint("p", i)}, "", ""))
-		if a.code != 200 {
+		if a.code != 201 {
 			t.Fatalf("POST %s: %d %s", p, a.code, a.body)
 		}
 		id := a.json(t)["results"].(map[string]any)["task_id"].(string)
-		for _, sp := range []string{"/data-deletions/v3.0/" + id, "/data-deletions/v3.0/" + id + "/", "/api/app/data-deletions/v3.0/" + id + "/"} {
+		for _, sp := range []string{"/data-deletions/v3.0/" + id, "/data-deletions/v3.0/" + id + "/"} {
 			if st := e.call("GET", sp, ""); st.code != 200 || st.json(t)["results"].(map[string]any)["status"] != "PENDING" {
 				t.Errorf("GET %s: %d %s", sp, st.code, st.body)
 			}
 		}
+		// Outside /api/app there is no API, as on Mixpanel's host.
+		if a := e.raw("GET", "/data-deletions/v3.0/"+id+"?token="+projectToken, "Bearer "+oauthToken, ""); a.code != 404 {
+			t.Errorf("GET without /api/app: %d, want 404", a.code)
+		}
+	}
+	if a := e.raw("POST", "/data-deletions/v3.0?token="+projectToken, "Bearer "+oauthToken, body([]string{"root"}, "", "")); a.code != 404 {
+		t.Errorf("POST without /api/app: %d, want 404", a.code)
 	}
 	for _, tc := range []struct {
 		method, path string
@@ -217,7 +226,8 @@ func TestPaths(t *testing.T) {
 		{"DELETE", "/data-deletions/v3.0/", 405},
 		{"GET", "/data-deletions/v2.0/abc", 404},
 		{"GET", "/data-deletions/v3.0/a/b", 404},
-		{"GET", "/api/appdata-deletions/v3.0/abc", 404},
+		{"GET", "data-deletions/v3.0/abc", 404},
+		{"DELETE", "/data-retrievals/v3.0/123", 405},
 	} {
 		if a := e.call(tc.method, tc.path, ""); a.code != tc.code {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, a.code, tc.code)
@@ -228,23 +238,23 @@ func TestPaths(t *testing.T) {
 func TestBadRequests(t *testing.T) {
 	e := newEnv(t, emulator.Options{MaxIDs: 3})
 	for _, tc := range []struct{ name, path, body string }{
-		{"invalid JSON", "/data-deletions/v3.0/", `{"distinct_ids":`},
-		{"no body", "/data-deletions/v3.0/", ``},
-		{"no distinct_ids", "/data-deletions/v3.0/", `{"compliance_type":"GDPR"}`},
-		{"empty list", "/data-deletions/v3.0/", `{"distinct_ids":[]}`},
-		{"empty id", "/data-deletions/v3.0/", `{"distinct_ids":["a",""]}`},
-		{"numbers", "/data-deletions/v3.0/", `{"distinct_ids":[1,2]}`},
-		{"too many ids", "/data-deletions/v3.0/", `{"distinct_ids":["a","b","c","d"]}`},
-		{"bad compliance_type", "/data-deletions/v3.0/", `{"distinct_ids":["a"],"compliance_type":"HIPAA"}`},
-		{"bad disclosure_type", "/data-retrievals/v3.0/", `{"distinct_ids":["a"],"compliance_type":"CCPA","disclosure_type":"Everything"}`},
-		{"too many retrieval ids", "/data-retrievals/v3.0/", `{"distinct_ids":["a","b","c","d"]}`},
+		{"invalid JSON", "/data-deletions/v3.0", `{"distinct_ids":`},
+		{"no body", "/data-deletions/v3.0", ``},
+		{"no distinct_ids", "/data-deletions/v3.0", `{"compliance_type":"GDPR"}`},
+		{"empty list", "/data-deletions/v3.0", `{"distinct_ids":[]}`},
+		{"empty id", "/data-deletions/v3.0", `{"distinct_ids":["a",""]}`},
+		{"numbers", "/data-deletions/v3.0", `{"distinct_ids":[1,2]}`},
+		{"too many ids", "/data-deletions/v3.0", `{"distinct_ids":["a","b","c","d"]}`},
+		{"bad compliance_type", "/data-deletions/v3.0", `{"distinct_ids":["a"],"compliance_type":"HIPAA"}`},
+		{"bad disclosure_type", "/data-retrievals/v3.0", `{"distinct_ids":["a"],"compliance_type":"CCPA","disclosure_type":"Everything"}`},
+		{"too many retrieval ids", "/data-retrievals/v3.0", `{"distinct_ids":["a","b","c","d"]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantError(t, e.call("POST", tc.path, tc.body), 400) })
 	}
 	if n := len(e.em.Tasks()); n != 0 {
 		t.Fatalf("%d tasks after bad requests, want 0", n)
 	}
-	if a := e.call("POST", "/data-deletions/v3.0/", `{"distinct_ids":["a","b","c"],"compliance_type":"ccpa"}`); a.code != 200 {
+	if a := e.call("POST", "/data-deletions/v3.0", `{"distinct_ids":["a","b","c"],"compliance_type":"ccpa"}`); a.code != 201 {
 		t.Errorf("MaxIDs ids, lower-case ccpa: %d %s", a.code, a.body)
 	}
 	tasks := e.em.Tasks()
@@ -253,19 +263,35 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// Creates answer JobCreated of the OpenAPI document: 201, exactly
+// {"status":"ok","results":{"task_id":ID}}.
 func TestCreateShapes(t *testing.T) {
 	e := newEnv(t, emulator.Options{})
-	a := e.call("POST", "/data-deletions/v3.0/", body([]string{"a"}, "", ""))
-	if !regexp.MustCompile(`^\{"results":\{"task_id":"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"\},"status":"ok"\}\n$`).Match(a.body) {
-		t.Errorf("deletion create body %s", a.body)
+	a := e.call("POST", "/data-deletions/v3.0", body([]string{"a"}, "", ""))
+	if a.code != 201 || !regexp.MustCompile(`^\{"results":\{"task_id":"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"\},"status":"ok"\}\n$`).Match(a.body) {
+		t.Errorf("deletion create: %d %s", a.code, a.body)
 	}
 	if ct := a.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
 	}
+	a = e.call("POST", "/data-retrievals/v3.0", body([]string{"a", "b"}, "CCPA", "categories"))
+	if a.code != 201 || !regexp.MustCompile(`^\{"results":\{"task_id":"[1-9][0-9]{18}"\},"status":"ok"\}\n$`).Match(a.body) {
+		t.Errorf("retrieval create: %d %s", a.code, a.body)
+	}
+}
+
+// With ProseShapes, creates answer 200 as the prose reference shows: a
+// retrieval's as a list of task objects with tracking_id.
+func TestCreateProseShapes(t *testing.T) {
+	e := newEnv(t, emulator.Options{ProseShapes: true})
+	a := e.call("POST", "/data-deletions/v3.0/", body([]string{"a"}, "", ""))
+	if a.code != 200 || a.json(t)["results"].(map[string]any)["task_id"] == nil {
+		t.Errorf("deletion create: %d %s", a.code, a.body)
+	}
 	a = e.call("POST", "/data-retrievals/v3.0/", body([]string{"a", "b"}, "CCPA", "categories"))
-	res := a.json(t)["results"].([]any)
-	if len(res) != 1 {
-		t.Fatalf("retrieval create body %s", a.body)
+	res, _ := a.json(t)["results"].([]any)
+	if a.code != 200 || len(res) != 1 {
+		t.Fatalf("retrieval create: %d %s", a.code, a.body)
 	}
 	r := res[0].(map[string]any)
 	if !regexp.MustCompile(`^[1-9][0-9]{18}$`).MatchString(r["tracking_id"].(string)) {
@@ -281,7 +307,7 @@ func TestCreateShapes(t *testing.T) {
 
 func TestStatusProgression(t *testing.T) {
 	e := newEnv(t, emulator.Options{FailPrefix: "bad-"})
-	ok := e.createDeletion("a", "b")
+	ok := e.createDeletion("a", "b", "not-bad-x") // holds the prefix, but not at the start
 	bad := e.createDeletion("c", "bad-d")
 	want := []string{"PENDING", "STAGING", "STARTED", "SUCCESS", "SUCCESS"}
 	for i, w := range want {
@@ -298,9 +324,10 @@ func TestStatusProgression(t *testing.T) {
 		}
 		e.clock.Advance(step)
 	}
+	// DeletionJobResult: exactly its seven fields, no "result".
 	st := e.statusOf("deletions", ok)
-	if st["tracking_id"] != ok || st["compliance_type"] != "gdpr" || st["result"] != "" ||
-		!slices.Equal(anyStrings(st["distinct_ids"]), []string{"a", "b"}) ||
+	if st["tracking_id"] != ok || st["compliance_type"] != "gdpr" || len(st) != 7 ||
+		!slices.Equal(anyStrings(st["distinct_ids"]), []string{"a", "b", "not-bad-x"}) ||
 		st["date_requested"] != "2025-03-01T12:00:00.000000" || st["requesting_user"] == "" {
 		t.Errorf("status results %v", st)
 	}
@@ -309,14 +336,43 @@ func TestStatusProgression(t *testing.T) {
 	}
 }
 
+// With ProseShapes, status objects carry "result" (and a retrieval's
+// disclosure_type), as the prose reference's examples do.
+func TestStatusProseShapes(t *testing.T) {
+	e := newEnv(t, emulator.Options{ProseShapes: true})
+	a := e.call("POST", "/data-deletions/v3.0/", body([]string{"a"}, "", ""))
+	id := a.json(t)["results"].(map[string]any)["task_id"].(string)
+	st := e.statusOf("deletions", id)
+	if st["result"] != "" || st["status"] != "PENDING" || st["tracking_id"] != id {
+		t.Errorf("deletion status %v", st)
+	}
+	a = e.call("POST", "/data-retrievals/v3.0/", body([]string{"a"}, "CCPA", "Sources"))
+	rid := a.json(t)["results"].([]any)[0].(map[string]any)["tracking_id"].(string)
+	e.clock.Advance(3 * step)
+	st = e.statusOf("retrievals", rid)
+	if link, _ := st["result"].(string); st["status"] != "SUCCESS" || !strings.Contains(link, "/_emulator/results/"+rid+".zip?sig=") ||
+		st["disclosure_type"] != "SOURCES" || st["results"] != nil {
+		t.Errorf("retrieval status %v", st)
+	}
+	if st := e.statusOf("deletions", "nope"); st["status"] != "NOT_FOUND" || len(st) != 1 {
+		t.Errorf("unknown deletion %v", st)
+	}
+}
+
+// An unknown task is a 200 with NOT_FOUND, with every field the document requires.
 func TestNotFound(t *testing.T) {
 	e := newEnv(t, emulator.Options{})
 	del := e.createDeletion("a")
-	for _, p := range []string{"/data-deletions/v3.0/nope", "/data-retrievals/v3.0/" + del} {
-		a := e.call("GET", p, "")
-		if a.code != 200 || a.json(t)["results"].(map[string]any)["status"] != "NOT_FOUND" {
-			t.Errorf("GET %s: %d %s, want 200 NOT_FOUND", p, a.code, a.body)
-		}
+	st := e.statusOf("deletions", "nope")
+	if st["status"] != "NOT_FOUND" || st["tracking_id"] != "nope" || len(st) != 7 || st["distinct_ids"] == nil {
+		t.Errorf("unknown deletion: %v", st)
+	}
+	if _, isNum := st["project_id"].(float64); !isNum {
+		t.Errorf("unknown deletion: project_id %v", st["project_id"])
+	}
+	st = e.statusOf("retrievals", del)
+	if st["status"] != "NOT_FOUND" || st["results"] != "" || st["distinct_ids"] == nil || len(st) != 3 {
+		t.Errorf("unknown retrieval: %v", st)
 	}
 }
 
@@ -349,12 +405,13 @@ func TestCancel(t *testing.T) {
 	}
 	wantError(t, e.call("DELETE", "/data-deletions/v3.0/nope", ""), 404)
 
+	// Mixpanel documents no cancel for retrievals.
 	r := e.createRetrieval("GDPR", "", "x")
-	if a := e.call("DELETE", "/data-retrievals/v3.0/"+r, ""); a.code != 204 {
-		t.Fatalf("cancel retrieval: %d %s", a.code, a.body)
+	if a := e.call("DELETE", "/data-retrievals/v3.0/"+r, ""); a.code != 405 || a.header.Get("Allow") != "GET" {
+		t.Fatalf("cancel retrieval: %d %s, want 405", a.code, a.body)
 	}
-	if st := e.statusOf("retrievals", r)["status"]; st != "REVOKED" {
-		t.Fatalf("retrieval after cancel: %v", st)
+	if st := e.statusOf("retrievals", r)["status"]; st != "PENDING" {
+		t.Fatalf("retrieval after a refused cancel: %v", st)
 	}
 }
 
@@ -368,7 +425,7 @@ func TestConflict(t *testing.T) {
 	}
 	before := len(e.em.Tasks())
 
-	a := e.call("POST", "/data-deletions/v3.0/", body([]string{"c", "z", "b", "a", "b", "r"}, "GDPR", ""))
+	a := e.call("POST", "/data-deletions/v3.0", body([]string{"c", "z", "b", "a", "b", "r"}, "GDPR", ""))
 	if a.code != 409 {
 		t.Fatalf("got %d %s, want 409", a.code, a.body)
 	}
@@ -390,7 +447,7 @@ func TestConflict(t *testing.T) {
 		t.Fatalf("409 created a task: %d tasks, want %d", n, before)
 	}
 	// Same body again: 409 again. Without the conflicting ids: accepted.
-	if a := e.call("POST", "/data-deletions/v3.0/", body([]string{"c", "z"}, "", "")); a.code != 409 {
+	if a := e.call("POST", "/data-deletions/v3.0", body([]string{"c", "z"}, "", "")); a.code != 409 {
 		t.Fatalf("resubmit: %d", a.code)
 	}
 	e.createDeletion("z", "r")
@@ -446,7 +503,7 @@ func TestRateLimit(t *testing.T) {
 
 func TestFaults(t *testing.T) {
 	e := newEnv(t, emulator.Options{Rate500: 1})
-	wantError(t, e.call("POST", "/data-deletions/v3.0/", body([]string{"a"}, "", "")), 500)
+	wantError(t, e.call("POST", "/data-deletions/v3.0", body([]string{"a"}, "", "")), 500)
 	if n := len(e.em.Tasks()); n != 0 {
 		t.Fatalf("500 created a task")
 	}
@@ -461,9 +518,11 @@ func TestFaults(t *testing.T) {
 	wantError(t, e.call("GET", "/data-deletions/v3.0/x", ""), 429)
 	post(`{"rate_429":0,"unauthorized":true}`)
 	wantError(t, e.call("GET", "/data-deletions/v3.0/x", ""), 401)
-	post(`{"unauthorized":false,"fail_prefix":"boom-","latency":"30ms"}`)
+	post(`{"unauthorized":false,"forbidden":true}`)
+	wantError(t, e.call("POST", "/data-retrievals/v3.0", body([]string{"a"}, "", "")), 403)
+	post(`{"forbidden":false,"fail_prefix":"boom-","latency":"30ms"}`)
 	start := time.Now()
-	id := e.createDeletion("boom-1")
+	id := e.createDeletion("fine", "boom-1")
 	if d := time.Since(start); d < 30*time.Millisecond {
 		t.Errorf("latency fault: call took %v", d)
 	}
@@ -487,12 +546,12 @@ func TestResultDownload(t *testing.T) {
 	e := newEnv(t, emulator.Options{EventsPerID: 7})
 	ids := []string{"alice", "bob", "$device:c3"}
 	id := e.createRetrieval("GDPR", "", ids...)
-	if st := e.statusOf("retrievals", id); st["result"] != "" || st["disclosure_type"] != nil {
-		t.Fatalf("result before SUCCESS: %v", st)
+	if st := e.statusOf("retrievals", id); st["results"] != "" || len(st) != 3 {
+		t.Fatalf("link before SUCCESS: %v", st)
 	}
 	e.clock.Advance(3 * step)
 	st := e.statusOf("retrievals", id)
-	result, _ := st["result"].(string)
+	result, _ := st["results"].(string)
 	if st["status"] != "SUCCESS" || !strings.HasPrefix(result, e.srv.URL+"/_emulator/results/"+id+".zip?sig=") {
 		t.Fatalf("status %v", st)
 	}
@@ -539,7 +598,7 @@ func TestResultDownload(t *testing.T) {
 	// Another task with an id in common has the same events for it.
 	other := e.createRetrieval("CCPA", "", "alice")
 	e.clock.Advance(3 * step)
-	res2 := strings.TrimPrefix(e.statusOf("retrievals", other)["result"].(string), e.srv.URL)
+	res2 := strings.TrimPrefix(e.statusOf("retrievals", other)["results"].(string), e.srv.URL)
 	if got := lines(unzip(t, e.raw("GET", res2, "", "").body)["events.jsonl"]); !slices.Equal(got, events[:7]) {
 		t.Error("alice's events differ between tasks")
 	}
@@ -552,7 +611,7 @@ func TestPublicURL(t *testing.T) {
 	e := newEnv(t, emulator.Options{PublicURL: "https://mp.example.test/base/"})
 	id := e.createRetrieval("GDPR", "", "a")
 	e.clock.Advance(3 * step)
-	if r := e.statusOf("retrievals", id)["result"].(string); !strings.HasPrefix(r, "https://mp.example.test/base/_emulator/results/"+id+".zip?sig=") {
+	if r := e.statusOf("retrievals", id)["results"].(string); !strings.HasPrefix(r, "https://mp.example.test/base/_emulator/results/"+id+".zip?sig=") {
 		t.Errorf("result %q", r)
 	}
 }
@@ -562,7 +621,7 @@ func TestInspection(t *testing.T) {
 	d := e.createDeletion("a", "b")
 	r := e.createRetrieval("ccpa", "Sources", "c")
 	e.statusOf("deletions", d)
-	e.raw("GET", "/data-deletions/v3.0/"+d+"?token=wrong", "", "")
+	e.raw("GET", "/api/app/data-deletions/v3.0/"+d+"?token=wrong", "", "")
 	e.clock.Advance(step)
 
 	var tasks []map[string]any
@@ -578,7 +637,7 @@ func TestInspection(t *testing.T) {
 	}
 	var calls map[string]int
 	_ = json.Unmarshal(e.raw("GET", "/_emulator/calls/", "", "").body, &calls)
-	want := map[string]int{"deletion.create": 1, "retrieval.create": 1, "deletion.status": 2, "status_200": 3, "status_401": 1}
+	want := map[string]int{"deletion.create": 1, "retrieval.create": 1, "deletion.status": 2, "status_201": 2, "status_200": 1, "status_401": 1}
 	for k, v := range want {
 		if calls[k] != v {
 			t.Errorf("calls[%s] = %d, want %d (all: %v)", k, calls[k], v, calls)
@@ -589,6 +648,43 @@ func TestInspection(t *testing.T) {
 	}
 	if a := e.raw("GET", "/_emulator/healthz", "", ""); a.code != 200 {
 		t.Errorf("healthz: %d", a.code)
+	}
+}
+
+// The call log lists every API call with its arrival time, operation,
+// answer and task, so a test can check the spacing of task creations.
+func TestCallLog(t *testing.T) {
+	e := newEnv(t, emulator.Options{RateLimit: 1})
+	id := e.createDeletion("a")
+	e.call("GET", "/data-deletions/v3.0/"+id, "") // within the same second: 429
+	e.clock.Advance(1500 * time.Millisecond)
+	e.call("GET", "/data-deletions/v3.0/"+id, "")
+	e.call("DELETE", "/data-retrievals/v3.0/1", "")
+	var log []emulator.Call
+	if err := json.Unmarshal(e.raw("GET", "/_emulator/log", "", "").body, &log); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	want := []emulator.Call{
+		{Time: t0, Op: "deletion.create", Code: 201, TaskID: id},
+		{Time: t0, Op: "deletion.status", Code: 429, TaskID: id},
+		{Time: t0.Add(1500 * time.Millisecond), Op: "deletion.status", Code: 200, TaskID: id},
+		{Time: t0.Add(1500 * time.Millisecond), Op: "retrieval.unsupported", Code: 405, TaskID: "1"},
+	}
+	if len(log) != len(want) {
+		t.Fatalf("log %+v, want %+v", log, want)
+	}
+	for i := range want {
+		if !log[i].Time.Equal(want[i].Time) || log[i].Op != want[i].Op || log[i].Code != want[i].Code || log[i].TaskID != want[i].TaskID {
+			t.Errorf("log[%d] = %+v, want %+v", i, log[i], want[i])
+		}
+	}
+	if got := e.em.CallLog(); len(got) != len(want) {
+		t.Errorf("CallLog() has %d calls, want %d", len(got), len(want))
+	}
+	e.em.Reset()
+	if got := e.em.CallLog(); len(got) != 0 {
+		t.Errorf("after Reset: %d logged calls", len(got))
 	}
 }
 

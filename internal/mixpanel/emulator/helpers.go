@@ -25,6 +25,8 @@ func (e *Emulator) serveHelpers(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, e.Tasks())
 	case p == "/_emulator/calls" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, e.Calls())
+	case p == "/_emulator/log" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, e.CallLog())
 	case p == "/_emulator/faults" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, faultsToJSON(e.Faults()))
 	case p == "/_emulator/faults" && r.Method == http.MethodPost:
@@ -45,6 +47,7 @@ type faultsJSON struct {
 	Latency      *string  `json:"latency,omitempty"`
 	RateLimit    *float64 `json:"rate_limit,omitempty"`
 	Unauthorized *bool    `json:"unauthorized,omitempty"`
+	Forbidden    *bool    `json:"forbidden,omitempty"`
 	FailPrefix   *string  `json:"fail_prefix,omitempty"`
 }
 
@@ -52,7 +55,7 @@ func faultsToJSON(f Faults) faultsJSON {
 	lat := f.Latency.String()
 	return faultsJSON{
 		Rate429: &f.Rate429, Rate500: &f.Rate500, Latency: &lat,
-		RateLimit: &f.RateLimit, Unauthorized: &f.Unauthorized, FailPrefix: &f.FailPrefix,
+		RateLimit: &f.RateLimit, Unauthorized: &f.Unauthorized, Forbidden: &f.Forbidden, FailPrefix: &f.FailPrefix,
 	}
 }
 
@@ -95,6 +98,9 @@ func (e *Emulator) postFaults(w http.ResponseWriter, r *http.Request) {
 	}
 	if in.Unauthorized != nil {
 		f.Unauthorized = *in.Unauthorized
+	}
+	if in.Forbidden != nil {
+		f.Forbidden = *in.Forbidden
 	}
 	if in.FailPrefix != nil {
 		f.FailPrefix = *in.FailPrefix
