@@ -90,8 +90,10 @@ type destinationState struct {
 	taskIDs    []string
 	taskStatus string
 	results    map[string]dsr.TaskResult
-	// createdAt is when a retrieval task was created.
-	createdAt time.Time
+	// createdAt is when a retrieval task was created; pollInterval and
+	// maxTaskAge are how it is polled.
+	createdAt                time.Time
+	pollInterval, maxTaskAge time.Duration
 }
 
 // sent reports whether a Mixpanel task holds the request for this destination.

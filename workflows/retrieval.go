@@ -34,6 +34,12 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 		}
 		d.taskIDs, d.message = []string{created.TaskID}, "Mixpanel retrieval task created"
 		d.createdAt = created.CreatedAt
+		// The worker's polling settings; a request started by an earlier
+		// release carries its own, and its recorded result has none.
+		d.pollInterval, d.maxTaskAge = created.PollInterval, created.MaxTaskAge
+		if d.pollInterval == 0 {
+			d.pollInterval, d.maxTaskAge = r.in.PollInterval, r.in.MaxTaskAge
+		}
 		sent = append(sent, d)
 	}
 	if len(sent) > 0 {
@@ -44,7 +50,7 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	var exports []activities.Export
 	for _, d := range sent {
 		res := pollTask(ctx, activities.TaskRef{Destination: d.plan.Destination, TaskID: d.taskIDs[0], Kind: activities.KindRetrieval, CreatedAt: d.createdAt},
-			r.in.PollInterval, r.in.MaxTaskAge)
+			d.pollInterval, d.maxTaskAge)
 		d.results[d.taskIDs[0]] = res
 		d.taskStatus = res.TaskStatus
 		if !res.Succeeded {
