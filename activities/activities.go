@@ -122,18 +122,18 @@ func (a *Activities) Enqueue(ctx context.Context, in EnqueueInput) error {
 			TaskQueue:     a.Config.TaskQueue,
 			StaticSummary: "Batch of " + in.Regulation + " erasures for " + in.Destination,
 		},
-		dsr.WorkflowBatch, dsr.BatchInput{Destination: in.Destination, Regulation: in.Regulation, Settings: a.BatchSettings()})
+		dsr.WorkflowBatch, dsr.BatchInput{Destination: in.Destination, Regulation: in.Regulation, Settings: a.batchSettings()})
 	if err != nil {
 		return fmt.Errorf("joining the batch: %w", err)
 	}
 	return nil
 }
 
-// BatchSettings returns the flush rules from this worker's configuration
+// batchSettings returns the flush rules from this worker's configuration
 // (DSR_BATCH_MAX_SIZE, DSR_BATCH_MAX_WAIT, MIXPANEL_MAX_IDS_PER_TASK). A batch
 // takes them when it starts, and reads them again (a local activity) each
 // time its buffer starts to fill, so a changed setting applies to the next flush.
-func (a *Activities) BatchSettings() dsr.BatchSettings {
+func (a *Activities) batchSettings() dsr.BatchSettings {
 	return dsr.BatchSettings{
 		MaxSize:          a.Config.BatchMaxSize,
 		MaxWait:          a.Config.BatchMaxWait,
@@ -142,9 +142,9 @@ func (a *Activities) BatchSettings() dsr.BatchSettings {
 	}
 }
 
-// ReadBatchSettings is BatchSettings as a (local) activity.
+// ReadBatchSettings returns batchSettings (a local activity of the batch).
 func (a *Activities) ReadBatchSettings(context.Context) (dsr.BatchSettings, error) {
-	return a.BatchSettings(), nil
+	return a.batchSettings(), nil
 }
 
 // maxSignalsPerRun keeps a batch run far below Temporal's 10,000 signals per run.
