@@ -30,6 +30,7 @@ type dsrHarness struct {
 	env        *testsuite.TestWorkflowEnvironment
 	in         dsr.Request
 	statuses   []dsr.Status
+	reasons    []string
 	callbacks  []dsr.Status
 	enqueuedAt time.Time
 	removed    bool
@@ -63,6 +64,7 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.statuses = append(h.statuses, c.To)
+		h.reasons = append(h.reasons, c.Reason)
 		return nil
 	})
 	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.CallbackInput) error {
