@@ -151,16 +151,22 @@ func (a *Activities) Enqueue(ctx context.Context, in EnqueueInput) error {
 	return nil
 }
 
-// batchSettings are the flush rules from configuration, taken by a batch when it starts.
+// batchSettings returns the flush rules from this worker's configuration
+// (DSR_BATCH_MAX_SIZE, DSR_BATCH_MAX_WAIT, MIXPANEL_MAX_IDS_PER_TASK). A batch
+// takes them when it starts, and reads them again (a local activity) each
+// time its buffer starts to fill, so a changed setting applies to the next flush.
 func (a *Activities) batchSettings() dsr.BatchSettings {
 	return dsr.BatchSettings{
 		MaxSize:          a.Config.BatchMaxSize,
 		MaxWait:          a.Config.BatchMaxWait,
 		MaxIDs:           a.Config.MixpanelMaxIDs,
 		MaxSignalsPerRun: maxSignalsPerRun,
-		PollInterval:     a.Config.MixpanelPollInterval,
-		MaxTaskAge:       a.Config.MixpanelMaxTaskAge,
 	}
+}
+
+// ReadBatchSettings returns batchSettings (a local activity of the batch).
+func (a *Activities) ReadBatchSettings(context.Context) (dsr.BatchSettings, error) {
+	return a.batchSettings(), nil
 }
 
 // maxSignalsPerRun keeps a batch run far below Temporal's 10,000 signals per run.
@@ -184,10 +190,13 @@ func (a *Activities) RemoveFromBatch(ctx context.Context, in RemoveInput) (dsr.R
 	return res, nil
 }
 
-// TrackTask hands members to the workflow that follows a Mixpanel task, starting it if needed.
+// TrackTask hands members to the workflow that follows a Mixpanel task,
+// starting it if needed, with this worker's polling settings
+// (MIXPANEL_POLL_INTERVAL, MIXPANEL_MAX_TASK_AGE, MIXPANEL_MAX_IDS_PER_TASK).
 func (a *Activities) TrackTask(ctx context.Context, in dsr.TaskInput) error {
 	members := in.Members
 	in.Members = nil
+	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Config.MixpanelPollInterval, a.Config.MixpanelMaxTaskAge, a.Config.MixpanelMaxIDs
 	id := dsr.TaskWorkflowID(in.Destination, in.TaskID)
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, id, dsr.SignalAddMembers, members,
 		client.StartWorkflowOptions{

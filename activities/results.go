@@ -82,7 +82,7 @@ func (a *Activities) CreateRetrievalTask(ctx context.Context, in CreateRetrieval
 	if err != nil {
 		return CreateTaskResult{}, mixpanelError(err)
 	}
-	return CreateTaskResult{TaskID: id, CreatedAt: a.now()}, nil
+	return CreateTaskResult{TaskID: id, CreatedAt: a.now(), PollInterval: a.Config.MixpanelPollInterval, MaxTaskAge: a.Config.MixpanelMaxTaskAge}, nil
 }
 
 // BuildResults downloads each finished export (streaming, bounded), turns

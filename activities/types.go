@@ -91,10 +91,14 @@ type CreateTaskInput struct {
 
 // CreateTaskResult is a created task, or the conflict Mixpanel answered with (409).
 type CreateTaskResult struct {
-	TaskID             string    `json:"task_id,omitempty"`
-	CreatedAt          time.Time `json:"created_at"`
-	ConflictingIDs     []string  `json:"conflicting_ids,omitempty"`
-	ConflictingTaskIDs []string  `json:"conflicting_task_ids,omitempty"`
+	TaskID    string    `json:"task_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// PollInterval and MaxTaskAge are the worker's settings for polling the
+	// task (MIXPANEL_POLL_INTERVAL, MIXPANEL_MAX_TASK_AGE), read when it was created.
+	PollInterval       time.Duration `json:"poll_interval,omitempty"`
+	MaxTaskAge         time.Duration `json:"max_task_age,omitempty"`
+	ConflictingIDs     []string      `json:"conflicting_ids,omitempty"`
+	ConflictingTaskIDs []string      `json:"conflicting_task_ids,omitempty"`
 }
 
 // TaskRef names one Mixpanel task of a destination.

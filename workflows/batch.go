@@ -32,7 +32,13 @@ func Batch(ctx workflow.Context, in dsr.BatchInput) error {
 	}
 	enqueued := workflow.GetSignalChannel(ctx, dsr.SignalEnqueue)
 	receiveAll(ctx, enqueued, func(m dsr.Member) { b.add(ctx, m) })
+	b.version = workflow.GetVersion(ctx, changeLifecycle, workflow.DefaultVersion, lifecycleV1)
 	for {
+		if len(b.buffer) > 0 && !b.fresh {
+			if err := b.readSettings(ctx); err != nil {
+				return err
+			}
+		}
 		var err error
 		switch {
 		case len(b.buffer) == 0:
@@ -50,6 +56,7 @@ func Batch(ctx workflow.Context, in dsr.BatchInput) error {
 			if err := b.flush(ctx); err != nil {
 				return err
 			}
+			b.fresh = false
 		}
 		if b.shouldContinueAsNew(ctx) {
 			return b.continueAsNew(ctx, enqueued)
@@ -63,6 +70,29 @@ type batchRun struct {
 	buffer []dsr.Member
 	// messages counts signals and updates received in this run.
 	messages int
+	version  workflow.Version
+	// fresh is true once the settings were read for the members now buffered.
+	fresh bool
+}
+
+// readSettings takes the worker's current batch settings (a local activity)
+// when the buffer starts to fill, so a changed DSR_BATCH_MAX_SIZE,
+// DSR_BATCH_MAX_WAIT or MIXPANEL_MAX_IDS_PER_TASK applies from the next
+// flush on and is carried through continue-as-new. Runs started by an
+// earlier release keep the settings they started with.
+func (b *batchRun) readSettings(ctx workflow.Context) error {
+	b.fresh = true
+	if b.version < lifecycleV1 {
+		return nil
+	}
+	var s dsr.BatchSettings
+	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.ReadBatchSettings).Get(ctx, &s); err != nil {
+		return err
+	}
+	if s.MaxSize > 0 && s.MaxIDs > 0 && s.MaxWait > 0 {
+		b.in.Settings = s
+	}
+	return nil
 }
 
 func (b *batchRun) add(ctx workflow.Context, m dsr.Member) {
@@ -168,9 +198,9 @@ func (b *batchRun) flush(ctx workflow.Context) error {
 	}
 	var pending []workflow.Future
 	for _, task := range sortedKeys(byTask) {
+		// TrackTask fills in the worker's polling settings.
 		pending = append(pending, workflow.ExecuteActivity(withShortActivityOptions(ctx, "follow Mixpanel task "+task), a.TrackTask, dsr.TaskInput{
 			Destination: b.in.Destination, TaskID: task, CreatedAt: created[task],
-			PollInterval: b.in.Settings.PollInterval, MaxTaskAge: b.in.Settings.MaxTaskAge,
 			Members: byTask[task],
 		}))
 	}

@@ -34,6 +34,8 @@ type batchHarness struct {
 	conflictOnce []string
 	// createErr fails every create.
 	createErr error
+	// worker, when set, is what the worker's configuration says now (else the batch's own settings).
+	worker *dsr.BatchSettings
 }
 
 func newBatchHarness(t *testing.T, maxSize int, maxWait time.Duration) *batchHarness {
@@ -41,9 +43,16 @@ func newBatchHarness(t *testing.T, maxSize int, maxWait time.Duration) *batchHar
 	env := s.NewTestWorkflowEnvironment()
 	h := &batchHarness{t: t, env: env, tracked: map[string][]dsr.Member{}, in: dsr.BatchInput{
 		Destination: "mixpanel", Regulation: dsr.RegulationCCPA,
-		Settings: dsr.BatchSettings{MaxSize: maxSize, MaxWait: maxWait, MaxIDs: 1999, MaxSignalsPerRun: 10000,
-			PollInterval: 10 * time.Minute, MaxTaskAge: 45 * 24 * time.Hour},
+		Settings: dsr.BatchSettings{MaxSize: maxSize, MaxWait: maxWait, MaxIDs: 1999, MaxSignalsPerRun: 10000},
 	}}
+	env.OnActivity(a.ReadBatchSettings, mock.Anything).Return(func(context.Context) (dsr.BatchSettings, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.worker != nil {
+			return *h.worker, nil
+		}
+		return h.in.Settings, nil
+	})
 	env.RegisterWorkflowWithOptions(workflows.Batch, workflow.RegisterOptions{Name: dsr.WorkflowBatch})
 	env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CreateTaskInput) (activities.CreateTaskResult, error) {
 		h.mu.Lock()
@@ -275,5 +284,34 @@ func TestBatchFailsMembersWhenMixpanelRejectsTheCredentials(t *testing.T) {
 	}
 	if len(h.tracked) != 0 {
 		t.Errorf("tracked %v, want nothing", h.tracked)
+	}
+}
+
+// TestBatchReadsTheWorkersSettingsWhenItFills: a batch started with one
+// DSR_BATCH_MAX_SIZE flushes by the worker's current value, read when
+// members arrive, and carries it through continue-as-new.
+func TestBatchReadsTheWorkersSettingsWhenItFills(t *testing.T) {
+	h := newBatchHarness(t, 1000, 24*time.Hour)
+	h.worker = &dsr.BatchSettings{MaxSize: 2, MaxWait: time.Hour, MaxIDs: 1, MaxSignalsPerRun: 3}
+	start := h.env.Now()
+	h.enqueueAt(time.Second, member(1), member(2))
+	h.enqueueAt(time.Minute, member(3))
+	h.run(24 * time.Hour)
+	if len(h.creates) != 2 || len(h.creates[0].DistinctIDs) != 1 || len(h.creates[1].DistinctIDs) != 1 {
+		t.Fatalf("creates = %+v, want the first two members flushed at once (size 2), one id per task (max ids 1)", h.creates)
+	}
+	if got := h.flushed[0].Sub(start); got > time.Minute {
+		t.Errorf("flushed %v after start, want at once", got)
+	}
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("ended with %v, want continue-as-new after 3 signals", err)
+	}
+	var next dsr.BatchInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.Settings != *h.worker || len(next.Buffer) != 1 {
+		t.Errorf("continued with settings %+v and %d buffered, want the worker's and member 3", next.Settings, len(next.Buffer))
 	}
 }

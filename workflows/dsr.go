@@ -38,10 +38,25 @@ const (
 const callbackRetryFor = 72 * time.Hour
 
 // DSR follows one data subject request from intake to its final status.
+//
+// A Temporal cancellation request (the Web UI's "Request Cancellation",
+// `temporal workflow cancel`) is a cancel like the update: accepted while the
+// request is cancellable (the workflow then ends Canceled, its ledger record
+// and callback saying cancelled), refused and recorded once it was forwarded
+// (the request goes on to its real outcome). For that the request's work runs
+// on a context that the cancellation request does not cancel.
 func DSR(ctx workflow.Context, in dsr.Request) error {
-	r := &requestRun{in: in, status: dsr.StatusPending, phase: phaseWaiting}
+	version := workflow.GetVersion(ctx, changeLifecycle, workflow.DefaultVersion, lifecycleV1)
+	requested := ctx
+	if version >= lifecycleV1 {
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+	}
+	r := &requestRun{in: in, status: dsr.StatusPending, phase: phaseWaiting, version: version}
 	if err := r.registerHandlers(ctx); err != nil {
 		return err
+	}
+	if version >= lifecycleV1 {
+		workflow.Go(ctx, func(ctx workflow.Context) { r.onCancellationRequest(ctx, requested) })
 	}
 	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordRequest, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("recording the request: %w", err)
@@ -56,7 +71,25 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	if awaitErr := workflow.Await(ctx, func() bool { return len(r.callbacks) == 0 && workflow.AllHandlersFinished(ctx) }); awaitErr != nil && err == nil {
 		err = awaitErr
 	}
+	if err == nil && requested.Err() != nil && r.status == dsr.StatusCancelled {
+		// Cancelled as Temporal asked: the execution ends Canceled, as the ledger says.
+		return temporal.NewCanceledError()
+	}
 	return err
+}
+
+// onCancellationRequest waits for a Temporal cancellation request and
+// handles it as the cancel signal: cancel while cancellable, else record the refusal.
+func (r *requestRun) onCancellationRequest(ctx, requested workflow.Context) {
+	requested.Done().Receive(ctx, nil)
+	const what = "Temporal cancellation request refused: "
+	if err := r.validateCancel(); err != nil {
+		r.recordRefusedCancel(ctx, what, err)
+		return
+	}
+	if _, err := r.cancel(ctx); err != nil {
+		r.recordRefusedCancel(ctx, what, err)
+	}
 }
 
 // requestRun is the state of one DSR workflow.
@@ -65,6 +98,8 @@ type requestRun struct {
 	status dsr.Status
 	reason string
 	phase  string
+	// version is the workflow.GetVersion of changeLifecycle this run follows.
+	version workflow.Version
 
 	cancelled  bool
 	cancelBusy bool
@@ -94,8 +129,12 @@ type destinationState struct {
 	taskIDs    []string
 	taskStatus string
 	results    map[string]dsr.TaskResult
-	// createdAt is when a retrieval task was created.
-	createdAt time.Time
+	// createdAt is when a retrieval task was created; pollInterval and
+	// maxTaskAge are how it is polled.
+	createdAt                time.Time
+	pollInterval, maxTaskAge time.Duration
+	// resultURL is a finished retrieval's export.
+	resultURL string
 }
 
 // sent reports whether a Mixpanel task holds the request for this destination.
@@ -178,20 +217,29 @@ func (r *requestRun) run(ctx workflow.Context) error {
 			return nil
 		}
 		// A failure an operator can fix (credentials, a revoked task): wait for `dsr retry`.
-		r.phase = phaseAwaitingRetry
-		ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
-			Timeout:      r.in.RetryWindow,
-			TimerOptions: workflow.TimerOptions{Summary: "failed: waiting for an operator retry"},
-		}, func() bool { return r.retry })
-		if err != nil || !ok {
-			return err
-		}
-		r.retry = false
-		r.resetFailed()
-		if err := r.setStatus(ctx, dsr.StatusPending, "retried by an operator"); err != nil {
+		if retried, err := r.awaitRetry(ctx); err != nil || !retried {
 			return err
 		}
 	}
+}
+
+// awaitRetry keeps a failed request open for RetryWindow; on an operator's
+// retry it puts the failed destinations back to pending and says true.
+func (r *requestRun) awaitRetry(ctx workflow.Context) (bool, error) {
+	r.phase = phaseAwaitingRetry
+	ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+		Timeout:      r.in.RetryWindow,
+		TimerOptions: workflow.TimerOptions{Summary: "failed: waiting for an operator retry"},
+	}, func() bool { return r.retry })
+	if err != nil || !ok {
+		return false, err
+	}
+	r.retry = false
+	r.resetFailed()
+	if err := r.setStatus(ctx, dsr.StatusPending, "retried by an operator"); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // awaitChoice holds the request in pending until an operator chooses one of
@@ -467,11 +515,11 @@ func (r *requestRun) receiveSignals(ctx workflow.Context) {
 		c.Receive(ctx, nil)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			if err := r.validateCancel(); err != nil {
-				r.recordRefusedCancel(ctx, err)
+				r.recordRefusedCancel(ctx, "cancel signal refused: ", err)
 				return
 			}
 			if _, err := r.cancel(ctx); err != nil {
-				r.recordRefusedCancel(ctx, err)
+				r.recordRefusedCancel(ctx, "cancel signal refused: ", err)
 			}
 		})
 	})
@@ -547,11 +595,12 @@ func (r *requestRun) cancel(ctx workflow.Context) (dsr.CancelResult, error) {
 	return dsr.CancelResult{}, temporal.NewApplicationError(dsr.ErrTooLate, "TooLate")
 }
 
-// recordRefusedCancel writes a refused cancel signal to the ledger; the status does not change.
-func (r *requestRun) recordRefusedCancel(ctx workflow.Context, cause error) {
+// recordRefusedCancel writes a refused cancel signal or cancellation request
+// to the ledger's transitions; the status does not change.
+func (r *requestRun) recordRefusedCancel(ctx workflow.Context, what string, cause error) {
 	_ = workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordStatus, activities.StatusChange{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, To: r.status,
-		Reason: "cancel signal refused: " + errorMessage(cause), At: workflow.Now(ctx),
+		Reason: what + errorMessage(cause), At: workflow.Now(ctx),
 	}).Get(ctx, nil)
 }
 

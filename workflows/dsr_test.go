@@ -31,6 +31,7 @@ type dsrHarness struct {
 	env        *testsuite.TestWorkflowEnvironment
 	in         dsr.Request
 	statuses   []dsr.Status
+	reasons    []string
 	callbacks  []dsr.Status
 	enqueuedAt time.Time
 	removed    bool
@@ -66,6 +67,7 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.statuses = append(h.statuses, c.To)
+		h.reasons = append(h.reasons, c.Reason)
 		return nil
 	})
 	env.OnActivity(a.CompleteErasure, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CompleteErasureInput) (activities.CompleteErasureResult, error) {
@@ -370,12 +372,13 @@ func TestStatusQuery(t *testing.T) {
 func TestAccessRequestBuildsResultsAndExpiresThem(t *testing.T) {
 	h := newDSRHarness(t, true)
 	h.in.Type = dsr.TypeAccess
-	h.in.PollInterval, h.in.MaxTaskAge, h.in.ResultsTTL = 10*time.Minute, 45*24*time.Hour, 7*24*time.Hour
+	// The request carries no polling settings: the worker's come with the created task.
 	var polls int
 	var built activities.BuildResultsInput
-	var expiredAt time.Time
+	var expiredAt, builtAt time.Time
 	start := h.env.Now()
-	h.env.OnActivity(a.CreateRetrievalTask, mock.Anything, mock.Anything).Return(activities.CreateTaskResult{TaskID: "r-1", CreatedAt: start}, nil)
+	h.env.OnActivity(a.CreateRetrievalTask, mock.Anything, mock.Anything).Return(activities.CreateTaskResult{
+		TaskID: "r-1", CreatedAt: start, PollInterval: 3 * time.Minute, MaxTaskAge: 45 * 24 * time.Hour}, nil)
 	h.env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref activities.TaskRef) (activities.TaskOutcome, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -389,7 +392,7 @@ func TestAccessRequestBuildsResultsAndExpiresThem(t *testing.T) {
 		return activities.TaskOutcome{Status: "SUCCESS", ResultURL: "https://mixpanel.example/export.zip"}, nil
 	})
 	h.env.OnActivity(a.BuildResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BuildResultsInput) (activities.ResultsInfo, error) {
-		built = in
+		built, builtAt = in, h.env.Now()
 		return activities.ResultsInfo{Token: "tok", URL: "https://dsr.example/v1/results/tok", Count: 12, Matched: true, ExpiresAt: h.env.Now().Add(7 * 24 * time.Hour)}, nil
 	})
 	h.env.OnActivity(a.ExpireResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExpireInput) error {
@@ -399,6 +402,9 @@ func TestAccessRequestBuildsResultsAndExpiresThem(t *testing.T) {
 	h.run()
 	if polls != 3 {
 		t.Errorf("%d polls, want 3 (retry-driven until SUCCESS)", polls)
+	}
+	if got := builtAt.Sub(start); got < 6*time.Minute || got > 7*time.Minute {
+		t.Errorf("results built %v after start, want after two 3-minute poll intervals (the worker's setting)", got)
 	}
 	if len(built.Exports) != 1 || built.Exports[0].ResultURL == "" {
 		t.Errorf("built from %+v, want the one export", built.Exports)

@@ -13,6 +13,13 @@ import (
 // minPollWindow is the least time a task is polled, even when it was adopted late.
 const minPollWindow = time.Hour
 
+// Mixpanel's terminal task statuses.
+const (
+	mixpanelSuccess = "SUCCESS"
+	mixpanelFailure = "FAILURE"
+	mixpanelRevoked = "REVOKED"
+)
+
 // MixpanelTask follows one Mixpanel deletion task: it tells its member requests
 // that the task exists, polls it once per task (not once per request) until it
 // is terminal, and tells every member how it ended. Members adopted later (a
@@ -121,9 +128,9 @@ func pollTask(ctx workflow.Context, ref activities.TaskRef, interval, maxAge tim
 	default:
 		res.TaskStatus, res.ResultURL = out.Status, out.ResultURL
 		switch out.Status {
-		case "SUCCESS":
+		case mixpanelSuccess:
 			res.Succeeded = true
-		case "REVOKED":
+		case mixpanelRevoked:
 			res.Reason, res.Retryable = "the Mixpanel task was cancelled (REVOKED)", true
 		default:
 			res.Reason = "the Mixpanel task ended " + out.Status + ": Mixpanel could not process the ids"

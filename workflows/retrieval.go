@@ -16,46 +16,31 @@ import (
 // results bundle. The link works for ResultsTTL; then the bundle is deleted
 // and the link answers 410 Gone.
 func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
-	r.phase = phaseRetrieving
-	var sent []*destinationState
-	for _, d := range r.dests {
-		if d.status != dsr.ForwardingPending {
-			continue
+	for {
+		r.phase = phaseRetrieving
+		if err := r.retrieveExports(ctx); err != nil {
+			return err
 		}
-		var created activities.CreateTaskResult
-		err := workflow.ExecuteActivity(withMixpanelOptions(ctx, d.plan.Destination, "create a data retrieval task", 72*time.Hour),
-			a.CreateRetrievalTask, activities.CreateRetrievalInput{
-				Destination: d.plan.Destination, Regulation: r.in.Regulation,
-				DisclosureType: r.in.DisclosureType, DistinctIDs: d.plan.DistinctIDs,
-			}).Get(ctx, &created)
-		if err != nil {
-			d.status, d.message = dsr.ForwardingFailed, "creating the Mixpanel retrieval task failed: "+errorMessage(err)
-			continue
+		reason := r.failureReason()
+		if reason == "" {
+			break
 		}
-		d.taskIDs, d.message = []string{created.TaskID}, "Mixpanel retrieval task created"
-		d.createdAt = created.CreatedAt
-		sent = append(sent, d)
-	}
-	if len(sent) > 0 {
-		if err := r.setStatus(ctx, dsr.StatusInProgress, "retrieving data from Mixpanel"); err != nil {
+		if r.version < lifecycleV1 || !r.retryable() {
+			return r.fail(ctx, reason)
+		}
+		// A failure an operator can fix (credentials, a task revoked twice): wait for `dsr retry`.
+		if err := r.setStatus(ctx, dsr.StatusFailed, reason); err != nil {
+			return err
+		}
+		if retried, err := r.awaitRetry(ctx); err != nil || !retried {
 			return err
 		}
 	}
 	var exports []activities.Export
-	for _, d := range sent {
-		res := pollTask(ctx, activities.TaskRef{Destination: d.plan.Destination, TaskID: d.taskIDs[0], Kind: activities.KindRetrieval, CreatedAt: d.createdAt},
-			r.in.PollInterval, r.in.MaxTaskAge)
-		d.results[d.taskIDs[0]] = res
-		d.taskStatus = res.TaskStatus
-		if !res.Succeeded {
-			d.status, d.message = dsr.ForwardingFailed, res.Reason
-			continue
+	for _, d := range r.dests {
+		if d.status == dsr.ForwardingSent {
+			exports = append(exports, activities.Export{Destination: d.plan.Destination, ResultURL: d.resultURL})
 		}
-		d.status, d.message = dsr.ForwardingSent, "Mixpanel export ready"
-		exports = append(exports, activities.Export{Destination: d.plan.Destination, ResultURL: res.ResultURL})
-	}
-	if reason := r.failureReason(); reason != "" {
-		return r.fail(ctx, reason)
 	}
 	var info activities.ResultsInfo
 	if err := workflow.ExecuteActivity(withBuildOptions(ctx), a.BuildResults, activities.BuildResultsInput{
@@ -79,6 +64,76 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	return workflow.ExecuteActivity(withShortActivityOptions(ctx, "delete the expired results"), a.ExpireResults, activities.ExpireInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Token: info.Token,
 	}).Get(ctx, nil)
+}
+
+// retrieveExports creates a retrieval task at every pending destination and
+// polls each to its end. A task revoked in Mixpanel is created again once
+// (runs of earlier releases: never).
+func (r *requestRun) retrieveExports(ctx workflow.Context) error {
+	var sent []*destinationState
+	for _, d := range r.dests {
+		if d.status != dsr.ForwardingPending {
+			continue
+		}
+		if r.createRetrieval(ctx, d) {
+			sent = append(sent, d)
+		}
+	}
+	if len(sent) > 0 {
+		if err := r.setStatus(ctx, dsr.StatusInProgress, "retrieving data from Mixpanel"); err != nil {
+			return err
+		}
+	}
+	for _, d := range sent {
+		for resubmitted := false; ; resubmitted = true {
+			task := d.taskIDs[len(d.taskIDs)-1]
+			res := pollTask(ctx, activities.TaskRef{Destination: d.plan.Destination, TaskID: task, Kind: activities.KindRetrieval, CreatedAt: d.createdAt},
+				d.pollInterval, d.maxTaskAge)
+			d.results[task] = res
+			d.taskStatus = res.TaskStatus
+			if res.Succeeded {
+				d.status, d.message, d.resultURL = dsr.ForwardingSent, "Mixpanel export ready", res.ResultURL
+				break
+			}
+			if r.version >= lifecycleV1 && res.TaskStatus == mixpanelRevoked && !resubmitted {
+				// Someone cancelled the task in Mixpanel: ask once more.
+				if r.createRetrieval(ctx, d) {
+					continue
+				}
+				break
+			}
+			d.status, d.message = dsr.ForwardingFailed, res.Reason
+			break
+		}
+	}
+	return nil
+}
+
+// createRetrieval creates one retrieval task for a destination and says
+// whether it exists; if not, the destination failed with the reason.
+func (r *requestRun) createRetrieval(ctx workflow.Context, d *destinationState) bool {
+	var created activities.CreateTaskResult
+	err := workflow.ExecuteActivity(withMixpanelOptions(ctx, d.plan.Destination, "create a data retrieval task", 72*time.Hour),
+		a.CreateRetrievalTask, activities.CreateRetrievalInput{
+			Destination: d.plan.Destination, Regulation: r.in.Regulation,
+			DisclosureType: r.in.DisclosureType, DistinctIDs: d.plan.DistinctIDs,
+		}).Get(ctx, &created)
+	if err != nil {
+		d.status, d.message = dsr.ForwardingFailed, "creating the Mixpanel retrieval task failed: "+errorMessage(err)
+		if r.version >= lifecycleV1 {
+			d.results["-"] = dsr.TaskResult{Destination: d.plan.Destination, Reason: d.message, Retryable: !isErrorType(err, activities.ErrTypeBadRequest)}
+		}
+		return false
+	}
+	d.taskIDs, d.message = append(d.taskIDs, created.TaskID), "Mixpanel retrieval task created"
+	d.createdAt = created.CreatedAt
+	// The worker's polling settings; a request started by an earlier
+	// release carries its own, and its recorded result has none.
+	d.pollInterval, d.maxTaskAge = created.PollInterval, created.MaxTaskAge
+	if d.pollInterval == 0 {
+		d.pollInterval, d.maxTaskAge = r.in.PollInterval, r.in.MaxTaskAge
+	}
+	return true
 }
 
 func withBuildOptions(ctx workflow.Context) workflow.Context {

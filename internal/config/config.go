@@ -181,6 +181,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TemporalTLSServerName: l.str("TEMPORAL_TLS_SERVER_NAME", ""),
 		TaskQueue:             l.str("DSR_TASK_QUEUE", "dsrflow"),
 		WorkerMetricsAddr:     l.str("WORKER_METRICS_ADDR", "127.0.0.1:9090"),
+		WorkerCacheSize:       l.integer("WORKER_CACHE_SIZE", 2000),
 		DB:                    l.str("DSR_DB", ".data/dsrflow.db"),
 		WaitingPeriod:         l.duration("DSR_WAITING_PERIOD", 168*time.Hour),
 		BatchMaxSize:          l.integer("DSR_BATCH_MAX_SIZE", 1000),
@@ -238,6 +239,9 @@ func (c Config) validate() error {
 	}
 	if c.AmbiguityPolicy != "hold" && c.AmbiguityPolicy != "all" {
 		errs = append(errs, fmt.Errorf("DSR_AMBIGUITY_POLICY: %q is not hold or all", c.AmbiguityPolicy))
+	}
+	if c.WorkerCacheSize < 1 {
+		errs = append(errs, errors.New("WORKER_CACHE_SIZE must be at least 1"))
 	}
 	if c.MixpanelRateLimit < 0 {
 		errs = append(errs, errors.New("MIXPANEL_RATE_LIMIT must not be negative"))
@@ -363,6 +367,9 @@ func (l *loader) boolean(key string, def bool) bool {
 
 // secret reads KEY, or the file named by KEY_FILE. It never puts the value in an error.
 func (l *loader) secret(key string) Secret {
+	if key == "" {
+		return Secret{} // a destination that names no variable
+	}
 	if v := strings.TrimSpace(l.getenv(key)); v != "" {
 		return NewSecret(v)
 	}

@@ -96,11 +96,11 @@ type Request struct {
 	BodyHash string `json:"body_hash"`
 	// RetryWindow is how long a failed request stays open for an operator's retry.
 	RetryWindow time.Duration `json:"retry_window"`
-	// PollInterval and MaxTaskAge govern polling of access and portability retrievals.
-	PollInterval time.Duration `json:"poll_interval"`
-	MaxTaskAge   time.Duration `json:"max_task_age"`
-	// ResultsTTL is how long an access or portability results link works.
-	ResultsTTL time.Duration `json:"results_ttl"`
+	// PollInterval and MaxTaskAge were stamped at intake by earlier releases;
+	// requests started since carry none (the worker's settings apply). Read
+	// only for a retrieval created by a worker that did not report them.
+	PollInterval time.Duration `json:"poll_interval,omitempty"`
+	MaxTaskAge   time.Duration `json:"max_task_age,omitempty"`
 }
 
 // WorkflowID is the request's DSR workflow ID.
@@ -153,9 +153,6 @@ type BatchSettings struct {
 	MaxIDs  int           `json:"max_ids"`
 	// MaxSignalsPerRun bounds signals received before continue-as-new (Temporal caps a run at 10,000).
 	MaxSignalsPerRun int `json:"max_signals_per_run"`
-	// PollInterval and MaxTaskAge are handed to the MixpanelTask workflows the batch starts.
-	PollInterval time.Duration `json:"poll_interval"`
-	MaxTaskAge   time.Duration `json:"max_task_age"`
 }
 
 // BatchInput starts (or continues) a Batch workflow.
@@ -174,11 +171,14 @@ type RemoveResult struct {
 
 // TaskInput starts a MixpanelTask workflow.
 type TaskInput struct {
-	Destination  string        `json:"destination"`
-	TaskID       string        `json:"task_id"`
-	CreatedAt    time.Time     `json:"created_at"`
+	Destination string    `json:"destination"`
+	TaskID      string    `json:"task_id"`
+	CreatedAt   time.Time `json:"created_at"`
+	// PollInterval, MaxTaskAge and MaxIDs are the worker's settings, filled in
+	// by the activity that starts the workflow.
 	PollInterval time.Duration `json:"poll_interval"`
 	MaxTaskAge   time.Duration `json:"max_task_age"`
+	MaxIDs       int           `json:"max_ids,omitempty"`
 	Members      []Member      `json:"members"`
 }
 

@@ -27,9 +27,18 @@ import (
 	"github.com/dsrflow/dsrflow/workflows"
 )
 
-// completionMargin is added to the scheduled processing time for
+// completionMargin is added to the time a request is forwarded for
 // expected_completion_time, as mParticle does.
 const completionMargin = 48 * time.Hour
+
+// ExpectedCompletionTime is a request's expected_completion_time: when it is
+// forwarded (the end of an erasure's waiting period, else on receipt) plus
+// 48 hours. It depends on nothing but the request, so the API and the CLI
+// (both submit through Service.Submit) answer the same for the same request,
+// whatever batch or polling settings their environments hold.
+func ExpectedCompletionTime(forwardAt time.Time) time.Time {
+	return forwardAt.Add(completionMargin)
+}
 
 // retryWindow is how long a failed request waits for an operator's retry.
 const retryWindow = 30 * 24 * time.Hour
@@ -137,8 +146,10 @@ func (s *Service) logger() *slog.Logger {
 }
 
 // workflowInput schedules the request: forwarding after the waiting period
-// (erasures that do not skip it), completion expected a batch wait and 48 h
-// later, and the statutory due time from submitted_time.
+// (erasures that do not skip it), completion expected 48 h later, and the
+// statutory due time from submitted_time. It carries only what the controller
+// decided and the intake scheduled: polling, batching and results settings
+// belong to the worker, which reads them when it uses them.
 func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext opendsr.ProcessorExtension, submitted, received time.Time) dsr.Request {
 	forwardAt := received
 	if req.SubjectRequestType == dsr.TypeErasure && !ext.SkipWaitingPeriod {
@@ -154,15 +165,12 @@ func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext op
 		Identities: ids, CallbackURLs: req.StatusCallbackURLs, APIVersion: req.APIVersion,
 		SubmittedTime: submitted.UTC(), ReceivedTime: received,
 		ForwardAt:              forwardAt,
-		ExpectedCompletionTime: forwardAt.Add(s.Config.BatchMaxWait + completionMargin),
+		ExpectedCompletionTime: ExpectedCompletionTime(forwardAt),
 		DueTime:                opendsr.DueTime(req.Regulation, submitted).UTC(),
 		DisclosureType:         ext.DisclosureType,
 		SkipWaitingPeriod:      ext.SkipWaitingPeriod,
 		BodyHash:               s.Keys.Hash(ledger.PurposeBody, contentDigest(req)),
 		RetryWindow:            retryWindow,
-		PollInterval:           s.Config.MixpanelPollInterval,
-		MaxTaskAge:             s.Config.MixpanelMaxTaskAge,
-		ResultsTTL:             s.Config.ResultsTTL,
 	}
 }
 
