@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
@@ -27,8 +28,16 @@ func TestTheRequestCarriesNoWorkerSettings(t *testing.T) {
 	}
 	received := time.Date(2026, 11, 29, 10, 0, 1, 0, time.UTC)
 	submitted, _ := req.Submitted()
-	a := (&Service{Config: base}).workflowInput("acme", req, opendsr.ProcessorExtension{}, submitted, received)
-	b := (&Service{Config: other}).workflowInput("acme", req, opendsr.ProcessorExtension{}, submitted, received)
+	spec, err := keyring.Generate("k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := keyring.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := (&Service{Config: base, Keys: keys}).workflowInput("acme", req, opendsr.ProcessorExtension{}, submitted, received)
+	b := (&Service{Config: other, Keys: keys}).workflowInput("acme", req, opendsr.ProcessorExtension{}, submitted, received)
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("the same request scheduled differently under different worker settings:\n%+v\n%+v", a, b)
 	}
