@@ -265,7 +265,7 @@ cat <<EOF
 
    Temporal Web UI     http://$HOST:$DEV_UI_PORT
    OpenDSR API         $api_url          token: $token (controller $controller)
-   Mixpanel emulator   $MIXPANEL_API_URL/_emulator/tasks
+   Mixpanel emulator   http://$HOST:$DEV_EMULATOR_PORT/_emulator/tasks
    worker metrics      http://$(probe_addr "$WORKER_METRICS_ADDR")/metrics
    Temporal frontend   $TEMPORAL_ADDRESS (namespace $TEMPORAL_NAMESPACE)
    data and logs       $DEV_DATA/  (kept between runs)

@@ -450,8 +450,8 @@ It answers in the shapes of Mixpanel's OpenAPI document; --prose-shapes answers
 as Mixpanel's prose API reference shows instead. --fail-ids PREFIX makes every
 task holding a distinct id that starts with PREFIX end FAILURE.
 
-Inspect it at /_emulator/tasks and /_emulator/calls; change faults at runtime
-with POST /_emulator/faults.`,
+Inspect it at /_emulator/tasks, /_emulator/calls and /_emulator/log (every API
+call with its time); change faults at runtime with POST /_emulator/faults.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if projectToken == "" {

@@ -437,7 +437,22 @@ func TestBaseURLForms(t *testing.T) {
 			t.Errorf("base %q: status %s", suffix, st)
 		}
 	}
-	for _, bad := range []string{"", "mixpanel.com/api/app", "ftp://mixpanel.com", "https://mixpanel.com/api/app?x=1"} {
+	// A gateway's path prefix is kept; Mixpanel's paths follow it.
+	var gatewayPath string
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gatewayPath = r.URL.Path
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"status":"ok","results":{"task_id":"t1"}}`)
+	}))
+	defer gw.Close()
+	c, err := mixpanel.New(mixpanel.Options{BaseURL: gw.URL + "/mixpanel/api/app", ProjectToken: config.NewSecret("p"), OAuthToken: config.NewSecret("o")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateRetrieval(ctx, []string{"a"}, mixpanel.GDPR, ""); err != nil || gatewayPath != "/mixpanel/api/app/data-retrievals/v3.0" {
+		t.Errorf("gateway prefix: %v, path %q", err, gatewayPath)
+	}
+	for _, bad := range []string{"", "mixpanel.com/api/app", "ftp://mixpanel.com", "https://mixpanel.com/api/app?x=1", "https://u:p@mixpanel.com"} {
 		if _, err := mixpanel.New(mixpanel.Options{BaseURL: bad, ProjectToken: config.NewSecret("p"), OAuthToken: config.NewSecret("o")}); err == nil {
 			t.Errorf("New accepted BaseURL %q", bad)
 		}

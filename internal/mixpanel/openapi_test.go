@@ -293,6 +293,7 @@ func TestContractOpenAPIShapes(t *testing.T) {
 	f, doc, c := contractFixture(t, emulator.Options{FailPrefix: "fail-"})
 	exercise(t, f)
 	seen := map[string]bool{}
+	t.Logf("%d calls checked against %s", len(c.exchanges()), contractFile)
 	for _, x := range c.exchanges() {
 		if x.req != nil || x.ans != nil || x.op == "" {
 			t.Errorf("%s", x)
