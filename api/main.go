@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/app"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/httpapi"
+	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/requests"
 )
 
@@ -38,6 +40,11 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	profiles, err := identity.Open(ctx, cfg.DB, identity.WithKeys(ring))
+	if err != nil {
+		return fmt.Errorf("opening the profile store: %w", err)
+	}
+	defer profiles.Close()
 	registry := app.Registry()
 	tc, err := app.DialTemporal(ctx, cfg, logger, registry)
 	if err != nil {
@@ -47,6 +54,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	server := httpapi.New(httpapi.Options{
 		Config: cfg, Signer: signer, Logger: logger, Registry: registry, Results: bundles, Ledger: store, Keys: ring,
+		Profiles: profiles,
 		Requests: &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Keys: ring, Logger: logger},
 	})
 	logger.Info("api listening", "addr", cfg.APIAddr, "controllers", len(cfg.APITokens))

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -35,6 +36,7 @@ type Server struct {
 	results  *results.Store
 	ledger   *ledger.Store
 	keys     *keyring.Ring
+	profiles *identity.Store
 	logger   *slog.Logger
 	gatherer prometheus.Gatherer
 	// tokens authenticate controllers; codecTokens operators of the Web UI codec.
@@ -56,8 +58,10 @@ type Options struct {
 	Results *results.Store
 	Ledger  *ledger.Store
 	// Keys serve the Temporal Web UI's codec endpoint (/codec/encode, /codec/decode).
-	Keys   *keyring.Ring
-	Logger *slog.Logger
+	Keys *keyring.Ring
+	// Profiles, when set, serves POST /v1/profiles.
+	Profiles *identity.Store
+	Logger   *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics.
 	Registry *prometheus.Registry
 }
@@ -95,7 +99,8 @@ func (ts tokenSet) match(r *http.Request) (string, bool) {
 func New(o Options) *Server {
 	s := &Server{
 		cfg: o.Config, requests: o.Requests, signer: o.Signer, results: o.Results, ledger: o.Ledger, keys: o.Keys,
-		logger: o.Logger, gatherer: o.Registry,
+		profiles: o.Profiles,
+		logger:   o.Logger, gatherer: o.Registry,
 		limits: newControllerLimits(o.Config.APIRateLimit, o.Config.APIRateBurst),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dsrflow_api_requests_total", Help: "API requests, by route and HTTP status.",
@@ -134,6 +139,9 @@ func (s *Server) Handler() http.Handler {
 		s.route(mux, "POST "+base+"/{id}/resolve", s.operatorOrController(s.resolve))
 	}
 	s.route(mux, "GET /v1/results/{token}", s.authed(s.downloadResults))
+	if s.profiles != nil {
+		s.route(mux, "POST /v1/profiles", s.authed(s.importProfiles))
+	}
 	if s.keys != nil {
 		mux.Handle("/codec/", http.StripPrefix("/codec", keyring.CodecHandler(s.keys, s.codecAuthorized, s.cfg.CodecOrigins)))
 	}

@@ -5,10 +5,13 @@
 // It has three parts:
 //
 //   - Store, the profile store: profiles (an id, identities and attributes)
-//     imported from the controller's systems (Import, Upsert) into the same
+//     imported from a controller's systems (Import, Upsert) into the same
 //     database as the ledger, and looked up by raw or hashed identity (Find).
-//     It keeps each identity's value once, beside the SHA-256, SHA-1 and MD5
-//     digests of its normalised form, which are what lookups go through.
+//     Every profile belongs to one controller and every call is scoped to
+//     one. It keeps each identity's value once, beside the SHA-256, SHA-1 and
+//     MD5 digests of its normalised form, which are what lookups go through.
+//     Erase deletes an erased person's profiles and leaves keyed hashes of
+//     their identities on a suppression list, which later imports respect.
 //   - Resolve, a pure function applying mParticle's identity rules, made
 //     transparent: one profile is resolved and enriched, several profiles are
 //     never guessed between silently, device-only requests do not reach

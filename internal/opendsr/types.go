@@ -276,8 +276,8 @@ type StatusExtension struct {
 	StatusReason string             `json:"status_reason,omitempty"`
 	Forwarding   []ForwardingStatus `json:"forwarding,omitempty"`
 	// Resolution is the identity resolution trace: which input identities
-	// matched which profiles, the rule applied, and the distinct ids sent to
-	// each destination (shown to the owning controller only).
+	// matched which of the controller's profiles, the rule applied, and the
+	// reason per destination, without identity values (owning controller only).
 	Resolution json.RawMessage `json:"resolution,omitempty"`
 }
 
