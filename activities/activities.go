@@ -324,8 +324,15 @@ func (a *Activities) PurgeExpired(ctx context.Context) (int64, error) {
 	if err != nil {
 		return n, fmt.Errorf("ledger: %w", err)
 	}
-	if _, err := a.Ledger.UpgradeLegacy(ctx, a.Keys); err != nil {
-		return n, fmt.Errorf("ledger: %w", err)
+	for {
+		up, err := a.Ledger.UpgradeLegacy(ctx, a.Keys, upgradeChunk)
+		if err != nil {
+			return n, fmt.Errorf("ledger: %w", err)
+		}
+		activity.RecordHeartbeat(ctx)
+		if up < upgradeChunk {
+			break
+		}
 	}
 	if _, err := a.Results.PurgeOlderThan(a.now().Add(-a.Config.ResultsTTL - time.Hour)); err != nil {
 		return n, fmt.Errorf("results store: %w", err)
@@ -335,6 +342,9 @@ func (a *Activities) PurgeExpired(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// upgradeChunk is how many legacy ledger rows one transaction upgrades.
+const upgradeChunk = 500
 
 // leftoverAfter is the age past which a download spool or an unfinished
 // bundle write can only be a leftover (of a killed worker, say): the
