@@ -323,20 +323,40 @@ func (a *Activities) RequeueStale(ctx context.Context) (int, error) {
 	return len(keys), nil
 }
 
-// PurgeExpired deletes ledger records past DSR_RECORD_RETENTION, and any
+// PurgeExpired deletes ledger records past DSR_RECORD_RETENTION, any
 // results bundle older than DSR_RESULTS_TTL that its request's workflow did
-// not delete (it was terminated, say). It also keys and seals the ledger rows
-// written before keyed hashes (ledger.Store.UpgradeLegacy).
+// not delete (it was terminated, say), and any download or bundle write
+// left behind however its build ended. It also keys and seals the ledger
+// rows written before keyed hashes (ledger.Store.UpgradeLegacy).
 func (a *Activities) PurgeExpired(ctx context.Context) (int64, error) {
 	n, err := a.Ledger.PurgeExpired(ctx, a.now())
 	if err != nil {
 		return n, fmt.Errorf("ledger: %w", err)
 	}
-	if _, err := a.Ledger.UpgradeLegacy(ctx, a.Keys); err != nil {
-		return n, fmt.Errorf("ledger: %w", err)
+	for {
+		up, err := a.Ledger.UpgradeLegacy(ctx, a.Keys, upgradeChunk)
+		if err != nil {
+			return n, fmt.Errorf("ledger: %w", err)
+		}
+		activity.RecordHeartbeat(ctx)
+		if up < upgradeChunk {
+			break
+		}
 	}
 	if _, err := a.Results.PurgeOlderThan(a.now().Add(-a.Config.ResultsTTL - time.Hour)); err != nil {
 		return n, fmt.Errorf("results store: %w", err)
 	}
+	if _, err := a.Results.PurgeTemporary(a.now().Add(-leftoverAfter)); err != nil {
+		return n, fmt.Errorf("results store: %w", err)
+	}
 	return n, nil
 }
+
+// upgradeChunk is how many legacy ledger rows one transaction upgrades.
+const upgradeChunk = 500
+
+// leftoverAfter is the age past which a download spool or an unfinished
+// bundle write can only be a leftover (of a killed worker, say): the
+// BuildResults activity times out after 2 hours (workflows.withBuildOptions),
+// and a spool being written is touched at every write.
+const leftoverAfter = 3 * time.Hour

@@ -86,3 +86,71 @@ func TestPurgeExpired(t *testing.T) {
 		}
 	}
 }
+
+// TestPurgeRemovesDownloadLeftovers: the hourly sweep removes the download
+// spools and unfinished bundle writes a killed worker left, once they are
+// older than any build can take, and keeps a download in progress.
+func TestPurgeRemovesDownloadLeftovers(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := ledger.Open(ctx, filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	keys := newRing(t, "k1")
+	resultsDir := filepath.Join(dir, "results")
+	bundles, err := results.OpenStore(resultsDir, results.StoreOptions{Wrap: keys.WrapWriter, Unwrap: keys.UnwrapReader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	// A worker killed mid-download: its spool stays, never removed.
+	killed, err := bundles.NewSpool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := killed.Write([]byte("PK\x03\x04 half an export")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := killed.Export(); err != nil {
+		t.Fatal(err)
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(resultsDir, ".download-*"))
+	// An older version's download directory, with a plaintext export.
+	oldDir := filepath.Join(resultsDir, ".download-4242")
+	if err := os.Mkdir(oldDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(oldDir, "export-0.zip"), []byte("plaintext export"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leftovers = append(leftovers, oldDir)
+	for _, p := range leftovers {
+		if err := os.Chtimes(p, now.Add(-4*time.Hour), now.Add(-4*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A download in progress.
+	live, err := bundles.NewSpool()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Remove()
+
+	a := &activities.Activities{Config: config.Config{ResultsTTL: 7 * 24 * time.Hour}, Ledger: store, Results: bundles, Keys: keys}
+	var env testsuite.WorkflowTestSuite
+	act := env.NewTestActivityEnvironment()
+	act.RegisterActivity(a)
+	if _, err := act.ExecuteActivity(a.PurgeExpired); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("leftover %s not purged: %v", filepath.Base(p), err)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(resultsDir, ".download-*")); len(left) != 1 {
+		t.Errorf("left %v, want only the download in progress", left)
+	}
+}

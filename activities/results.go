@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -85,9 +84,11 @@ func (a *Activities) CreateRetrievalTask(ctx context.Context, in CreateRetrieval
 	return CreateTaskResult{TaskID: id, CreatedAt: a.now(), PollInterval: a.Config.MixpanelPollInterval, MaxTaskAge: a.Config.MixpanelMaxTaskAge}, nil
 }
 
-// BuildResults downloads each finished export (streaming, bounded), turns
-// them and the live profiles into the results bundle, stores it under a new
-// unguessable token and records the link in the ledger.
+// BuildResults downloads each finished export (streaming, bounded, and
+// encrypted on its way to disk in a results.Spool), turns them and the live
+// profiles into the results bundle, stores it under a new unguessable token
+// and records the link in the ledger. The spools are removed when it
+// returns; the hourly sweep removes those of a killed worker (PurgeExpired).
 func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (ResultsInfo, error) {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
 	token, err := results.NewToken()
@@ -108,18 +109,21 @@ func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (Re
 		}
 	}
 	if info.Matched {
-		tmp, err := os.MkdirTemp(a.Config.ResultsDir, ".download-")
-		if err != nil {
-			return ResultsInfo{}, fmt.Errorf("results directory: %w", err)
-		}
-		defer os.RemoveAll(tmp)
 		bundle := results.BundleInput{Profiles: profiles}
-		for i, e := range in.Exports {
-			path := fmt.Sprintf("%s/export-%d.zip", tmp, i)
-			if err := a.download(ctx, e, path); err != nil {
+		for _, e := range in.Exports {
+			sp, err := a.Results.NewSpool()
+			if err != nil {
+				return ResultsInfo{}, fmt.Errorf("results store: %w", err)
+			}
+			defer sp.Remove()
+			if err := a.download(ctx, e, sp); err != nil {
 				return ResultsInfo{}, err
 			}
-			bundle.Exports = append(bundle.Exports, path)
+			export, err := sp.Export()
+			if err != nil {
+				return ResultsInfo{}, fmt.Errorf("results store: %w", err)
+			}
+			bundle.Exports = append(bundle.Exports, export)
 			bundle.Destinations = append(bundle.Destinations, e.Destination)
 		}
 		var stats results.BundleStats
@@ -145,8 +149,8 @@ func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (Re
 	return info, nil
 }
 
-// download streams one export to path, bounded by the client's size limit.
-func (a *Activities) download(ctx context.Context, e Export, path string) error {
+// download streams one export into sp, bounded by the client's size limit.
+func (a *Activities) download(ctx context.Context, e Export, sp *results.Spool) error {
 	c, ok := a.Mixpanel[e.Destination]
 	if !ok {
 		return temporal.NewNonRetryableApplicationError("destination "+e.Destination+" is not configured on this worker", ErrTypeBadRequest, nil)
@@ -160,18 +164,13 @@ func (a *Activities) download(ctx context.Context, e Export, path string) error 
 		return fmt.Errorf("downloading the Mixpanel export of %s: %w", e.Destination, err)
 	}
 	defer body.Close()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, &heartbeatReader{ctx: ctx, r: body}); err != nil {
+	if _, err := io.Copy(sp, &heartbeatReader{ctx: ctx, r: body}); err != nil {
 		if errors.Is(err, mixpanel.ErrResultTooLarge) {
 			return temporal.NewNonRetryableApplicationError("downloading the Mixpanel export: "+err.Error(), ErrTypeResultsUnreadable, nil)
 		}
 		return fmt.Errorf("downloading the Mixpanel export of %s: %w", e.Destination, err)
 	}
-	return f.Close()
+	return nil
 }
 
 // heartbeatReader heartbeats while a long download streams.

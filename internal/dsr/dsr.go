@@ -92,7 +92,8 @@ type Request struct {
 	DueTime                time.Time `json:"due_time"`
 	DisclosureType         string    `json:"disclosure_type,omitempty"`
 	SkipWaitingPeriod      bool      `json:"skip_waiting_period,omitempty"`
-	// BodyHash identifies the submitted content (a resubmission with other content is refused).
+	// BodyHash identifies the submitted content (a resubmission with other
+	// content is refused): the keyed hash (ledger.PurposeBody) of its digest.
 	BodyHash string `json:"body_hash"`
 	// RetryWindow is how long a failed request stays open for an operator's retry.
 	RetryWindow time.Duration `json:"retry_window"`

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -65,28 +66,24 @@ func checkSecured(r Request) error {
 	return nil
 }
 
-// upgradeChunk is how many legacy requests one UpgradeLegacy statement reads.
-const upgradeChunk = 200
-
-// UpgradeLegacy rewrites the rows migration 002 marked (hash_scheme
-// "sha256"): their unkeyed hashes become keyed hashes with the active key
-// (also those of their callback attempts) and their clear callback URLs are
-// sealed. It returns how many requests it upgraded; with none left it costs
-// one indexed query. Safe to run from several processes at once.
-func (s *Store) UpgradeLegacy(ctx context.Context, keys *keyring.Ring) (total int, err error) {
+// UpgradeLegacy rewrites up to limit of the rows migration 002 marked
+// (hash_scheme 'sha256'), in one transaction: their unkeyed hashes become
+// keyed hashes with the active key (also those of their callback attempts)
+// and their clear callback URLs are sealed. It returns how many requests it
+// upgraded: call it again while that is limit. With none left it costs one
+// indexed query. Safe to run from several processes at once.
+func (s *Store) UpgradeLegacy(ctx context.Context, keys *keyring.Ring, limit int) (upgraded int, err error) {
 	defer wrap(&err, "upgrade legacy rows")
 	if keys == nil {
-		return 0, fmt.Errorf("no key ring")
+		return 0, errors.New("no key ring")
 	}
 	db := s.db
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, err
-		}
-		rows, err := db.QueryContext(ctx, db.Rebind(`SELECT controller_id, request_id, body_hash, identities, callback_urls
-			FROM requests WHERE hash_scheme = 'sha256' ORDER BY controller_id, request_id LIMIT ?`), upgradeChunk)
+	err = db.WithTx(ctx, func(tx *sql.Tx) error {
+		upgraded = 0
+		rows, err := tx.QueryContext(ctx, db.Rebind(`SELECT controller_id, request_id, body_hash, identities, callback_urls
+			FROM requests WHERE hash_scheme = 'sha256' ORDER BY controller_id, request_id LIMIT ?`+db.ForUpdate()), limit)
 		if err != nil {
-			return total, err
+			return err
 		}
 		type legacyRow struct {
 			k          Key
@@ -100,60 +97,55 @@ func (s *Store) UpgradeLegacy(ctx context.Context, keys *keyring.Ring) (total in
 			return l, err
 		})
 		if err != nil {
-			return total, err
+			return err
 		}
 		for _, l := range legacy {
-			var ids []IdentityHash
-			var urls []string
-			if err := json.Unmarshal(l.identities, &ids); err != nil {
-				return total, fmt.Errorf("%s: decode identities: %w", l.k, err)
+			if err := s.upgradeRow(ctx, tx, keys, l.k, l.body, l.identities, l.callbacks); err != nil {
+				return fmt.Errorf("%s: %w", l.k, err)
 			}
-			if err := json.Unmarshal(l.callbacks, &urls); err != nil {
-				return total, fmt.Errorf("%s: decode callback URLs: %w", l.k, err)
-			}
-			for i := range ids {
-				ids[i].Hash = rekey(keys, PurposeIdentity, ids[i].Hash)
-			}
-			for i, u := range urls {
-				if !keyring.IsSealed(u) {
-					if urls[i], err = keys.Seal(u); err != nil {
-						return total, err
-					}
-				}
-			}
-			identities, err := jsonArray(ids)
-			if err != nil {
-				return total, err
-			}
-			callbacks, err := jsonArray(urls)
-			if err != nil {
-				return total, err
-			}
-			upgraded := false
-			if err := db.WithTx(ctx, func(tx *sql.Tx) error {
-				res, err := tx.ExecContext(ctx, db.Rebind(`UPDATE requests SET body_hash = ?, identities = ?, callback_urls = ?, hash_scheme = 'hmac'
-					WHERE controller_id = ? AND request_id = ? AND hash_scheme = 'sha256'`),
-					rekey(keys, PurposeBody, l.body), identities, callbacks, l.k.ControllerID, l.k.RequestID)
-				if err != nil {
-					return err
-				}
-				n, err := res.RowsAffected()
-				if err != nil || n == 0 {
-					return err // n == 0: upgraded meanwhile by another process
-				}
-				upgraded = true
-				return s.rekeyAttempts(ctx, tx, keys, l.k)
-			}); err != nil {
-				return total, fmt.Errorf("%s: %w", l.k, err)
-			}
-			if upgraded {
-				total++
-			}
+			upgraded++
 		}
-		if len(legacy) < upgradeChunk {
-			return total, nil
+		return nil
+	})
+	return upgraded, err
+}
+
+// upgradeRow keys and seals one legacy request row and its callback attempts.
+func (s *Store) upgradeRow(ctx context.Context, tx *sql.Tx, keys *keyring.Ring, k Key, body string, identitiesJSON, callbacksJSON []byte) error {
+	var ids []IdentityHash
+	var urls []string
+	if err := json.Unmarshal(identitiesJSON, &ids); err != nil {
+		return fmt.Errorf("decode identities: %w", err)
+	}
+	if err := json.Unmarshal(callbacksJSON, &urls); err != nil {
+		return fmt.Errorf("decode callback URLs: %w", err)
+	}
+	for i := range ids {
+		ids[i].Hash = rekey(keys, PurposeIdentity, ids[i].Hash)
+	}
+	for i, u := range urls {
+		if !keyring.IsSealed(u) {
+			sealed, err := keys.Seal(u)
+			if err != nil {
+				return err
+			}
+			urls[i] = sealed
 		}
 	}
+	identities, err := jsonArray(ids)
+	if err != nil {
+		return err
+	}
+	callbacks, err := jsonArray(urls)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE requests SET body_hash = ?, identities = ?, callback_urls = ?, hash_scheme = 'hmac'
+		WHERE controller_id = ? AND request_id = ?`),
+		rekey(keys, PurposeBody, body), identities, callbacks, k.ControllerID, k.RequestID); err != nil {
+		return err
+	}
+	return s.rekeyAttempts(ctx, tx, keys, k)
 }
 
 // rekeyAttempts keys the legacy URL hashes of a request's callback attempts.

@@ -3,6 +3,7 @@ package results_test
 import (
 	"archive/zip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/results"
 )
 
@@ -77,7 +79,7 @@ func TestBuildMemoryIsFlat(t *testing.T) {
 
 	base := heapInuse()
 	stop := samplePeakHeap()
-	st, err := results.Build(context.Background(), out, results.BundleInput{Exports: []string{exp}, Destinations: []string{"mixpanel"}})
+	st, err := results.Build(context.Background(), out, results.BundleInput{Exports: readers(t, exp), Destinations: []string{"mixpanel"}})
 	peak := stop()
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +105,7 @@ func BenchmarkBuildMillionEvents(b *testing.B) {
 	if zr, err := zipSize(exp); err == nil {
 		b.SetBytes(zr)
 	}
-	in := results.BundleInput{Exports: []string{exp}, Destinations: []string{"mixpanel"}}
+	in := results.BundleInput{Exports: readers(b, exp), Destinations: []string{"mixpanel"}}
 	out := filepath.Join(dir, "bundle.zip")
 
 	heapInuse()
@@ -148,4 +150,55 @@ func zipSize(name string) (int64, error) {
 		n += int64(zf.UncompressedSize64)
 	}
 	return n, nil
+}
+
+// BenchmarkBuildFromSpool builds bundles from a 200,000-event export (about
+// 30 MB of JSON), read from a plain file and from an encrypted download
+// spool, to show what encrypting downloads at rest costs.
+func BenchmarkBuildFromSpool(b *testing.B) {
+	const events = 200_000
+	dir := b.TempDir()
+	exp := writeLargeExport(b, dir, events)
+	spec, err := keyring.Generate("k1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ring, err := keyring.Parse(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := results.OpenStore(filepath.Join(dir, "store"), results.StoreOptions{Wrap: ring.WrapWriter, Unwrap: ring.UnwrapReader})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sp, err := s.NewSpool()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sp.Remove()
+	f, err := os.Open(exp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := io.Copy(sp, f); err != nil {
+		b.Fatal(err)
+	}
+	spooled, err := sp.Export()
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	b.Logf("spooling the %d-byte export took %v", spooled.Size(), time.Since(start))
+	for name, export := range map[string]results.ExportReader{"plain": readers(b, exp)[0], "spool": spooled} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				st, err := results.Build(context.Background(), io.Discard, results.BundleInput{Exports: []results.ExportReader{export}, Destinations: []string{"mixpanel"}})
+				if err != nil || st.Records != events {
+					b.Fatalf("Records = %d, %v", st.Records, err)
+				}
+			}
+			b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -103,9 +102,9 @@ type BundleInput struct {
 	// (identities and attributes), one JSON value each, written to
 	// profile.jsonl. None: no profile.jsonl.
 	Profiles []json.RawMessage
-	// Exports are the paths of the downloaded result zips, one per
-	// destination, on local disk.
-	Exports []string
+	// Exports are the downloaded result zips, one per destination (a
+	// Spool's Export, or any random-access reader of a zip).
+	Exports []ExportReader
 	// Destinations holds the destination name of each export, the prefix of
 	// its files (e.g. "mixpanel" -> mixpanel-events-0001.jsonl). Names are
 	// unique, of letters, digits, '.', '_' and '-', starting with a letter or
@@ -121,6 +120,14 @@ type BundleInput struct {
 	// exports together, checked against the zip directory and again while
 	// reading (default DefaultMaxExportBytes).
 	MaxExportBytes int64
+}
+
+// ExportReader gives random access to one downloaded export zip, as
+// zip.NewReader needs: an *io.SectionReader or *bytes.Reader, or what
+// Spool.Export returns.
+type ExportReader interface {
+	io.ReaderAt
+	Size() int64
 }
 
 // BundleStats describes a bundle written by Build.
@@ -306,20 +313,11 @@ func entryKind(f *zip.File) string {
 
 // writeExport copies the export of one destination into the bundle: events
 // first, then people records. It returns the number of records written.
-func (b *builder) writeExport(dest, name string) (int, error) {
+func (b *builder) writeExport(dest string, export ExportReader) (int, error) {
 	exportErr := func(entry int, line int64, err error) error {
 		return &ExportError{Destination: dest, Entry: entry, Line: line, Err: err}
 	}
-	f, err := os.Open(name)
-	if err != nil {
-		return 0, fmt.Errorf("results: export of destination %q: %w", dest, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("results: export of destination %q: %w", dest, err)
-	}
-	zr, err := zip.NewReader(f, fi.Size())
+	zr, err := zip.NewReader(export, export.Size())
 	if errors.Is(err, zip.ErrInsecurePath) && zr != nil {
 		err = nil // entry names like "../x": harmless, nothing is extracted
 	}

@@ -65,6 +65,25 @@ func writeZip(t testing.TB, dir string, entries ...entry) string {
 	return f.Name()
 }
 
+// readers opens export files for Build; they are closed when the test ends.
+func readers(t testing.TB, paths ...string) []results.ExportReader {
+	t.Helper()
+	var out []results.ExportReader
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, io.NewSectionReader(f, 0, fi.Size()))
+	}
+	return out
+}
+
 // event returns the i-th synthetic event of a destination, in Mixpanel's
 // export format, compact.
 func event(dest string, i int) string {
@@ -202,7 +221,7 @@ func TestBuildSplitsEvents(t *testing.T) {
 	}
 	st, b := build(t, results.BundleInput{
 		Profiles:        profiles,
-		Exports:         []string{exp},
+		Exports:         readers(t, exp),
 		Destinations:    []string{"mixpanel"},
 		MaxLinesPerFile: 100,
 	})
@@ -227,7 +246,7 @@ func TestBuildSplitsEvents(t *testing.T) {
 func TestBuildExactMultiple(t *testing.T) {
 	evs := events("mixpanel", 0, 200)
 	exp := writeZip(t, t.TempDir(), entry{name: "events.jsonl", body: jsonl(evs)})
-	st, b := build(t, results.BundleInput{Exports: []string{exp}, Destinations: []string{"mixpanel"}, MaxLinesPerFile: 100})
+	st, b := build(t, results.BundleInput{Exports: readers(t, exp), Destinations: []string{"mixpanel"}, MaxLinesPerFile: 100})
 	checkStats(t, st, b, []results.FileStat{
 		{Name: "mixpanel-events-0001.jsonl", Lines: 100},
 		{Name: "mixpanel-events-0002.jsonl", Lines: 100},
@@ -244,7 +263,7 @@ func TestBuildEmulatorLayout(t *testing.T) {
 		entry{name: "people.jsonl", body: jsonl(people)})
 	st, b := build(t, results.BundleInput{
 		Profiles:     []json.RawMessage{json.RawMessage(`{"id":1}`)},
-		Exports:      []string{exp},
+		Exports:      readers(t, exp),
 		Destinations: []string{"mixpanel"},
 	})
 	checkStats(t, st, b, []results.FileStat{
@@ -271,7 +290,7 @@ func TestBuildNestedEntries(t *testing.T) {
 		entry{name: "__MACOSX/export/._part-0001.jsonl", body: "\x00\x05\x16\x07binary"},
 		entry{name: "export/._part-0003.jsonl", body: "\x00\x05\x16\x07binary"},
 	)
-	st, b := build(t, results.BundleInput{Exports: []string{exp}, Destinations: []string{"mixpanel"}, MaxLinesPerFile: 5})
+	st, b := build(t, results.BundleInput{Exports: readers(t, exp), Destinations: []string{"mixpanel"}, MaxLinesPerFile: 5})
 	checkStats(t, st, b, []results.FileStat{
 		{Name: "mixpanel-events-0001.jsonl", Lines: 5},
 		{Name: "mixpanel-events-0002.jsonl", Lines: 3},
@@ -292,7 +311,7 @@ func TestBuildTwoDestinations(t *testing.T) {
 	expB := writeZip(t, dir, entry{name: "data/events.jsonl", body: jsonl(b2)}, entry{name: "data/people.jsonl", body: person("x") + "\n"})
 	st, b := build(t, results.BundleInput{
 		Profiles:     []json.RawMessage{json.RawMessage(`{"id":1}`)},
-		Exports:      []string{expA, expB},
+		Exports:      readers(t, expA, expB),
 		Destinations: []string{"mixpanel", "mixpanel-eu"},
 	})
 	checkStats(t, st, b, []results.FileStat{
@@ -314,7 +333,7 @@ func TestBuildEmpty(t *testing.T) {
 	}
 	st, b := build(t, results.BundleInput{
 		Profiles:     []json.RawMessage{json.RawMessage(`{"id":1}`), json.RawMessage(`{"id":2}`)},
-		Exports:      exports,
+		Exports:      readers(t, exports...),
 		Destinations: []string{"a", "b", "c"},
 	})
 	checkStats(t, st, b, []results.FileStat{{Name: "profile.jsonl", Lines: 2}}, true)
@@ -329,7 +348,7 @@ func TestBuildEmpty(t *testing.T) {
 
 func TestBuildOnlyPeopleIsNotEmpty(t *testing.T) {
 	exp := writeZip(t, t.TempDir(), entry{name: "people.jsonl", body: person("a") + "\n"})
-	st, b := build(t, results.BundleInput{Exports: []string{exp}, Destinations: []string{"mixpanel"}})
+	st, b := build(t, results.BundleInput{Exports: readers(t, exp), Destinations: []string{"mixpanel"}})
 	checkStats(t, st, b, []results.FileStat{{Name: "mixpanel-people-0001.jsonl", Lines: 1}}, false)
 }
 
@@ -405,7 +424,7 @@ func TestBuildExportErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			in := tt.limits
 			in.Profiles = []json.RawMessage{json.RawMessage(`{"email":"` + secret + `"}`)}
-			in.Exports = []string{writeZip(t, dir, entry{name: "events.jsonl", body: good}), tt.export}
+			in.Exports = readers(t, writeZip(t, dir, entry{name: "events.jsonl", body: good}), tt.export)
 			in.Destinations = []string{"fine", "mixpanel"}
 			st, err := results.Build(context.Background(), io.Discard, in)
 			if !errors.Is(err, tt.want) {
@@ -458,7 +477,7 @@ func TestBuildDeclaredSizeLies(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = results.Build(context.Background(), io.Discard, results.BundleInput{
-		Exports: []string{p}, Destinations: []string{"mixpanel"}, MaxExportBytes: 100,
+		Exports: readers(t, p), Destinations: []string{"mixpanel"}, MaxExportBytes: 100,
 	})
 	var ee *results.ExportError
 	if !errors.As(err, &ee) || !errors.Is(err, results.ErrExportTooLarge) && !errors.Is(err, results.ErrCorruptExport) {
@@ -473,14 +492,13 @@ func TestBuildInputErrors(t *testing.T) {
 		in   results.BundleInput
 		want error
 	}{
-		{"missing destination", results.BundleInput{Exports: []string{exp}}, results.ErrInvalidInput},
-		{"bad destination", results.BundleInput{Exports: []string{exp}, Destinations: []string{"../x"}}, results.ErrInvalidInput},
-		{"empty destination", results.BundleInput{Exports: []string{exp}, Destinations: []string{""}}, results.ErrInvalidInput},
-		{"duplicate destination", results.BundleInput{Exports: []string{exp, exp}, Destinations: []string{"mp", "MP"}}, results.ErrInvalidInput},
+		{"missing destination", results.BundleInput{Exports: readers(t, exp)}, results.ErrInvalidInput},
+		{"bad destination", results.BundleInput{Exports: readers(t, exp), Destinations: []string{"../x"}}, results.ErrInvalidInput},
+		{"empty destination", results.BundleInput{Exports: readers(t, exp), Destinations: []string{""}}, results.ErrInvalidInput},
+		{"duplicate destination", results.BundleInput{Exports: readers(t, exp, exp), Destinations: []string{"mp", "MP"}}, results.ErrInvalidInput},
 		{"negative limit", results.BundleInput{MaxLinesPerFile: -1}, results.ErrInvalidInput},
 		{"invalid profile", results.BundleInput{Profiles: []json.RawMessage{json.RawMessage(`{"email":"` + secret + `"`)}}, results.ErrInvalidProfile},
 		{"empty profile", results.BundleInput{Profiles: []json.RawMessage{nil}}, results.ErrInvalidProfile},
-		{"missing export file", results.BundleInput{Exports: []string{exp + ".missing"}, Destinations: []string{"mp"}}, os.ErrNotExist},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -499,7 +517,7 @@ func TestBuildCanceled(t *testing.T) {
 	exp := writeZip(t, t.TempDir(), entry{name: "events.jsonl", body: jsonl(events("m", 0, 10))})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := results.Build(ctx, io.Discard, results.BundleInput{Exports: []string{exp}, Destinations: []string{"mp"}})
+	_, err := results.Build(ctx, io.Discard, results.BundleInput{Exports: readers(t, exp), Destinations: []string{"mp"}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -518,7 +536,7 @@ func (w *failWriter) Write(p []byte) (int, error) {
 
 func TestBuildWriteError(t *testing.T) {
 	exp := writeZip(t, t.TempDir(), entry{name: "events.jsonl", body: jsonl(events("m", 0, 20000))})
-	_, err := results.Build(context.Background(), &failWriter{n: 4096}, results.BundleInput{Exports: []string{exp}, Destinations: []string{"mp"}})
+	_, err := results.Build(context.Background(), &failWriter{n: 4096}, results.BundleInput{Exports: readers(t, exp), Destinations: []string{"mp"}})
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("err = %v, want the write error", err)
 	}

@@ -15,5 +15,9 @@
 //
 // Build streams every export entry by entry and line by line, so its memory
 // use does not grow with the size of the exports. Store keeps bundles on disk
-// under names derived from a hash of their download token.
+// under names derived from a hash of their download token, and holds the
+// exports while a bundle is built in Spools, which its Wrap (the key ring's
+// stream format, in dsrflow) encrypts on their way to disk: neither an
+// export nor a bundle is ever on disk in clear. PurgeTemporary removes the
+// spools and unfinished writes an interrupted build left behind.
 package results

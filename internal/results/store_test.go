@@ -372,7 +372,7 @@ func TestStoreBuild(t *testing.T) {
 	var st results.BundleStats
 	size, err := s.Write(context.Background(), tok, func(w io.Writer) error {
 		var err error
-		st, err = results.Build(context.Background(), w, results.BundleInput{Exports: []string{exp}, Destinations: []string{"mixpanel"}})
+		st, err = results.Build(context.Background(), w, results.BundleInput{Exports: readers(t, exp), Destinations: []string{"mixpanel"}})
 		return err
 	})
 	if err != nil {
@@ -390,7 +390,7 @@ func TestStoreBuild(t *testing.T) {
 	// A failing Build leaves nothing.
 	bad := writeZip(t, t.TempDir(), entry{name: "events.jsonl", body: "{\n"})
 	_, err = s.Write(context.Background(), newToken(t), func(w io.Writer) error {
-		_, err := results.Build(context.Background(), w, results.BundleInput{Exports: []string{bad}, Destinations: []string{"mixpanel"}})
+		_, err := results.Build(context.Background(), w, results.BundleInput{Exports: readers(t, bad), Destinations: []string{"mixpanel"}})
 		return err
 	})
 	if !errors.Is(err, results.ErrInvalidLine) {
