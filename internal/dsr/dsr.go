@@ -6,6 +6,8 @@ package dsr
 import (
 	"strings"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
 )
 
 // Status is a request's OpenDSR request_status (plus "failed").
@@ -248,3 +250,24 @@ const (
 	WorkflowMixpanelTask = "MixpanelTask"
 	WorkflowRetention    = "Retention"
 )
+
+// ReasonTerminated is the status reason of a request whose workflow was
+// terminated (the Web UI's Terminate, `temporal workflow terminate`).
+const ReasonTerminated = "workflow terminated by an operator"
+
+// EndedReason says in words how a request's workflow run ended, for a
+// request the ledger still holds open ("" while the workflow runs).
+func EndedReason(s enumspb.WorkflowExecutionStatus) string {
+	switch s {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+		return ""
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return ReasonTerminated
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return "workflow timed out"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return "workflow cancelled in Temporal before it recorded an outcome"
+	default:
+		return "workflow ended without recording an outcome"
+	}
+}
