@@ -182,6 +182,14 @@ type TaskInput struct {
 	MaxTaskAge   time.Duration `json:"max_task_age"`
 	MaxIDs       int           `json:"max_ids,omitempty"`
 	Members      []Member      `json:"members"`
+	// Regulation is the compliance type the task was created with, for
+	// creating its replacements (empty in tasks of earlier releases: never replaced).
+	Regulation string `json:"regulation,omitempty"`
+	// Chain lists the tasks this one replaces, oldest first: a task that
+	// ended FAILURE is split, one revoked in Mixpanel is created again.
+	Chain []string `json:"chain,omitempty"`
+	// Resubmitted is true for the replacement of a revoked task (not replaced again).
+	Resubmitted bool `json:"resubmitted,omitempty"`
 }
 
 // Forwarded is the SignalForwarded payload.
@@ -203,6 +211,11 @@ type TaskResult struct {
 	Retryable bool `json:"retryable,omitempty"`
 	// ResultURL is a finished retrieval's download link (access and portability).
 	ResultURL string `json:"result_url,omitempty"`
+	// Superseded is true when the task ended but the request's ids were sent
+	// again in NextTaskIDs (a failed task split to isolate the ids Mixpanel
+	// cannot process, or a revoked task created again): the request waits for those.
+	Superseded  bool     `json:"superseded,omitempty"`
+	NextTaskIDs []string `json:"next_task_ids,omitempty"`
 }
 
 // ResolveChoice is an operator's answer to an ambiguous resolution.
