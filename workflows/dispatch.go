@@ -89,4 +89,3 @@ func sendMembers(ctx workflow.Context, in sendInput) ([]dsr.Member, error) {
 	}
 	return sent, nil
 }
-
