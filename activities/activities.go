@@ -250,7 +250,10 @@ func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error
 		f := ledger.Forwarding{Destination: in.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingSent), TaskID: taskIDs, TaskStatus: "PENDING", StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
 		if r := in.Result; r != nil {
 			f.TaskStatus = r.TaskStatus
-			if r.Succeeded {
+			if r.Superseded {
+				// Sent again: the row shows the new task(s), still running.
+				f.TaskStatus, f.StatusMessage = "PENDING", r.Reason
+			} else if r.Succeeded {
 				f.StatusMessage = "Mixpanel task ended " + r.TaskStatus
 			} else {
 				f.Status, f.StatusMessage = ledger.ForwardingStatus(dsr.ForwardingFailed), r.Reason
@@ -259,7 +262,7 @@ func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error
 		if err := a.Ledger.SetForwarding(ctx, keys, f); err != nil {
 			return fmt.Errorf("ledger: %w", err)
 		}
-		if in.Result != nil {
+		if in.Result != nil && !in.Result.Superseded {
 			a.Metrics.forwarded(in.Destination, string(f.Status), len(keys))
 		}
 	}

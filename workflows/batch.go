@@ -151,65 +151,8 @@ func (b *batchRun) flush(ctx workflow.Context) error {
 	members := append([]dsr.Member(nil), b.buffer[:n]...)
 	b.buffer = append([]dsr.Member(nil), b.buffer[n:]...)
 
-	taskOf := map[string][]string{} // distinct id -> task ids
-	created := map[string]time.Time{}
-	failed := map[string]dsr.TaskResult{} // distinct id -> why no task holds it
-	for _, chunk := range packIDs(members, b.in.Settings.MaxIDs) {
-		tasks, reason, canRetry := b.createTasks(ctx, chunk)
-		for _, task := range sortedKeys(tasks) {
-			if _, ok := created[task]; !ok {
-				created[task] = tasks[task].createdAt
-			}
-			for _, id := range tasks[task].ids {
-				taskOf[id] = append(taskOf[id], task)
-			}
-		}
-		for _, id := range chunk {
-			if len(taskOf[id]) == 0 {
-				failed[id] = dsr.TaskResult{Destination: b.in.Destination, Reason: reason, Retryable: canRetry}
-			}
-		}
-	}
-
-	byTask := map[string][]dsr.Member{}
-	var failures []failedMembers
-	for _, m := range members {
-		m.TaskIDs = nil
-		var failure *dsr.TaskResult
-		for _, id := range m.DistinctIDs {
-			m.TaskIDs = mergeSorted(m.TaskIDs, taskOf[id])
-			if f, bad := failed[id]; bad && failure == nil {
-				failure = &f
-			}
-		}
-		if failure != nil {
-			failures = addFailed(failures, *failure, m)
-		}
-		for _, t := range m.TaskIDs {
-			byTask[t] = append(byTask[t], m)
-		}
-	}
-	for _, f := range failures {
-		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task could not be created"), a.NotifyMembers, activities.NotifyInput{
-			Destination: b.in.Destination, Members: f.members, Result: &f.result,
-		}).Get(ctx, nil); err != nil {
-			return err
-		}
-	}
-	var pending []workflow.Future
-	for _, task := range sortedKeys(byTask) {
-		// TrackTask fills in the worker's polling settings.
-		pending = append(pending, workflow.ExecuteActivity(withShortActivityOptions(ctx, "follow Mixpanel task "+task), a.TrackTask, dsr.TaskInput{
-			Destination: b.in.Destination, TaskID: task, CreatedAt: created[task],
-			Members: byTask[task],
-		}))
-	}
-	for _, f := range pending {
-		if err := f.Get(ctx, nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := sendMembers(ctx, sendInput{Destination: b.in.Destination, Regulation: b.in.Regulation, MaxIDs: b.in.Settings.MaxIDs, Members: members})
+	return err
 }
 
 // receiveAll hands every message of ch to handle, in arrival order, from a
@@ -244,7 +187,7 @@ type failedMembers struct {
 
 func addFailed(groups []failedMembers, result dsr.TaskResult, m dsr.Member) []failedMembers {
 	for i := range groups {
-		if groups[i].result == result {
+		if g := groups[i].result; g.Destination == result.Destination && g.Reason == result.Reason && g.Retryable == result.Retryable {
 			groups[i].members = append(groups[i].members, m)
 			return groups
 		}
@@ -261,7 +204,7 @@ type taskIDs struct {
 // createTasks creates a deletion task for one chunk of ids. Ids that Mixpanel
 // says already belong to a running task (409) are adopted into that task and
 // the rest resubmitted. It returns the tasks, or why the rest could not be sent.
-func (b *batchRun) createTasks(ctx workflow.Context, ids []string) (tasks map[string]taskIDs, reason string, retryable bool) {
+func createTasks(ctx workflow.Context, destination, regulation string, ids []string) (tasks map[string]taskIDs, reason string, retryable bool) {
 	tasks = map[string]taskIDs{}
 	remaining := ids
 	for round := 0; len(remaining) > 0; round++ {
@@ -269,8 +212,8 @@ func (b *batchRun) createTasks(ctx workflow.Context, ids []string) (tasks map[st
 			return tasks, "Mixpanel kept answering 409 conflict", true
 		}
 		var res activities.CreateTaskResult
-		err := workflow.ExecuteActivity(withMixpanelOptions(ctx, b.in.Destination, "create a deletion task", 72*time.Hour), a.CreateDeletionTask, activities.CreateTaskInput{
-			Destination: b.in.Destination, Regulation: b.in.Regulation, DistinctIDs: remaining,
+		err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "create a deletion task", 72*time.Hour), a.CreateDeletionTask, activities.CreateTaskInput{
+			Destination: destination, Regulation: regulation, DistinctIDs: remaining,
 		}).Get(ctx, &res)
 		if err != nil {
 			return tasks, "creating the Mixpanel deletion task failed: " + errorMessage(err), !isErrorType(err, activities.ErrTypeBadRequest)
@@ -284,7 +227,7 @@ func (b *batchRun) createTasks(ctx workflow.Context, ids []string) (tasks map[st
 		if len(conflicting) == 0 || len(res.ConflictingTaskIDs) == 0 {
 			return tasks, "Mixpanel answered 409 conflict without naming the conflicting ids", true
 		}
-		owners, err := b.conflictOwners(ctx, res.ConflictingTaskIDs, conflicting)
+		owners, err := conflictOwners(ctx, destination, res.ConflictingTaskIDs, conflicting)
 		if err != nil {
 			return tasks, "looking up the conflicting Mixpanel tasks failed: " + errorMessage(err), true
 		}
@@ -303,7 +246,7 @@ func (b *batchRun) createTasks(ctx workflow.Context, ids []string) (tasks map[st
 }
 
 // conflictOwners maps each conflicting id to the running task that holds it.
-func (b *batchRun) conflictOwners(ctx workflow.Context, taskIDs, conflicting []string) (map[string][]string, error) {
+func conflictOwners(ctx workflow.Context, destination string, taskIDs, conflicting []string) (map[string][]string, error) {
 	if len(taskIDs) == 1 {
 		return map[string][]string{taskIDs[0]: conflicting}, nil
 	}
@@ -311,8 +254,8 @@ func (b *batchRun) conflictOwners(ctx workflow.Context, taskIDs, conflicting []s
 	left := conflicting
 	for _, task := range taskIDs {
 		var held []string
-		if err := workflow.ExecuteActivity(withMixpanelOptions(ctx, b.in.Destination, "look up task "+task, time.Hour), a.DeletionTaskIDs, activities.TaskRef{
-			Destination: b.in.Destination, TaskID: task, Kind: activities.KindDeletion,
+		if err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "look up task "+task, time.Hour), a.DeletionTaskIDs, activities.TaskRef{
+			Destination: destination, TaskID: task, Kind: activities.KindDeletion,
 		}).Get(ctx, &held); err != nil {
 			return nil, err
 		}

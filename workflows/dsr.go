@@ -434,6 +434,15 @@ func (r *requestRun) onTaskResult(res dsr.TaskResult) {
 	}
 	d.taskIDs = mergeSorted(d.taskIDs, []string{res.TaskID})
 	d.results[res.TaskID] = res
+	if res.Superseded {
+		// The task ended, but the ids were sent again: wait for the new tasks too.
+		d.taskIDs = mergeSorted(d.taskIDs, res.NextTaskIDs)
+		d.message = res.Reason
+		if d.done() {
+			d.status, d.message = dsr.ForwardingSent, "Mixpanel task ended "+d.taskStatus+" after resubmission"
+		}
+		return
+	}
 	d.taskStatus = res.TaskStatus
 	if !res.Succeeded {
 		d.status, d.message = dsr.ForwardingFailed, res.Reason

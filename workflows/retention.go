@@ -8,8 +8,10 @@ import (
 )
 
 // Retention deletes ledger records past DSR_RECORD_RETENTION, then nudges
-// requests stuck in a batch (a safety net: none should be). A Temporal
-// Schedule created by the worker runs it every hour. (Results bundles expire in
+// requests stuck in a batch (a safety net: none should be), then records as
+// failed every open request whose workflow was terminated or ended without
+// an outcome (ReconcileEnded). A Temporal Schedule created by the worker
+// runs it every hour. (Results bundles expire in
 // their own request's workflow, after DSR_RESULTS_TTL.)
 func Retention(ctx workflow.Context) (int64, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -27,5 +29,13 @@ func Retention(ctx workflow.Context) (int64, error) {
 		Summary: "nudge requests stuck in a batch", StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5},
 	}), a.RequeueStale).Get(ctx, &nudged)
+	if err != nil || workflow.GetVersion(ctx, changeLifecycle, workflow.DefaultVersion, lifecycleV1) < lifecycleV1 {
+		return purged, err
+	}
+	var reconciled int
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary: "record requests whose workflow ended as failed", StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5},
+	}), a.ReconcileEnded).Get(ctx, &reconciled)
 	return purged, err
 }

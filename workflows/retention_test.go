@@ -14,6 +14,7 @@ func TestRetentionPurgesAndSweeps(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	env.OnActivity(a.PurgeExpired, mock.Anything).Return(int64(7), nil).Once()
 	env.OnActivity(a.RequeueStale, mock.Anything).Return(2, nil).Once()
+	env.OnActivity(a.ReconcileEnded, mock.Anything).Return(1, nil).Once()
 	env.ExecuteWorkflow(workflows.Retention)
 	var purged int64
 	if err := env.GetWorkflowResult(&purged); err != nil || purged != 7 {

@@ -6,6 +6,8 @@ package dsr
 import (
 	"strings"
 	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
 )
 
 // Status is a request's OpenDSR request_status (plus "failed").
@@ -181,6 +183,14 @@ type TaskInput struct {
 	MaxTaskAge   time.Duration `json:"max_task_age"`
 	MaxIDs       int           `json:"max_ids,omitempty"`
 	Members      []Member      `json:"members"`
+	// Regulation is the compliance type the task was created with, for
+	// creating its replacements (empty in tasks of earlier releases: never replaced).
+	Regulation string `json:"regulation,omitempty"`
+	// Chain lists the tasks this one replaces, oldest first: a task that
+	// ended FAILURE is split, one revoked in Mixpanel is created again.
+	Chain []string `json:"chain,omitempty"`
+	// Resubmitted is true for the replacement of a revoked task (not replaced again).
+	Resubmitted bool `json:"resubmitted,omitempty"`
 }
 
 // Forwarded is the SignalForwarded payload.
@@ -202,6 +212,11 @@ type TaskResult struct {
 	Retryable bool `json:"retryable,omitempty"`
 	// ResultURL is a finished retrieval's download link (access and portability).
 	ResultURL string `json:"result_url,omitempty"`
+	// Superseded is true when the task ended but the request's ids were sent
+	// again in NextTaskIDs (a failed task split to isolate the ids Mixpanel
+	// cannot process, or a revoked task created again): the request waits for those.
+	Superseded  bool     `json:"superseded,omitempty"`
+	NextTaskIDs []string `json:"next_task_ids,omitempty"`
 }
 
 // ResolveChoice is an operator's answer to an ambiguous resolution.
@@ -249,3 +264,24 @@ const (
 	WorkflowMixpanelTask = "MixpanelTask"
 	WorkflowRetention    = "Retention"
 )
+
+// ReasonTerminated is the status reason of a request whose workflow was
+// terminated (the Web UI's Terminate, `temporal workflow terminate`).
+const ReasonTerminated = "workflow terminated by an operator"
+
+// EndedReason says in words how a request's workflow run ended, for a
+// request the ledger still holds open ("" while the workflow runs).
+func EndedReason(s enumspb.WorkflowExecutionStatus) string {
+	switch s {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+		return ""
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return ReasonTerminated
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return "workflow timed out"
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return "workflow cancelled in Temporal before it recorded an outcome"
+	default:
+		return "workflow ended without recording an outcome"
+	}
+}

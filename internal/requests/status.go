@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
@@ -110,21 +113,114 @@ func (s *Service) Cancel(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 	}
 	var res dsr.CancelResult
 	if err := s.update(ctx, key, dsr.UpdateCancel, &res); err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			// The workflow ended under an open request: record it now rather than at the next sweep.
+			if reason := s.recordEnded(ctx, key); reason != "" {
+				return resp, opendsr.Conflict("Cannot cancel: " + reason + "; the request is now recorded failed and can be retried")
+			}
+		}
 		return resp, s.updateError(err, "cancel")
 	}
 	resp.RequestStatus = string(dsr.StatusCancelled)
 	return resp, nil
 }
 
-// Retry resumes a failed request whose cause (such as Mixpanel credentials) was fixed.
+// Retry resumes a failed request, of any type, once its cause (Mixpanel
+// credentials, a revoked task, an identity service) was fixed: a workflow
+// that waits for a retry is told so; a failed request whose workflow has
+// ended (a terminated workflow, an access request, a task that failed) is
+// started again, a new run under the same workflow id.
 func (s *Service) Retry(ctx context.Context, key ledger.Key) (opendsr.StatusResponse, *opendsr.Error) {
-	if _, oerr := s.Status(ctx, key); oerr != nil {
+	resp, oerr := s.Status(ctx, key)
+	if oerr != nil {
 		return opendsr.StatusResponse{}, oerr
 	}
-	if err := s.update(ctx, key, dsr.UpdateRetry, nil); err != nil {
+	err := s.update(ctx, key, dsr.UpdateRetry, nil)
+	var notFound *serviceerror.NotFound
+	if err != nil && errors.As(err, &notFound) {
+		failed := resp.RequestStatus == string(dsr.StatusFailed)
+		if !failed && resp.RequestStatus != string(dsr.StatusCompleted) && resp.RequestStatus != string(dsr.StatusCancelled) {
+			// Open in the ledger, yet its workflow ended (terminated): record that first.
+			failed = s.recordEnded(ctx, key) != ""
+		}
+		if failed {
+			err = s.restart(ctx, key)
+		}
+	}
+	if err != nil {
 		return opendsr.StatusResponse{}, s.updateError(err, "retry")
 	}
 	return s.Status(ctx, key)
+}
+
+// recordEnded records an open request failed when its latest workflow run
+// has ended (as the hourly sweep does), and returns the reason ("" if not).
+func (s *Service) recordEnded(ctx context.Context, key ledger.Key) string {
+	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, dsr.WorkflowID(key.ControllerID, key.RequestID), "")
+	if err != nil {
+		return ""
+	}
+	reason := dsr.EndedReason(desc.GetWorkflowExecutionInfo().GetStatus())
+	if reason == "" {
+		return ""
+	}
+	if err := s.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusFailed), reason, s.now()); err != nil {
+		s.logger().Error("ledger write failed", "request_id", key.RequestID, "error", err)
+		return ""
+	}
+	return reason
+}
+
+// restart starts a failed request's DSR workflow again with its original
+// input (read from the last run's history: the ledger keeps no identity),
+// and records the retry. The id reuse policy allows a new run only because
+// the last one has ended; a run still going is a conflict.
+func (s *Service) restart(ctx context.Context, key ledger.Key) error {
+	in, err := s.originalInput(ctx, key)
+	if err != nil {
+		return err
+	}
+	if _, err := s.startRun(ctx, in, enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE); err != nil {
+		var exists *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &exists) {
+			return temporal.NewApplicationError("the request's workflow is running again already", "AlreadyRunning")
+		}
+		return err
+	}
+	if err := s.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusPending), "retried by an operator: started again", s.now()); err != nil {
+		// The new run records its own progress; only this transition is missing.
+		s.logger().Error("ledger write failed after restarting a request", "request_id", key.RequestID, "error", err)
+	}
+	return nil
+}
+
+// originalInput reads the input of the request's last workflow run.
+func (s *Service) originalInput(ctx context.Context, key ledger.Key) (dsr.Request, error) {
+	it := s.Temporal.GetWorkflowHistory(ctx, dsr.WorkflowID(key.ControllerID, key.RequestID), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return dsr.Request{}, temporal.NewApplicationError("the request's workflow history is gone (Temporal's retention): submit it again under a new id", "HistoryGone")
+	}
+	first, err := it.Next()
+	if err != nil {
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return dsr.Request{}, temporal.NewApplicationError("the request's workflow history is gone (Temporal's retention): submit it again under a new id", "HistoryGone")
+		}
+		return dsr.Request{}, err
+	}
+	started := first.GetWorkflowExecutionStartedEventAttributes()
+	if started == nil || s.Keys == nil {
+		return dsr.Request{}, errors.New("the request's first workflow event is not its start")
+	}
+	var in dsr.Request
+	if err := keyring.DataConverter(s.Keys).FromPayloads(started.GetInput(), &in); err != nil {
+		return dsr.Request{}, fmt.Errorf("reading the request's workflow input: %w", err)
+	}
+	if in.ControllerID != key.ControllerID || in.RequestID != key.RequestID {
+		return dsr.Request{}, errors.New("the request's workflow input names another request")
+	}
+	return in, nil
 }
 
 // update sends an update to the request's workflow and waits for its answer.

@@ -177,10 +177,26 @@ func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext op
 // start starts the request's DSR workflow and says whether this call started
 // it (false: it existed already).
 func (s *Service) start(ctx context.Context, in dsr.Request) (bool, error) {
+	started, err := s.startRun(ctx, in, enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE)
+	var exists *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &exists) {
+		return false, nil
+	}
+	if err != nil {
+		s.logger().Error("could not start the request workflow", "controller", in.ControllerID, "request_id", in.RequestID, "error", err)
+		return false, err
+	}
+	return started, nil
+}
+
+// startRun starts a run of the request's DSR workflow: at intake no id may be
+// used twice (REJECT_DUPLICATE); a retry may start a new run once the last
+// one has ended (ALLOW_DUPLICATE). A running workflow is never joined.
+func (s *Service) startRun(ctx context.Context, in dsr.Request, reuse enums.WorkflowIdReusePolicy) (bool, error) {
 	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       in.WorkflowID(),
 		TaskQueue:                s.Config.TaskQueue,
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDReusePolicy:    reuse,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            fmt.Sprintf("%s %s request from %s", in.Regulation, in.Type, in.ControllerID),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
@@ -191,15 +207,7 @@ func (s *Service) start(ctx context.Context, in dsr.Request) (bool, error) {
 			workflows.SearchDueTime.ValueSet(in.DueTime),
 		),
 	}, dsr.WorkflowDSR, in)
-	var exists *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &exists) {
-		return false, nil
-	}
-	if err != nil {
-		s.logger().Error("could not start the request workflow", "controller", in.ControllerID, "request_id", in.RequestID, "error", err)
-		return false, err
-	}
-	return true, nil
+	return err == nil, err
 }
 
 func createdResponse(r ledger.Request, raw []byte) opendsr.CreatedResponse {

@@ -1,0 +1,300 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/dsrflow/dsrflow/internal/devstack"
+	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+)
+
+// temporalCLI runs bin/temporal against the stack's dev server, as an operator would.
+func temporalCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := devstack.Bin("temporal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, append(args, "--address", stack.Temporal.Address)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("temporal %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func temporalClient(t *testing.T) client.Client {
+	t.Helper()
+	tc, err := client.Dial(client.Options{HostPort: stack.Temporal.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	return tc
+}
+
+// transitions reads a request's status transitions from the stack's ledger.
+func transitions(t *testing.T, id string) []ledger.Transition {
+	t.Helper()
+	store, err := ledger.Open(context.Background(), devstack.EnvValue(stack.Env, "DSR_DB"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	trs, err := store.Transitions(context.Background(), ledger.Key{ControllerID: devstack.Controller, RequestID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trs
+}
+
+func statusReason(t *testing.T, st opendsr.StatusResponse) string {
+	t.Helper()
+	var ext opendsr.StatusExtension
+	_ = json.Unmarshal(st.Extensions["localhost"], &ext)
+	return ext.StatusReason
+}
+
+func workflowStatus(t *testing.T, id string) enumspb.WorkflowExecutionStatus {
+	t.Helper()
+	desc, err := temporalClient(t).DescribeWorkflowExecution(context.Background(), dsr.WorkflowID(devstack.Controller, id), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return desc.GetWorkflowExecutionInfo().GetStatus()
+}
+
+func post(t *testing.T, req map[string]any) {
+	t.Helper()
+	if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.Code, resp.Body)
+	}
+}
+
+func TestTemporalCancelInTheWaitingPeriod(t *testing.T) {
+	id := newID()
+	req := erasure(id, "gdpr", "tcancel-"+id[:8], "https://controller.example/cb")
+	delete(req, "extensions") // the 7-day waiting period
+	delete(req, "status_callback_urls")
+	post(t, req)
+	waitForStatus(t, id, "pending", 10*time.Second)
+	temporalCLI(t, "workflow", "cancel", "--workflow-id", dsr.WorkflowID(devstack.Controller, id))
+	start := time.Now()
+	st := waitForStatus(t, id, "cancelled", 10*time.Second)
+	t.Logf("GET said cancelled %v after `temporal workflow cancel`", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(statusReason(t, st), "cancelled") {
+		t.Errorf("status reason %q", statusReason(t, st))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for workflowStatus(t, id) == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := workflowStatus(t, id); got != enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+		t.Errorf("workflow is %v, want Canceled like the ledger", got)
+	}
+	// DELETE agrees: already cancelled.
+	if resp := apiCall(t, http.MethodDelete, "/v1/requests/"+id, nil); resp.Code != http.StatusAccepted {
+		t.Errorf("DELETE after the Temporal cancel: %d %s, want 202 (already cancelled)", resp.Code, resp.Body)
+	}
+}
+
+func TestTemporalCancelAfterForwardingIsRefused(t *testing.T) {
+	id := newID()
+	req := erasure(id, "gdpr", "tlate-"+id[:8], "https://controller.example/cb")
+	delete(req, "status_callback_urls")
+	post(t, req)
+	waitForStatus(t, id, "in_progress", 60*time.Second)
+	temporalCLI(t, "workflow", "cancel", "--workflow-id", dsr.WorkflowID(devstack.Controller, id))
+	waitForStatus(t, id, "completed", 90*time.Second)
+	var refused bool
+	for _, tr := range transitions(t, id) {
+		if strings.Contains(tr.Reason, "Temporal cancellation request refused") && strings.Contains(tr.Reason, "too late") {
+			refused = true
+		}
+	}
+	if !refused {
+		t.Errorf("transitions %+v record no refused cancellation", transitions(t, id))
+	}
+	if got := workflowStatus(t, id); got != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && got != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Errorf("workflow is %v, want it to go on (completed)", got)
+	}
+}
+
+// sweep runs the hourly Retention schedule now and waits for the request to reach want.
+func sweepUntil(t *testing.T, id, want string) opendsr.StatusResponse {
+	t.Helper()
+	h := temporalClient(t).ScheduleClient().GetHandle(context.Background(), "dsrflow-retention")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := h.Trigger(context.Background(), client.ScheduleTriggerOptions{Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL}); err != nil {
+			t.Fatal(err)
+		}
+		var st opendsr.StatusResponse
+		for wait := time.Now().Add(5 * time.Second); time.Now().Before(wait); time.Sleep(200 * time.Millisecond) {
+			resp := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil)
+			_ = json.Unmarshal(resp.Body, &st)
+			if st.RequestStatus == want {
+				return st
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after sweeps for 60 s the request is %q, want %q", st.RequestStatus, want)
+		}
+	}
+}
+
+func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
+	id := newID()
+	req := erasure(id, "gdpr", "tterm-"+id[:8], "https://controller.example/cb")
+	delete(req, "status_callback_urls")
+	post(t, req)
+	temporalCLI(t, "workflow", "terminate", "--workflow-id", dsr.WorkflowID(devstack.Controller, id), "--reason", "e2e")
+	if resp := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil); !strings.Contains(string(resp.Body), `"pending"`) {
+		t.Fatalf("right after terminate: %s", resp.Body)
+	}
+	st := sweepUntil(t, id, "failed")
+	if got := statusReason(t, st); got != dsr.ReasonTerminated {
+		t.Errorf("status reason %q, want %q", got, dsr.ReasonTerminated)
+	}
+	resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil)
+	if resp.Code != http.StatusAccepted {
+		t.Fatalf("retry: %d %s, want 202", resp.Code, resp.Body)
+	}
+	waitForStatus(t, id, "completed", 90*time.Second)
+	if got := workflowStatus(t, id); got != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && got != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		t.Errorf("the retried run is %v", got)
+	}
+	var path []string
+	for _, tr := range transitions(t, id) {
+		path = append(path, string(tr.To))
+	}
+	if got := strings.Join(path, ","); !strings.Contains(got, "failed,pending") || !strings.HasSuffix(got, "completed") {
+		t.Errorf("transitions %s, want failed (terminated), pending (retried), ..., completed", got)
+	}
+	// The sweep does not touch it again: the new run completed it.
+	sweepUntil(t, id, "completed")
+}
+
+// TestPoisonedIDFailsOnlyItsRequest: one of 50 erasures carries an id the
+// emulator fails; 49 complete, the poisoned one fails with the task chain,
+// and the split's creates stayed at most 1 per second.
+func TestPoisonedIDFailsOnlyItsRequest(t *testing.T) {
+	stack.Emulator.Reset()
+	faults := stack.Emulator.Faults()
+	poisoned := faults
+	poisoned.FailPrefix = "poison-"
+	stack.Emulator.SetFaults(poisoned)
+	defer stack.Emulator.SetFaults(faults)
+
+	var ids []string
+	poisonedID := ""
+	for i := range 50 {
+		id := newID()
+		customer := fmt.Sprintf("split-%d-%s", i, id[:8])
+		if i == 23 {
+			customer, poisonedID = "poison-"+id[:8], id
+		}
+		req := erasure(id, "gdpr", customer, "https://controller.example/cb")
+		delete(req, "status_callback_urls")
+		post(t, req)
+		ids = append(ids, id)
+	}
+	start := time.Now()
+	for _, id := range ids {
+		if id == poisonedID {
+			continue
+		}
+		waitForStatus(t, id, "completed", 5*time.Minute)
+	}
+	st := waitForStatus(t, poisonedID, "failed", 5*time.Minute)
+	reason := statusReason(t, st)
+	t.Logf("49 completed and 1 failed %v after the last POST; reason: %s", time.Since(start).Round(time.Second), reason)
+	if !strings.Contains(reason, "FAILURE") || !strings.Contains(reason, "failed alone") || !strings.Contains(reason, "task chain: ") {
+		t.Errorf("poisoned request's reason %q names no failure, isolation or task chain", reason)
+	}
+	tasks := stack.Emulator.Tasks()
+	var created []time.Time
+	for _, task := range tasks {
+		if task.Kind == "deletion" {
+			created = append(created, task.Created)
+		}
+	}
+	sort.Slice(created, func(i, j int) bool { return created[i].Before(created[j]) })
+	minGap := time.Hour
+	for i := 1; i < len(created); i++ {
+		minGap = min(minGap, created[i].Sub(created[i-1]))
+	}
+	calls := stack.Emulator.Calls()
+	t.Logf("%d deletion tasks, closest creates %v apart; calls %v", len(created), minGap, calls)
+	if len(created) < 3 || len(created) > 2+2*7 {
+		t.Errorf("%d deletion tasks, want a split (more than 2) bounded by halving (at most 16)", len(created))
+	}
+	if minGap < 900*time.Millisecond {
+		t.Errorf("two creates %v apart: the split broke Mixpanel's 1 request/s", minGap)
+	}
+	if calls["status_429"] > 0 {
+		t.Errorf("Mixpanel answered %d calls 429 (rate limited)", calls["status_429"])
+	}
+}
+
+// TestCLIAccessRequestCompletesAsFastAsHTTP: an access request submitted
+// with bin/dsr from an environment without the worker's settings (default
+// 10 minute poll interval) is polled at the worker's 1 s, like one over HTTP,
+// and both get the same expected_completion_time rule.
+func TestCLIAccessRequestCompletesAsFastAsHTTP(t *testing.T) {
+	var env []string
+	for _, kv := range stack.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "MIXPANEL_POLL_INTERVAL" && k != "DSR_BATCH_MAX_WAIT" && k != "DSR_RESULTS_TTL" {
+			env = append(env, kv)
+		}
+	}
+	timed := func(submit func() (string, opendsr.CreatedResponse)) (time.Duration, opendsr.CreatedResponse) {
+		start := time.Now()
+		id, created := submit()
+		waitForStatus(t, id, "completed", 3*time.Minute)
+		return time.Since(start), created
+	}
+	httpTook, httpCreated := timed(func() (string, opendsr.CreatedResponse) {
+		id := newID()
+		req := erasure(id, "gdpr", "speed-http", "https://controller.example/cb")
+		req["subject_request_type"] = "access"
+		delete(req, "status_callback_urls")
+		resp := apiCall(t, http.MethodPost, "/v1/requests", req)
+		var c opendsr.CreatedResponse
+		if resp.Code != http.StatusCreated || json.Unmarshal(resp.Body, &c) != nil {
+			t.Fatalf("POST: %d %s", resp.Code, resp.Body)
+		}
+		return id, c
+	})
+	cliTook, cliCreated := timed(func() (string, opendsr.CreatedResponse) {
+		cmd := dsrCommand(t, "submit", "--regulation", "gdpr", "--type", "access", "--identity", "controller_customer_id=speed-cli", "--json")
+		cmd.Env = env
+		out, err := cmd.Output()
+		var c opendsr.CreatedResponse
+		if err != nil || json.Unmarshal(out, &c) != nil {
+			t.Fatalf("dsr submit: %v\n%s", err, out)
+		}
+		return c.SubjectRequestID, c
+	})
+	t.Logf("access request completed in %v over HTTP, %v from bin/dsr", httpTook.Round(time.Millisecond), cliTook.Round(time.Millisecond))
+	if cliTook > 2*httpTook+10*time.Second {
+		t.Errorf("bin/dsr's request took %v, HTTP's %v: the CLI's environment decided the polling", cliTook, httpTook)
+	}
+	for name, c := range map[string]opendsr.CreatedResponse{"HTTP": httpCreated, "CLI": cliCreated} {
+		if got := c.ExpectedCompletionTime.Sub(c.ReceivedTime.Time); got != 48*time.Hour {
+			t.Errorf("%s: expected_completion_time is received + %v, want + 48h", name, got)
+		}
+	}
+}
