@@ -41,7 +41,7 @@ type Activities struct {
 	Profiles  *identity.Store
 	// Finder resolves identities: the profile store or a company's identity service.
 	Finder  identity.Finder
-	Results *results.Store
+	Results results.Bundles
 	// Keys seal what the ledger keeps that must not be readable from a copy of it.
 	Keys    *keyring.Ring
 	Metrics *Metrics

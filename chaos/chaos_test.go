@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,7 +114,7 @@ func (s *scenario) waitFor(what string, timeout time.Duration, cond func() bool)
 // id is in exactly one Mixpanel task.
 func (s *scenario) assertExactlyOnce(ids []string) {
 	s.t.Helper()
-	store, err := ledger.Open(context.Background(), filepath.Join(s.dir, "dsrflow.db"))
+	store, err := ledger.Open(context.Background(), devstack.EnvValue(s.stack.Env, "DSR_DB"))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -283,7 +282,7 @@ func TestAPIKilledDuringIntake(t *testing.T) {
 	s.ids = accepted
 	s.waitAll(accepted, "completed", 3*time.Minute)
 	// Nothing half-created: every ledger row, answered or not, reaches an end.
-	store, err := ledger.Open(context.Background(), filepath.Join(s.dir, "dsrflow.db"))
+	store, err := ledger.Open(context.Background(), devstack.EnvValue(s.stack.Env, "DSR_DB"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,27 +30,58 @@ import (
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
-// stack is shared by the tests of this package: one dev server, emulator, worker and API.
+// stack is shared by the tests of this package: one Temporal, emulator, worker and API.
 var stack *devstack.Stack
 
+// TestMain starts the stack the environment asks for (see the package doc):
+// the dev server by default, a Temporal cluster on PostgreSQL with
+// DSR_E2E_STACK=cluster, or an external Temporal with DSR_E2E_TEMPORAL_ADDRESS.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "dsrflow-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	stack, err = devstack.StartStack(ctx, devstack.StackOptions{Dir: dir})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	opts := devstack.StackOptions{Dir: dir, Env: map[string]string{}}
+	var cluster *devstack.Cluster
+	switch {
+	case os.Getenv("DSR_E2E_TEMPORAL_ADDRESS") != "":
+		opts.TemporalAddress = os.Getenv("DSR_E2E_TEMPORAL_ADDRESS")
+	case os.Getenv("DSR_E2E_STACK") == "cluster":
+		cluster, err = devstack.StartCluster(ctx, devstack.ClusterOptions{Dir: dir})
+		if err == nil {
+			opts.TemporalAddress, opts.Env["DSR_DB"] = cluster.Address, cluster.LedgerDSN
+		}
+	case os.Getenv("DSR_E2E_STACK") != "" && os.Getenv("DSR_E2E_STACK") != "dev":
+		err = fmt.Errorf("DSR_E2E_STACK=%s: want dev or cluster", os.Getenv("DSR_E2E_STACK"))
+	}
+	if db := os.Getenv("DSR_E2E_DB"); db != "" {
+		opts.Env["DSR_DB"] = db
+	}
+	if err == nil {
+		stack, err = devstack.StartStack(ctx, opts)
+	}
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the stack:", err)
+		if cluster != nil {
+			fmt.Fprintln(os.Stderr, cluster.Logs())
+			cluster.Stop()
+		}
 		os.Exit(1)
 	}
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintln(os.Stderr, stack.Logs())
+		if cluster != nil {
+			fmt.Fprintln(os.Stderr, cluster.Logs())
+		}
 	}
 	stack.Stop()
+	if cluster != nil {
+		cluster.Stop()
+	}
 	if code == 0 {
 		_ = os.RemoveAll(dir)
 	}

@@ -208,13 +208,32 @@ func OpenLedger(ctx context.Context, cfg config.Config) (*ledger.Store, error) {
 	return s, nil
 }
 
-// ResultsStore opens DSR_RESULTS_DIR with bundles encrypted by the key ring.
-func ResultsStore(cfg config.Config, ring *keyring.Ring) (*results.Store, error) {
-	s, err := results.OpenStore(cfg.ResultsDir, results.StoreOptions{Wrap: ring.WrapWriter, Unwrap: ring.UnwrapReader})
-	if err != nil {
-		return nil, fmt.Errorf("opening the results directory: %w", err)
+// ResultsStore opens where results bundles are kept, encrypted by the key
+// ring: with a PostgreSQL DSR_DB, its database (results.DBStore), so that any
+// API replica serves any bundle, still reading an existing DSR_RESULTS_DIR
+// for the bundles written before; otherwise the directory DSR_RESULTS_DIR.
+func ResultsStore(cfg config.Config, ring *keyring.Ring) (results.Bundles, error) {
+	opts := results.StoreOptions{Wrap: ring.WrapWriter, Unwrap: ring.UnwrapReader}
+	if !sqldb.IsPostgres(cfg.DB) {
+		s, err := results.OpenStore(cfg.ResultsDir, opts)
+		if err != nil {
+			return nil, fmt.Errorf("opening the results directory: %w", err)
+		}
+		return s, nil
 	}
-	return s, nil
+	var legacy *results.Store
+	if fi, err := os.Stat(cfg.ResultsDir); err == nil && fi.IsDir() {
+		if legacy, err = results.OpenStore(cfg.ResultsDir, opts); err != nil {
+			return nil, fmt.Errorf("opening the results directory: %w", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := sqldb.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("opening the results store: %w", err)
+	}
+	return results.NewDBStore(db, opts, legacy)
 }
 
 // Registry is a Prometheus registry with the Go and process collectors.

@@ -36,9 +36,14 @@ type StackOptions struct {
 	Emulator emulator.Options
 	// TemporalDynamicConfig adds dev-server dynamic config values.
 	TemporalDynamicConfig []string
+	// TemporalAddress, when set, is a running Temporal frontend (e.g. a
+	// Cluster's) that the stack uses instead of starting a dev server; its
+	// default namespace must have dsrflow's search attributes.
+	TemporalAddress string
 }
 
-// Stack is a whole dsrflow: the Temporal dev server, the Mixpanel emulator
+// Stack is a whole dsrflow: the Temporal dev server (or the frontend of
+// StackOptions.TemporalAddress), the Mixpanel emulator
 // (in process, so tests can inspect and fault it), and the worker and API binaries.
 type Stack struct {
 	Temporal    *Temporal
@@ -49,7 +54,9 @@ type Stack struct {
 	// APIURL is the API's base URL, e.g. http://127.0.0.1:43121.
 	APIURL string
 	// Env is the environment the worker and API run with.
-	Env         []string
+	Env []string
+	// Workers are the worker processes StartMoreWorkers added (Worker is the first).
+	Workers     []*Process
 	dir         string
 	emulatorSrv *http.Server
 }
@@ -58,7 +65,9 @@ type Stack struct {
 func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 	s := &Stack{dir: o.Dir}
 	var err error
-	if s.Temporal, err = StartTemporal(ctx, TemporalOptions{Dir: o.Dir, DynamicConfig: o.TemporalDynamicConfig}); err != nil {
+	if o.TemporalAddress != "" {
+		s.Temporal = &Temporal{Address: o.TemporalAddress}
+	} else if s.Temporal, err = StartTemporal(ctx, TemporalOptions{Dir: o.Dir, DynamicConfig: o.TemporalDynamicConfig}); err != nil {
 		return nil, err
 	}
 	em := o.Emulator
@@ -156,9 +165,33 @@ func (s *Stack) WorkerMetricsURL() string {
 
 func (s *Stack) envValue(key string) string { return EnvValue(s.Env, key) }
 
+// StartMoreWorkers starts n more worker processes (worker-2, worker-3, ...),
+// each with a metrics address of its own, and waits for their health endpoints.
+func (s *Stack) StartMoreWorkers(ctx context.Context, n int) error {
+	bin, err := Bin("worker")
+	if err != nil {
+		return err
+	}
+	for range n {
+		addr, err := FreeAddr()
+		if err != nil {
+			return err
+		}
+		p, err := Start(fmt.Sprintf("worker-%d", len(s.Workers)+2), s.dir, bin, append(append([]string(nil), s.Env...), "WORKER_METRICS_ADDR="+addr))
+		if err != nil {
+			return err
+		}
+		s.Workers = append(s.Workers, p)
+		if err := WaitHTTP(ctx, "http://"+addr+"/healthz", 60*time.Second, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Stop stops every process of the stack.
 func (s *Stack) Stop() {
-	for _, p := range []*Process{s.API, s.Worker} {
+	for _, p := range append([]*Process{s.API, s.Worker}, s.Workers...) {
 		if p != nil {
 			p.Stop()
 		}
@@ -174,7 +207,7 @@ func (s *Stack) Stop() {
 // Logs returns the tail of the worker and API logs, for failure messages.
 func (s *Stack) Logs() string {
 	var b strings.Builder
-	for _, p := range []*Process{s.Worker, s.API} {
+	for _, p := range append([]*Process{s.Worker, s.API}, s.Workers...) {
 		if p != nil {
 			fmt.Fprintf(&b, "--- %s log ---\n%s\n", p.Name, tail(p.Log(), 4000))
 		}

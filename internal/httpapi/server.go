@@ -33,7 +33,7 @@ type Server struct {
 	cfg      config.Config
 	requests *requests.Service
 	signer   *opendsr.Signer
-	results  *results.Store
+	results  results.Bundles
 	ledger   *ledger.Store
 	keys     *keyring.Ring
 	profiles *identity.Store
@@ -55,7 +55,7 @@ type Options struct {
 	Requests *requests.Service
 	Signer   *opendsr.Signer
 	// Results and Ledger serve results links.
-	Results *results.Store
+	Results results.Bundles
 	Ledger  *ledger.Store
 	// Keys serve the Temporal Web UI's codec endpoint (/codec/encode, /codec/decode).
 	Keys *keyring.Ring
