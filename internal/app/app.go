@@ -211,7 +211,8 @@ func OpenLedger(ctx context.Context, cfg config.Config) (*ledger.Store, error) {
 // ResultsStore opens where results bundles are kept, encrypted by the key
 // ring: with a PostgreSQL DSR_DB, its database (results.DBStore), so that any
 // API replica serves any bundle, still reading an existing DSR_RESULTS_DIR
-// for the bundles written before; otherwise the directory DSR_RESULTS_DIR.
+// for the bundles written before and spooling downloads there; otherwise the
+// directory DSR_RESULTS_DIR.
 func ResultsStore(cfg config.Config, ring *keyring.Ring) (results.Bundles, error) {
 	opts := results.StoreOptions{Wrap: ring.WrapWriter, Unwrap: ring.UnwrapReader}
 	if !sqldb.IsPostgres(cfg.DB) {
@@ -221,11 +222,10 @@ func ResultsStore(cfg config.Config, ring *keyring.Ring) (results.Bundles, error
 		}
 		return s, nil
 	}
-	var legacy *results.Store
-	if fi, err := os.Stat(cfg.ResultsDir); err == nil && fi.IsDir() {
-		if legacy, err = results.OpenStore(cfg.ResultsDir, opts); err != nil {
-			return nil, fmt.Errorf("opening the results directory: %w", err)
-		}
+	// The directory also spools downloads while bundles are built.
+	legacy, err := results.OpenStore(cfg.ResultsDir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening the results directory: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

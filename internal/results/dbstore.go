@@ -25,6 +25,10 @@ type Bundles interface {
 	Delete(token string) error
 	// PurgeOlderThan removes the bundles stored before cutoff and returns how many.
 	PurgeOlderThan(cutoff time.Time) (int, error)
+	// NewSpool creates a place for one download while a bundle is built from it.
+	NewSpool() (*Spool, error)
+	// PurgeTemporary removes what downloads and writes older than cutoff left behind.
+	PurgeTemporary(cutoff time.Time) (int, error)
 }
 
 var (
@@ -48,7 +52,8 @@ type DBStore struct {
 	db   *sqldb.DB
 	opts StoreOptions
 	// legacy, if set, is a directory store still read (and cleaned) for the
-	// bundles written before the database held them.
+	// bundles written before the database held them, and where downloads
+	// are spooled.
 	legacy *Store
 }
 
