@@ -167,7 +167,10 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	if got := statusReason(t, st); got != dsr.ReasonTerminated {
 		t.Errorf("status reason %q, want %q", got, dsr.ReasonTerminated)
 	}
-	resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil)
+	resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/retry", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if resp.Code != http.StatusAccepted {
 		t.Fatalf("retry: %d %s, want 202", resp.Code, resp.Body)
 	}
