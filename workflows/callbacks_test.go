@@ -17,6 +17,7 @@ import (
 	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/callback"
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -57,7 +58,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // row per attempt made.
 func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 	ctx := context.Background()
-	store, err := ledger.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"))
+	db := filepath.Join(t.TempDir(), "ledger.db")
+	store, err := ledger.Open(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +72,12 @@ func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Completing an erasure also erases dsrflow's own copy from the profile store.
+	profiles, err := identity.Open(ctx, db, identity.WithKeys(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer profiles.Close()
 	keyPath, certPath, err := opendsr.WriteKeyPair(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +113,7 @@ func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 		CallbackURLs: []string{srv.URL + "/cb?token=secret"},
 		ReceivedTime: now, ForwardAt: now, RetryWindow: 30 * 24 * time.Hour,
 	}
-	env.RegisterActivity(&activities.Activities{Ledger: store, Keys: keys, Callbacks: sender})
+	env.RegisterActivity(&activities.Activities{Ledger: store, Profiles: profiles, Keys: keys, Callbacks: sender})
 	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(activities.ResolveResult{
 		Plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}, Enqueued: true}, nil)
 	env.OnActivity(a.Enqueue, mock.Anything, mock.Anything).Return(nil)
