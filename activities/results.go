@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
@@ -39,6 +40,9 @@ type BuildResultsInput struct {
 	// Profiles are the matched profile ids whose live profile goes into profile.jsonl.
 	Profiles []string `json:"profiles,omitempty"`
 	Exports  []Export `json:"exports,omitempty"`
+	// Identities are the request's: the bundle is linked to the raw ones
+	// (as keyed hashes), so that an erasure of the subject removes it.
+	Identities []dsr.Identity `json:"identities,omitempty"`
 }
 
 // ResultsInfo describes a built bundle.
@@ -100,14 +104,12 @@ func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (Re
 		return ResultsInfo{}, err
 	}
 	info.Matched = len(profiles) > 0 || len(in.Exports) > 0
-	if len(profiles) > 0 {
-		// Recorded before the bundle exists, so that an erasure of one of
-		// these profiles always finds (and removes) it.
-		if err := a.Profiles.LinkBundle(ctx, in.ControllerID, in.RequestID, in.Profiles); err != nil {
+	if info.Matched {
+		// Recorded before the bundle exists, so that an erasure of the
+		// subject always finds (and removes) it.
+		if err := a.Profiles.LinkBundle(ctx, in.ControllerID, in.RequestID, in.Profiles, rawIdentities(in.Identities)); err != nil {
 			return ResultsInfo{}, err
 		}
-	}
-	if info.Matched {
 		tmp, err := os.MkdirTemp(a.Config.ResultsDir, ".download-")
 		if err != nil {
 			return ResultsInfo{}, fmt.Errorf("results directory: %w", err)
