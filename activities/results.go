@@ -212,10 +212,14 @@ func (a *Activities) profileRecords(ctx context.Context, controller string, ids 
 	return out, nil
 }
 
-// ExpireResults deletes a bundle whose link expired and makes the link answer 410.
+// ExpireResults deletes a bundle whose link expired, and its links to the
+// subject, and makes the link answer 410.
 func (a *Activities) ExpireResults(ctx context.Context, in ExpireInput) error {
 	if err := a.Results.Delete(in.Token); err != nil {
 		return fmt.Errorf("results store: %w", err)
+	}
+	if err := a.Profiles.ForgetBundle(ctx, in.ControllerID, in.RequestID); err != nil {
+		return err
 	}
 	if err := a.Ledger.ClearResults(ctx, ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}); err != nil {
 		return fmt.Errorf("ledger: %w", err)

@@ -410,3 +410,12 @@ func (s *Store) BundleRequests(ctx context.Context, owner string, profileIDs []s
 	sort.Strings(out)
 	return out, nil
 }
+
+// ForgetBundle drops the links of the results bundle of owner's request
+// requestID, once the bundle itself is gone (expired).
+func (s *Store) ForgetBundle(ctx context.Context, owner, requestID string) error {
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM identity_bundles WHERE owner = ? AND request_id = ?`), owner, requestID); err != nil {
+		return fmt.Errorf("identity: forget results bundle: %w", err)
+	}
+	return nil
+}

@@ -138,6 +138,12 @@ func TestEraseAndSuppression(t *testing.T) {
 		if reqs, _ := s.BundleRequests(ctx, "other", []string{"p1"}, nil); len(reqs) != 1 {
 			t.Errorf("another controller's bundle link went: %v", reqs)
 		}
+		if err := s.ForgetBundle(ctx, "other", "access-3"); err != nil {
+			t.Fatal(err)
+		}
+		if reqs, _ := s.BundleRequests(ctx, "other", []string{"p1"}, nil); len(reqs) != 0 {
+			t.Errorf("an expired bundle is still linked: %v", reqs)
+		}
 		// Retrying changes nothing and reports the same count.
 		again, err := s.Erase(ctx, in)
 		if err != nil || again.Rows != 3 || !again.Repeated {
