@@ -49,12 +49,31 @@ func suppressionValue(owner, typ, value string) string {
 	return owner + "\x00" + typ + "\x00" + normalize(typ, value)
 }
 
+// lockOwner serialises, on PostgreSQL, the transactions that read or write
+// owner's suppression list (an import batch, an erasure) until they end, so
+// that an import running beside an erasure cannot miss its suppressions and
+// write the person back. On SQLite every write transaction already holds the
+// database's write lock from its start.
+func (s *Store) lockOwner(ctx context.Context, q querier, owner string) error {
+	if s.db.Dialect != sqldb.Postgres {
+		return nil
+	}
+	if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('dsrflow-identity-owner'), hashtext($1))`, owner); err != nil {
+		return fmt.Errorf("lock the controller's profiles: %w", err)
+	}
+	return nil
+}
+
 // suppressed returns the indexes (into batch) of the profiles that carry an
 // identity on owner's suppression list. It reads nothing more when owner has
-// no suppression at all, the usual case.
+// no suppression at all, the usual case. It runs in the transaction that
+// writes the batch, holding lockOwner.
 func (s *Store) suppressed(ctx context.Context, q querier, owner string, batch []preparedProfile) (map[int]bool, error) {
 	if s.keys == nil {
 		return nil, ErrNoKeys
+	}
+	if err := s.lockOwner(ctx, q, owner); err != nil {
+		return nil, err
 	}
 	var some bool
 	if err := q.QueryRowContext(ctx, s.db.Rebind(`SELECT EXISTS (SELECT 1 FROM identity_suppressions WHERE owner = ?)`), owner).Scan(&some); err != nil {
@@ -217,6 +236,9 @@ func (s *Store) Erase(ctx context.Context, in EraseInput) (res EraseResult, err 
 func (s *Store) erase(ctx context.Context, tx *sql.Tx, in EraseInput) (EraseResult, error) {
 	db := s.db
 	var res EraseResult
+	if err := s.lockOwner(ctx, tx, in.Owner); err != nil {
+		return res, err
+	}
 	var rows int
 	err := tx.QueryRowContext(ctx, db.Rebind(`SELECT rows_removed FROM identity_erasures WHERE owner = ? AND request_id = ?`),
 		in.Owner, in.RequestID).Scan(&rows)

@@ -3,6 +3,7 @@ package identity_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -260,6 +261,38 @@ func TestNoKeysNoImport(t *testing.T) {
 		}
 		if _, err := s.Erase(ctx, identity.EraseInput{Owner: owner, RequestID: "r"}); !errors.Is(err, identity.ErrNoKeys) {
 			t.Errorf("erase: %v", err)
+		}
+	})
+}
+
+// TestEraseRacingAnImport: an import of a person running beside their
+// erasure never leaves them in the store, whichever commits first.
+func TestEraseRacingAnImport(t *testing.T) {
+	each(t, func(t *testing.T, s *identity.Store, _ *sqldb.DB) {
+		ctx := context.Background()
+		p := identity.Profile{ID: "p1", Identities: []identity.Identity{{Type: "email", Value: "VAL-race@example.com"}}}
+		for i := range 20 {
+			o := fmt.Sprintf("race-%d", i)
+			if _, err := s.Upsert(ctx, o, []identity.Profile{p}); err != nil {
+				t.Fatal(err)
+			}
+			errs := make(chan error, 2)
+			go func() {
+				_, err := s.Erase(ctx, identity.EraseInput{Owner: o, RequestID: "r", ProfileIDs: []string{"p1"}})
+				errs <- err
+			}()
+			go func() {
+				_, err := s.Upsert(ctx, o, []identity.Profile{p})
+				errs <- err
+			}()
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.Get(ctx, o, "p1"); !errors.Is(err, identity.ErrNotFound) {
+				t.Fatalf("round %d: the erased person is back (%v)", i, err)
+			}
 		}
 	})
 }
