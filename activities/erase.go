@@ -38,7 +38,8 @@ type CompleteErasureResult struct {
 // so that a retry repeats them safely:
 //
 //  1. removes the results bundles of earlier access or portability requests
-//     of the same controller that hold one of the matched profiles (their
+//     of the same controller that hold one of the matched profiles, or data
+//     of one of their identities or of the request's raw identities (their
 //     links answer 410 from then on);
 //  2. deletes the matched profiles' identities and attributes from the
 //     profile store, leaving keyed hashes on the suppression list, in one
@@ -50,7 +51,8 @@ type CompleteErasureResult struct {
 func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInput) (CompleteErasureResult, error) {
 	c := in.Status
 	var out CompleteErasureResult
-	bundles, err := a.Profiles.BundleRequests(ctx, c.ControllerID, in.Profiles)
+	raw := rawIdentities(in.Identities)
+	bundles, err := a.Profiles.BundleRequests(ctx, c.ControllerID, in.Profiles, raw)
 	if err != nil {
 		return out, err
 	}
@@ -63,14 +65,8 @@ func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInpu
 			out.BundlesRemoved++
 		}
 	}
-	var raw []identity.Identity
-	for _, id := range in.Identities {
-		if id.Format == "" || id.Format == opendsr.IdentityFormatRaw {
-			raw = append(raw, identity.Identity{Type: id.Type, Value: id.Value})
-		}
-	}
 	res, err := a.Profiles.Erase(ctx, identity.EraseInput{
-		Owner: c.ControllerID, RequestID: c.RequestID, ProfileIDs: in.Profiles, Identities: raw,
+		Owner: c.ControllerID, RequestID: c.RequestID, ProfileIDs: in.Profiles, Identities: raw, BundleRequests: bundles,
 	})
 	if err != nil {
 		return out, err
@@ -82,6 +78,18 @@ func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInpu
 		return out, err
 	}
 	return out, nil
+}
+
+// rawIdentities returns a request's raw identities (hashed ones cannot be
+// suppressed or linked).
+func rawIdentities(ids []dsr.Identity) []identity.Identity {
+	var raw []identity.Identity
+	for _, id := range ids {
+		if id.Format == "" || id.Format == opendsr.IdentityFormatRaw {
+			raw = append(raw, identity.Identity{Type: id.Type, Value: id.Value})
+		}
+	}
+	return raw
 }
 
 // LocalCopyErasedReason is the completion reason of an erasure whose local

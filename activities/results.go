@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
@@ -38,6 +39,9 @@ type BuildResultsInput struct {
 	// Profiles are the matched profile ids whose live profile goes into profile.jsonl.
 	Profiles []string `json:"profiles,omitempty"`
 	Exports  []Export `json:"exports,omitempty"`
+	// Identities are the request's: the bundle is linked to the raw ones
+	// (as keyed hashes), so that an erasure of the subject removes it.
+	Identities []dsr.Identity `json:"identities,omitempty"`
 }
 
 // ResultsInfo describes a built bundle.
@@ -101,14 +105,12 @@ func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (Re
 		return ResultsInfo{}, err
 	}
 	info.Matched = len(profiles) > 0 || len(in.Exports) > 0
-	if len(profiles) > 0 {
-		// Recorded before the bundle exists, so that an erasure of one of
-		// these profiles always finds (and removes) it.
-		if err := a.Profiles.LinkBundle(ctx, in.ControllerID, in.RequestID, in.Profiles); err != nil {
+	if info.Matched {
+		// Recorded before the bundle exists, so that an erasure of the
+		// subject always finds (and removes) it.
+		if err := a.Profiles.LinkBundle(ctx, in.ControllerID, in.RequestID, in.Profiles, rawIdentities(in.Identities)); err != nil {
 			return ResultsInfo{}, err
 		}
-	}
-	if info.Matched {
 		bundle := results.BundleInput{Profiles: profiles}
 		for _, e := range in.Exports {
 			sp, err := a.Results.NewSpool()
@@ -209,10 +211,14 @@ func (a *Activities) profileRecords(ctx context.Context, controller string, ids 
 	return out, nil
 }
 
-// ExpireResults deletes a bundle whose link expired and makes the link answer 410.
+// ExpireResults deletes a bundle whose link expired, and its links to the
+// subject, and makes the link answer 410.
 func (a *Activities) ExpireResults(ctx context.Context, in ExpireInput) error {
 	if err := a.Results.Delete(in.Token); err != nil {
 		return fmt.Errorf("results store: %w", err)
+	}
+	if err := a.Profiles.ForgetBundle(ctx, in.ControllerID, in.RequestID); err != nil {
+		return err
 	}
 	if err := a.Ledger.ClearResults(ctx, ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}); err != nil {
 		return fmt.Errorf("ledger: %w", err)

@@ -173,22 +173,29 @@ func TestCompleteErasure(t *testing.T) {
 		{Type: "email", Value: "ann@example.com"}, {Type: "controller_customer_id", Value: "cust-ann"}}})
 	f.upsert(t, "globex", identity.Profile{ID: "p-ann", Identities: []identity.Identity{{Type: "email", Value: "ann@example.com"}}})
 
-	// An earlier access request of acme left a bundle holding p-ann.
-	access := f.request(t, "acme", "access-1", "access")
-	token, err := results.NewToken()
-	if err != nil {
-		t.Fatal(err)
+	// Earlier access requests of acme left bundles: one holding p-ann, one
+	// the Mixpanel data of p-ann's customer id (sent raw; no profile matched then).
+	bundle := func(id string, profiles []string, ids []identity.Identity) (ledger.Key, string) {
+		key := f.request(t, "acme", id, "access")
+		token, err := results.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.bundles.Write(ctx, token, func(w io.Writer) error { _, err := w.Write([]byte("zip")); return err }); err != nil {
+			t.Fatal(err)
+		}
+		link, _ := f.ring.Seal("https://dsr.example/v1/results/" + token)
+		if err := f.ledger.SetResults(ctx, key, token, link, 1, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.profiles.LinkBundle(ctx, "acme", id, profiles, ids); err != nil {
+			t.Fatal(err)
+		}
+		return key, token
 	}
-	if _, err := f.bundles.Write(ctx, token, func(w io.Writer) error { _, err := w.Write([]byte("zip")); return err }); err != nil {
-		t.Fatal(err)
-	}
-	link, _ := f.ring.Seal("https://dsr.example/v1/results/" + token)
-	if err := f.ledger.SetResults(ctx, access, token, link, 1, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.profiles.LinkBundle(ctx, "acme", access.RequestID, []string{"p-ann"}); err != nil {
-		t.Fatal(err)
-	}
+	access, token := bundle("access-1", []string{"p-ann"}, nil)
+	byID, byIDToken := bundle("access-2", nil, []identity.Identity{{Type: "controller_customer_id", Value: "cust-ann"}})
+	_, otherToken := bundle("access-3", nil, []identity.Identity{{Type: "controller_customer_id", Value: "cust-bob"}})
 
 	erasure := f.request(t, "acme", "erase-1", "erasure")
 	in := activities.CompleteErasureInput{
@@ -208,14 +215,19 @@ func TestCompleteErasure(t *testing.T) {
 		return out
 	}
 	out := run()
-	if out.RowsRemoved != 3 || out.BundlesRemoved != 1 || !strings.Contains(out.Reason, "local copy erased: 3 ") {
+	if out.RowsRemoved != 3 || out.BundlesRemoved != 2 || !strings.Contains(out.Reason, "local copy erased: 3 ") {
 		t.Fatalf("result %+v", out)
 	}
-	if _, _, err := f.bundles.Open(token); !errors.Is(err, results.ErrNotFound) {
-		t.Errorf("the access bundle survived: %v", err)
+	for key, tok := range map[ledger.Key]string{access: token, byID: byIDToken} {
+		if _, _, err := f.bundles.Open(tok); !errors.Is(err, results.ErrNotFound) {
+			t.Errorf("the bundle of %s survived: %v", key, err)
+		}
+		if rec, _ := f.ledger.Get(ctx, key); rec.ResultsExpiresAt.After(time.Now()) {
+			t.Errorf("the link of %s still works until %v", key, rec.ResultsExpiresAt)
+		}
 	}
-	if rec, _ := f.ledger.Get(ctx, access); rec.ResultsExpiresAt.After(time.Now()) {
-		t.Errorf("the access link still works until %v", rec.ResultsExpiresAt)
+	if _, _, err := f.bundles.Open(otherToken); err != nil {
+		t.Errorf("another subject's bundle was removed: %v", err)
 	}
 	if _, err := f.profiles.Get(ctx, "acme", "p-ann"); !errors.Is(err, identity.ErrNotFound) {
 		t.Errorf("acme's profile survived: %v", err)

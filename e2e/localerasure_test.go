@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -15,7 +16,13 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/dsrflow/dsrflow/internal/devstack"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/httpapi"
 )
 
@@ -75,6 +82,10 @@ func TestErasureLeavesNoLocalCopy(t *testing.T) {
 	if n, _ := strconv.Atoi(m[1]); n != 4 { // the profile and its three identities
 		t.Errorf("%d rows removed, want 4", n)
 	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		// A history of the new completion path (GetVersion erase-local-copy) for the replay tests.
+		saveHistory(t, s, dsr.WorkflowID(devstack.Controller, erasureID), filepath.Join(dir, "dsr-erasure-local-copy.json"))
+	}
 	// The access request's bundle went with it.
 	if code, _ := acme.call(t, http.MethodGet, resultsPath, "", nil); code != http.StatusGone && code != http.StatusNotFound {
 		t.Errorf("the earlier results link answers %d after the erasure, want 410", code)
@@ -116,6 +127,37 @@ func TestErasureLeavesNoLocalCopy(t *testing.T) {
 	s.Stop()
 	if found := scanFiles(t, dir, values); len(found) > 0 {
 		t.Errorf("after the erasure, with the stack stopped: %s", strings.Join(found, "; "))
+	}
+}
+
+// saveHistory waits for a workflow to close and writes its history as JSON.
+func saveHistory(t *testing.T, s *devstack.Stack, workflowID, path string) {
+	t.Helper()
+	tc, err := client.Dial(client.Options{HostPort: s.Temporal.Address})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := tc.GetWorkflow(ctx, workflowID, "").Get(ctx, nil); err != nil {
+		t.Fatalf("waiting for %s to close: %v", workflowID, err)
+	}
+	var events []*historypb.HistoryEvent
+	it := tc.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -45,6 +45,7 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	var info activities.ResultsInfo
 	if err := workflow.ExecuteActivity(withBuildOptions(ctx), a.BuildResults, activities.BuildResultsInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Profiles: profiles, Exports: exports,
+		Identities: r.in.Identities,
 	}).Get(ctx, &info); err != nil {
 		return r.fail(ctx, "building the results failed: "+errorMessage(err))
 	}

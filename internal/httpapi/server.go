@@ -58,12 +58,12 @@ type Options struct {
 	Results results.Bundles
 	Ledger  *ledger.Store
 	// Keys serve the Temporal Web UI's codec endpoint (/codec/encode, /codec/decode).
-	Keys *keyring.Ring
-	// Profiles, when set, serves POST /v1/profiles.
-	Profiles *identity.Store
-	Logger   *slog.Logger
+	Keys   *keyring.Ring
+	Logger *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics.
 	Registry *prometheus.Registry
+	// Profiles, when set, serves POST /v1/profiles.
+	Profiles *identity.Store
 }
 
 // tokenSet maps bearer tokens, kept as SHA-256, to whom they belong. A lookup
@@ -99,8 +99,7 @@ func (ts tokenSet) match(r *http.Request) (string, bool) {
 func New(o Options) *Server {
 	s := &Server{
 		cfg: o.Config, requests: o.Requests, signer: o.Signer, results: o.Results, ledger: o.Ledger, keys: o.Keys,
-		profiles: o.Profiles,
-		logger:   o.Logger, gatherer: o.Registry,
+		logger: o.Logger, gatherer: o.Registry,
 		limits: newControllerLimits(o.Config.APIRateLimit, o.Config.APIRateBurst),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dsrflow_api_requests_total", Help: "API requests, by route and HTTP status.",
@@ -112,6 +111,7 @@ func New(o Options) *Server {
 	if s.logger == nil {
 		s.logger = slog.Default()
 	}
+	s.profiles = o.Profiles
 	if o.Registry != nil {
 		o.Registry.MustRegister(s.calls, s.latency)
 	}

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 )
@@ -47,12 +49,31 @@ func suppressionValue(owner, typ, value string) string {
 	return owner + "\x00" + typ + "\x00" + normalize(typ, value)
 }
 
+// lockOwner serialises, on PostgreSQL, the transactions that read or write
+// owner's suppression list (an import batch, an erasure) until they end, so
+// that an import running beside an erasure cannot miss its suppressions and
+// write the person back. On SQLite every write transaction already holds the
+// database's write lock from its start.
+func (s *Store) lockOwner(ctx context.Context, q querier, owner string) error {
+	if s.db.Dialect != sqldb.Postgres {
+		return nil
+	}
+	if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('dsrflow-identity-owner'), hashtext($1))`, owner); err != nil {
+		return fmt.Errorf("lock the controller's profiles: %w", err)
+	}
+	return nil
+}
+
 // suppressed returns the indexes (into batch) of the profiles that carry an
 // identity on owner's suppression list. It reads nothing more when owner has
-// no suppression at all, the usual case.
+// no suppression at all, the usual case. It runs in the transaction that
+// writes the batch, holding lockOwner.
 func (s *Store) suppressed(ctx context.Context, q querier, owner string, batch []preparedProfile) (map[int]bool, error) {
 	if s.keys == nil {
 		return nil, ErrNoKeys
+	}
+	if err := s.lockOwner(ctx, q, owner); err != nil {
+		return nil, err
 	}
 	var some bool
 	if err := q.QueryRowContext(ctx, s.db.Rebind(`SELECT EXISTS (SELECT 1 FROM identity_suppressions WHERE owner = ?)`), owner).Scan(&some); err != nil {
@@ -136,6 +157,9 @@ type EraseInput struct {
 	// Identities are further raw identities to put on the suppression list
 	// (the request's own), whether or not a profile carries them.
 	Identities []Identity
+	// BundleRequests are the requests whose results bundles the caller
+	// removed (BundleRequests): their links are forgotten.
+	BundleRequests []string
 }
 
 // EraseResult is what Erase removed.
@@ -212,6 +236,9 @@ func (s *Store) Erase(ctx context.Context, in EraseInput) (res EraseResult, err 
 func (s *Store) erase(ctx context.Context, tx *sql.Tx, in EraseInput) (EraseResult, error) {
 	db := s.db
 	var res EraseResult
+	if err := s.lockOwner(ctx, tx, in.Owner); err != nil {
+		return res, err
+	}
 	var rows int
 	err := tx.QueryRowContext(ctx, db.Rebind(`SELECT rows_removed FROM identity_erasures WHERE owner = ? AND request_id = ?`),
 		in.Owner, in.RequestID).Scan(&rows)
@@ -259,10 +286,9 @@ func (s *Store) erase(ctx context.Context, tx *sql.Tx, in EraseInput) (EraseResu
 		return res, err
 	}
 	res.Profiles, res.Rows = profileRows, profileRows+identityRows
-	for start := 0; start < len(ids); start += chunk {
-		part := ids[start:min(start+chunk, len(ids))]
-		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_bundles WHERE owner = ? AND profile_id IN (`+
-			placeholders(1, len(part))+`)`), append([]any{in.Owner}, part...)...); err != nil {
+	for _, requestID := range in.BundleRequests {
+		if _, err := tx.ExecContext(ctx, db.Rebind(`DELETE FROM identity_bundles WHERE owner = ? AND request_id = ?`),
+			in.Owner, requestID); err != nil {
 			return res, fmt.Errorf("forget results bundles: %w", err)
 		}
 	}
@@ -297,18 +323,50 @@ func deleteProfiles(ctx context.Context, db *sqldb.DB, q querier, owner string, 
 	return profiles, identities, nil
 }
 
+// BundlePurpose is the key ring purpose of the keyed hashes that link a
+// results bundle to the raw identities of its request.
+const BundlePurpose = "bundle-subject"
+
+// bundleSubjects are the identity_bundles subjects of profiles and raw
+// identities: "profile:<id>", and the keyed hash of each identity under
+// every key of the ring (lookups across rotations; the first is the active
+// key's, the one LinkBundle writes).
+func (s *Store) bundleSubjects(owner string, profileIDs []string, ids []Identity, allKeys bool) []string {
+	var out []string
+	for _, id := range profileIDs {
+		out = append(out, "profile:"+id)
+	}
+	for _, id := range ids {
+		if !KnownType(id.Type) || strings.TrimSpace(id.Value) == "" {
+			continue
+		}
+		v := suppressionValue(owner, id.Type, id.Value)
+		if allKeys {
+			out = append(out, s.keys.Hashes(BundlePurpose, v)...)
+		} else {
+			out = append(out, s.keys.Hash(BundlePurpose, v))
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
 // LinkBundle records that the results bundle of owner's request requestID
-// holds the profiles profileIDs, so that erasing one of them removes it.
-func (s *Store) LinkBundle(ctx context.Context, owner, requestID string, profileIDs []string) error {
+// holds the profiles profileIDs and the data of the raw identities ids, so
+// that an erasure of one of them removes it (BundleRequests).
+func (s *Store) LinkBundle(ctx context.Context, owner, requestID string, profileIDs []string, ids []Identity) error {
 	if err := checkOwner(owner); err != nil {
 		return fmt.Errorf("identity: link results bundle: %w", err)
 	}
+	if s.keys == nil {
+		return fmt.Errorf("identity: link results bundle: %w", ErrNoKeys)
+	}
 	db := s.db
 	err := db.WithTx(ctx, func(tx *sql.Tx) error {
-		for _, id := range profileIDs {
-			if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO identity_bundles (owner, profile_id, request_id, created_at)
-				VALUES (?, ?, ?, ?) ON CONFLICT (owner, profile_id, request_id) DO NOTHING`),
-				owner, id, requestID, db.TimeArg(s.now())); err != nil {
+		for _, subject := range s.bundleSubjects(owner, profileIDs, ids, false) {
+			if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO identity_bundles (owner, subject, request_id, created_at)
+				VALUES (?, ?, ?, ?) ON CONFLICT (owner, subject, request_id) DO NOTHING`),
+				owner, subject, requestID, db.TimeArg(s.now())); err != nil {
 				return err
 			}
 		}
@@ -321,16 +379,36 @@ func (s *Store) LinkBundle(ctx context.Context, owner, requestID string, profile
 }
 
 // BundleRequests returns, sorted, the requests of owner whose results
-// bundle holds one of profileIDs (see LinkBundle).
-func (s *Store) BundleRequests(ctx context.Context, owner string, profileIDs []string) ([]string, error) {
+// bundle holds one of profileIDs, or data of one of their stored identities
+// or of ids (see LinkBundle).
+func (s *Store) BundleRequests(ctx context.Context, owner string, profileIDs []string, ids []Identity) ([]string, error) {
+	if err := checkOwner(owner); err != nil {
+		return nil, fmt.Errorf("identity: results bundles: %w", err)
+	}
+	if s.keys == nil {
+		return nil, fmt.Errorf("identity: results bundles: %w", ErrNoKeys)
+	}
+	keys := make([]any, len(profileIDs))
+	for i, id := range profileIDs {
+		keys[i] = id
+	}
+	profiles, _, err := s.load(ctx, s.db, owner, "profile_id", keys)
+	if err != nil {
+		return nil, fmt.Errorf("identity: results bundles: %w", err)
+	}
+	all := slices.Clone(ids)
+	for _, p := range profiles {
+		all = append(all, p.Identities...)
+	}
+	subjects := s.bundleSubjects(owner, profileIDs, all, true)
 	seen := map[string]bool{}
-	for start := 0; start < len(profileIDs); start += chunk {
+	for start := 0; start < len(subjects); start += chunk {
 		part := make([]any, 0, chunk)
-		for _, id := range profileIDs[start:min(start+chunk, len(profileIDs))] {
-			part = append(part, id)
+		for _, sub := range subjects[start:min(start+chunk, len(subjects))] {
+			part = append(part, sub)
 		}
 		rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT DISTINCT request_id FROM identity_bundles
-			WHERE owner = ? AND profile_id IN (`+placeholders(1, len(part))+`)`), append([]any{owner}, part...)...)
+			WHERE owner = ? AND subject IN (`+placeholders(1, len(part))+`)`), append([]any{owner}, part...)...)
 		if err != nil {
 			return nil, fmt.Errorf("identity: results bundles: %w", err)
 		}
@@ -353,4 +431,13 @@ func (s *Store) BundleRequests(ctx context.Context, owner string, profileIDs []s
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// ForgetBundle drops the links of the results bundle of owner's request
+// requestID, once the bundle itself is gone (expired).
+func (s *Store) ForgetBundle(ctx context.Context, owner, requestID string) error {
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM identity_bundles WHERE owner = ? AND request_id = ?`), owner, requestID); err != nil {
+		return fmt.Errorf("identity: forget results bundle: %w", err)
+	}
+	return nil
 }

@@ -49,10 +49,10 @@ const (
 //	{"controller_id":"acme","identities":[{"identity_type":"email","identity_format":"raw","identity_value":"..."}]}
 //
 // naming the requesting controller in the body and in the header
-// X-DSR-Controller-Id, so that a service shared by several controllers
-// answers with that controller's profiles only,
-// with one configured header (DSR_IDENTITY_RESOLVER_HEADER, "Name: value",
-// typically "Authorization: Bearer ..."), and expects 200 with
+// X-DSR-Controller-Id (a service shared by several controllers must answer
+// with that controller's profiles only), with one configured header
+// (DSR_IDENTITY_RESOLVER_HEADER, "Name: value", typically
+// "Authorization: Bearer ..."), and expects 200 with
 //
 //	{"profiles":[{"profile_id":"p-1","identities":{"email":"...","ios_vendor_id":["..."]},
 //	              "attributes":{...},"matched":[0,2]}]}

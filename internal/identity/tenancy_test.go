@@ -3,6 +3,7 @@ package identity_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -95,14 +96,29 @@ func TestEraseAndSuppression(t *testing.T) {
 		if err != nil || rep.Imported != 2 || rep.Suppressed != 0 {
 			t.Fatalf("import: %+v, %v", rep, err)
 		}
-		if err := s.LinkBundle(ctx, owner, "access-1", []string{"p1"}); err != nil {
+		// access-1's bundle holds p1; access-2's the data of p1's customer id (no profile matched then).
+		if err := s.LinkBundle(ctx, owner, "access-1", []string{"p1"}, nil); err != nil {
 			t.Fatal(err)
 		}
-		if reqs, err := s.BundleRequests(ctx, owner, []string{"p1", "p2"}); err != nil || !reflect.DeepEqual(reqs, []string{"access-1"}) {
-			t.Fatalf("bundle requests %v, %v", reqs, err)
+		if err := s.LinkBundle(ctx, owner, "access-2", nil, []identity.Identity{{Type: "controller_customer_id", Value: " VAL-c1 "}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.LinkBundle(ctx, "other", "access-3", []string{"p1"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		bundles, err := s.BundleRequests(ctx, owner, []string{"p1", "p2"}, nil)
+		if err != nil || !reflect.DeepEqual(bundles, []string{"access-1", "access-2"}) {
+			t.Fatalf("bundle requests %v, %v", bundles, err)
+		}
+		if reqs, err := s.BundleRequests(ctx, owner, []string{"p2"}, []identity.Identity{{Type: "email", Value: "VAL-nobody@example.com"}}); err != nil || len(reqs) != 0 {
+			t.Fatalf("bundle requests of p2: %v, %v", reqs, err)
+		}
+		var linked int
+		if err := db.QueryRowContext(ctx, db.Rebind(`SELECT COUNT(*) FROM identity_bundles WHERE subject LIKE ?`), "%VAL-%").Scan(&linked); err != nil || linked != 0 {
+			t.Fatalf("bundle links hold values: %d, %v", linked, err)
 		}
 		in := identity.EraseInput{Owner: owner, RequestID: "erase-1", ProfileIDs: []string{"p1", "p-unknown"},
-			Identities: []identity.Identity{{Type: "android_id", Value: "VAL-777"}}}
+			Identities: []identity.Identity{{Type: "android_id", Value: "VAL-777"}}, BundleRequests: bundles}
 		res, err := s.Erase(ctx, in)
 		if err != nil {
 			t.Fatal(err)
@@ -117,8 +133,17 @@ func TestEraseAndSuppression(t *testing.T) {
 		if found(t, s, identity.Query{Type: "email", Value: "val-ann@example.com"}) != nil {
 			t.Fatal("p1's email still resolves")
 		}
-		if reqs, _ := s.BundleRequests(ctx, owner, []string{"p1"}); len(reqs) != 0 {
-			t.Errorf("bundle link kept: %v", reqs)
+		if reqs, _ := s.BundleRequests(ctx, owner, []string{"p1"}, []identity.Identity{{Type: "controller_customer_id", Value: "VAL-c1"}}); len(reqs) != 0 {
+			t.Errorf("bundle links kept: %v", reqs)
+		}
+		if reqs, _ := s.BundleRequests(ctx, "other", []string{"p1"}, nil); len(reqs) != 1 {
+			t.Errorf("another controller's bundle link went: %v", reqs)
+		}
+		if err := s.ForgetBundle(ctx, "other", "access-3"); err != nil {
+			t.Fatal(err)
+		}
+		if reqs, _ := s.BundleRequests(ctx, "other", []string{"p1"}, nil); len(reqs) != 0 {
+			t.Errorf("an expired bundle is still linked: %v", reqs)
 		}
 		// Retrying changes nothing and reports the same count.
 		again, err := s.Erase(ctx, in)
@@ -236,6 +261,38 @@ func TestNoKeysNoImport(t *testing.T) {
 		}
 		if _, err := s.Erase(ctx, identity.EraseInput{Owner: owner, RequestID: "r"}); !errors.Is(err, identity.ErrNoKeys) {
 			t.Errorf("erase: %v", err)
+		}
+	})
+}
+
+// TestEraseRacingAnImport: an import of a person running beside their
+// erasure never leaves them in the store, whichever commits first.
+func TestEraseRacingAnImport(t *testing.T) {
+	each(t, func(t *testing.T, s *identity.Store, _ *sqldb.DB) {
+		ctx := context.Background()
+		p := identity.Profile{ID: "p1", Identities: []identity.Identity{{Type: "email", Value: "VAL-race@example.com"}}}
+		for i := range 20 {
+			o := fmt.Sprintf("race-%d", i)
+			if _, err := s.Upsert(ctx, o, []identity.Profile{p}); err != nil {
+				t.Fatal(err)
+			}
+			errs := make(chan error, 2)
+			go func() {
+				_, err := s.Erase(ctx, identity.EraseInput{Owner: o, RequestID: "r", ProfileIDs: []string{"p1"}})
+				errs <- err
+			}()
+			go func() {
+				_, err := s.Upsert(ctx, o, []identity.Profile{p})
+				errs <- err
+			}()
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.Get(ctx, o, "p1"); !errors.Is(err, identity.ErrNotFound) {
+				t.Fatalf("round %d: the erased person is back (%v)", i, err)
+			}
 		}
 	})
 }

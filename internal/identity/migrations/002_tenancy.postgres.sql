@@ -31,12 +31,14 @@ CREATE TABLE identity_erasures (
     PRIMARY KEY (owner, request_id)
 );
 
--- Which access/portability requests put which profiles into a results
--- bundle, so that erasing a profile also removes those bundles.
+-- Which access/portability requests' results bundles hold which subject, so
+-- that an erasure also removes those bundles. subject is "profile:<id>" for a
+-- profile in the bundle, or a keyed hash (purpose "bundle-subject") of a raw
+-- identity the request carried: no identity value.
 CREATE TABLE identity_bundles (
     owner      TEXT COLLATE "C" NOT NULL,
-    profile_id TEXT COLLATE "C" NOT NULL,
-    request_id TEXT        NOT NULL,
+    subject    TEXT COLLATE "C" NOT NULL,
+    request_id TEXT    NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (owner, profile_id, request_id)
+    PRIMARY KEY (owner, subject, request_id)
 );
