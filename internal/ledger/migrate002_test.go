@@ -80,6 +80,36 @@ func TestMigration002MarksLegacyRows(t *testing.T) {
 		}
 		fresh := mustCreate(t, s, newRequest("acme", "new-1", base()))
 
+		// An older binary still running (a rolling upgrade) cannot add
+		// unmarked unkeyed hashes or clear URLs next to the keyed ones.
+		insert := func(id string, row [3]string) error {
+			_, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO requests (controller_id, request_id, type, regulation, status,
+				received_time, body_hash, identities, callback_urls, updated_at, expires_at)
+				VALUES ('acme', ?, 'erasure', 'gdpr', 'pending', ?, ?, ?, ?, ?, ?)`),
+				id, now, row[0], row[1], row[2], now, later)
+			return err
+		}
+		keyedIDs := `[{"type":"email","format":"raw","hash":"` + keyed(ledger.PurposeIdentity, "x") + `"}]`
+		if err := insert("keyed-raw", [3]string{keyed(ledger.PurposeBody, "b"), keyedIDs, `["` + sealed(clearURL) + `"]`}); err != nil {
+			t.Fatalf("a keyed row written directly: %v", err)
+		}
+		for name, row := range map[string][3]string{
+			"unkeyed body hash":   {legacyDigest("body"), `[]`, `[]`},
+			"unkeyed identities":  {"", ids, `[]`},
+			"clear callback URLs": {"", `[]`, `["` + clearURL + `"]`},
+		} {
+			if err := insert("old-binary-"+strings.ReplaceAll(name, " ", "-"), row); err == nil {
+				t.Errorf("the database took a new row with %s", name)
+			}
+		}
+		if _, err := db.ExecContext(ctx, db.Rebind(`UPDATE requests SET body_hash = ? WHERE request_id = 'new-1'`), legacyDigest("body")); err == nil {
+			t.Error("the database took an unkeyed body hash on a keyed row")
+		}
+		if _, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO callback_attempts (controller_id, request_id, url_hash, request_status, attempt, at)
+			VALUES ('acme', 'new-1', ?, 'pending', 1, ?)`), legacyDigest(clearURL), now); err == nil {
+			t.Error("the database took an unkeyed callback URL hash")
+		}
+
 		old, err := s.Get(ctx, ledger.Key{ControllerID: "acme", RequestID: "old-1"})
 		if err != nil {
 			t.Fatal(err)

@@ -22,6 +22,15 @@ UPDATE requests SET
 
 CREATE INDEX requests_legacy ON requests (controller_id, request_id) WHERE hash_scheme = 'sha256';
 
+-- Nothing new unkeyed or in clear, whoever writes (an older binary during a
+-- rolling upgrade included): rows not marked 'sha256' hold keyed hashes and
+-- sealed callback URLs only.
+ALTER TABLE requests ADD CONSTRAINT requests_keyed CHECK (
+    hash_scheme = 'sha256' OR (
+        (body_hash = '' OR body_hash LIKE 'hmac:%')
+        AND NOT (identities @? '$[*] ? (!exists(@.hash) || !(@.hash starts with "hmac:"))')
+        AND NOT (callback_urls @? '$[*] ? (!(@ starts with "enc:"))')));
+
 -- Callback attempts: a row per attempt, keyed by the request's status change
 -- (seq, from 1; 0 for attempts made before this migration), never replaced.
 ALTER TABLE callback_attempts ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
@@ -34,4 +43,6 @@ BEGIN
         EXECUTE format('ALTER TABLE callback_attempts DROP CONSTRAINT %I', c);
     END LOOP;
 END $$;
+ALTER TABLE callback_attempts ADD CONSTRAINT callback_attempts_keyed
+    CHECK (url_hash LIKE 'hmac:%' OR url_hash LIKE 'sha256:%');
 CREATE INDEX callback_attempts_request ON callback_attempts (controller_id, request_id, seq);

@@ -22,6 +22,28 @@ UPDATE requests SET
 
 CREATE INDEX requests_legacy ON requests (controller_id, request_id) WHERE hash_scheme = 'sha256';
 
+-- Nothing new unkeyed or in clear, whoever writes (an older binary during a
+-- rolling upgrade included): rows not marked 'sha256' hold keyed hashes and
+-- sealed callback URLs only.
+CREATE TRIGGER requests_keyed_insert BEFORE INSERT ON requests
+WHEN NEW.hash_scheme <> 'sha256' AND (
+    (NEW.body_hash <> '' AND NEW.body_hash NOT LIKE 'hmac:%')
+    OR EXISTS (SELECT 1 FROM json_each(NEW.identities)
+               WHERE json_type(value, '$.hash') IS NOT 'text' OR json_extract(value, '$.hash') NOT LIKE 'hmac:%')
+    OR EXISTS (SELECT 1 FROM json_each(NEW.callback_urls) WHERE type <> 'text' OR value NOT LIKE 'enc:%'))
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: hashes must be keyed and callback URLs sealed (migration 002)');
+END;
+CREATE TRIGGER requests_keyed_update BEFORE UPDATE OF body_hash, identities, callback_urls, hash_scheme ON requests
+WHEN NEW.hash_scheme <> 'sha256' AND (
+    (NEW.body_hash <> '' AND NEW.body_hash NOT LIKE 'hmac:%')
+    OR EXISTS (SELECT 1 FROM json_each(NEW.identities)
+               WHERE json_type(value, '$.hash') IS NOT 'text' OR json_extract(value, '$.hash') NOT LIKE 'hmac:%')
+    OR EXISTS (SELECT 1 FROM json_each(NEW.callback_urls) WHERE type <> 'text' OR value NOT LIKE 'enc:%'))
+BEGIN
+    SELECT RAISE(ABORT, 'ledger: hashes must be keyed and callback URLs sealed (migration 002)');
+END;
+
 -- Callback attempts: a row per attempt, keyed by the request's status change
 -- (seq, from 1; 0 for attempts made before this migration), never replaced.
 -- SQLite cannot drop the old UNIQUE constraint: the table is rebuilt.
@@ -29,7 +51,8 @@ CREATE TABLE callback_attempts_002 (
     id             INTEGER PRIMARY KEY,
     controller_id  TEXT    NOT NULL,
     request_id     TEXT    NOT NULL,
-    url_hash       TEXT    NOT NULL, -- keyed hash of the URL ("sha256:<hex>" before 002)
+    url_hash       TEXT    NOT NULL  -- keyed hash of the URL ("sha256:<hex>" before 002)
+        CHECK (url_hash LIKE 'hmac:%' OR url_hash LIKE 'sha256:%'),
     host           TEXT    NOT NULL DEFAULT '',
     seq            INTEGER NOT NULL DEFAULT 0,
     request_status TEXT    NOT NULL,
