@@ -77,3 +77,11 @@ func operatorOf(r *http.Request) string {
 	name, _ := r.Context().Value(operatorKey{}).(string)
 	return name
 }
+
+// actorOf names who acted, for the ledger: "operator <name>" or "controller <id>".
+func actorOf(r *http.Request) string {
+	if name := operatorOf(r); name != "" {
+		return "operator " + name
+	}
+	return "controller " + controllerOf(r)
+}

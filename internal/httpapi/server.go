@@ -257,7 +257,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 
 // retry resumes a failed request (after its cause, such as Mixpanel credentials, was fixed).
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.requests.Retry(r.Context(), keyOf(r))
+	resp, err := s.requests.Retry(r.Context(), keyOf(r), actorOf(r))
 	s.answer(w, http.StatusAccepted, resp, err)
 }
 
@@ -271,7 +271,7 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonMalformed, Message: "the body is not a JSON object with profile_id", Location: "body"}))
 		return
 	}
-	resp, err := s.requests.Resolve(r.Context(), keyOf(r), body.ProfileID)
+	resp, err := s.requests.Resolve(r.Context(), keyOf(r), body.ProfileID, actorOf(r))
 	s.answer(w, http.StatusAccepted, resp, err)
 }
 
