@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -266,13 +267,18 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		ProfileID string `json:"profile_id"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	if err != nil || !json.Valid(raw) || json.Unmarshal(raw, &body) != nil {
 		s.writeError(w, opendsr.BadRequest("The body must be {\"profile_id\": \"...\"}", opendsr.ErrorItem{
 			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonMalformed, Message: "the body is not a JSON object with profile_id", Location: "body"}))
 		return
 	}
-	resp, err := s.requests.Resolve(r.Context(), keyOf(r), body.ProfileID, actorOf(r))
-	s.answer(w, http.StatusAccepted, resp, err)
+	if oerr := opendsr.StrictJSON(raw); oerr != nil {
+		s.writeError(w, oerr)
+		return
+	}
+	resp, oerr := s.requests.Resolve(r.Context(), keyOf(r), body.ProfileID, actorOf(r))
+	s.answer(w, http.StatusAccepted, resp, oerr)
 }
 
 func keyOf(r *http.Request) ledger.Key {

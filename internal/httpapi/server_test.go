@@ -300,3 +300,59 @@ func TestOperatorTokenOpensTheCodec(t *testing.T) {
 		t.Errorf("operator token on the codec: %d, want 200", resp.StatusCode)
 	}
 }
+
+// submitBody is a valid erasure body of acme with one identity value that
+// tests replace (the marker SECRET must never come back).
+const submitBody = `{"subject_request_id":"55555555-5555-4555-8555-555555555555","subject_request_type":"erasure",
+"regulation":"gdpr","submitted_time":"2026-11-01T10:00:00Z","api_version":"1.0",
+"subject_identities":[{"identity_type":"email","identity_value":"SECRET@example.org","identity_format":"raw"}],
+"status_callback_urls":["https://controller.example/cb"]}`
+
+// TestStrictIntake: each refused input answers 400 with the error object
+// naming the field, echoes nothing, and leaves no record (GET is 404).
+func TestStrictIntake(t *testing.T) {
+	f := newFixture(t, 0)
+	const id = "55555555-5555-4555-8555-555555555555"
+	replace := func(old, new string) string { return strings.Replace(submitBody, old, new, 1) }
+	cases := []struct {
+		name, body, location, reason string
+	}{
+		{"invalid UTF-8", replace(`"SECRET@example.org"`, "\"SECRET\xff@example.org\""), "subject_identities[0].identity_value", opendsr.ReasonMalformed},
+		{"unpaired surrogate", replace(`"SECRET@example.org"`, `"SECRET\udfff@example.org"`), "subject_identities[0].identity_value", opendsr.ReasonMalformed},
+		{"duplicate key", replace(`"regulation":"gdpr"`, `"regulation":"gdpr","regulation":"ccpa"`), "regulation", opendsr.ReasonDuplicateKey},
+		{"case-variant key", replace(`"status_callback_urls"`, `"SUBJECT_IDENTITIES":[{"identity_type":"email","identity_value":"SECRET2@example.org"}],"status_callback_urls"`),
+			"subject_identities", opendsr.ReasonDuplicateKey},
+		{"nested case-variant key", replace(`"identity_format":"raw"`, `"identity_format":"raw","IDENTITY_VALUE":"SECRET3@example.org"`),
+			"subject_identities[0].identity_value", opendsr.ReasonDuplicateKey},
+		{"loopback callback", replace(`https://controller.example/cb`, `https://127.0.0.1/cb?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+		{"localhost callback", replace(`https://controller.example/cb`, `https://localhost:8443/cb?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+		{"private callback", replace(`https://controller.example/cb`, `https://192.168.0.10/cb?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+		{"link-local callback", replace(`https://controller.example/cb`, `https://[fe80::1]/cb?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+		{"metadata callback", replace(`https://controller.example/cb`, `https://169.254.169.254/latest?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := f.post(t, "/v1/requests", "tok-acme", c.body)
+			var e opendsr.Error
+			if resp.StatusCode != 400 || json.Unmarshal(body, &e) != nil || e.Code != 400 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			found := false
+			for _, it := range e.Errors {
+				found = found || it.Location == c.location && it.Reason == c.reason
+			}
+			if !found {
+				t.Errorf("errors %+v, want %s at %s", e.Errors, c.reason, c.location)
+			}
+			if strings.Contains(strings.ToLower(string(body)), "secret") {
+				t.Errorf("the answer echoes a submitted value: %s", body)
+			}
+			if resp, body := f.get(t, "/v1/requests/"+id, "tok-acme"); resp.StatusCode != 404 {
+				t.Errorf("after a refused submission GET answers %d: %s", resp.StatusCode, body)
+			}
+			if _, err := f.ledger.Get(context.Background(), ledger.Key{ControllerID: "acme", RequestID: id}); err == nil {
+				t.Error("a refused submission left a ledger row")
+			}
+		})
+	}
+}

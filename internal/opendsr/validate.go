@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dsrflow/dsrflow/internal/netguard"
 )
 
 // Limits enforced by Validate.
@@ -34,6 +37,9 @@ type ValidateOptions struct {
 	Now time.Time
 	// AllowHTTPCallbacks accepts http:// status callback URLs (local use).
 	AllowHTTPCallbacks bool
+	// AllowPrivateCallbacks accepts callback URLs whose host is a loopback,
+	// private, link-local or metadata address or localhost (see netguard).
+	AllowPrivateCallbacks bool
 }
 
 // Validate checks a decoded request against every OpenDSR rule dsrflow
@@ -94,7 +100,7 @@ func Validate(req Request, opts ValidateOptions) *Error {
 	}
 
 	validateIdentities(&c, req.SubjectIdentities)
-	validateCallbackURLs(&c, req.StatusCallbackURLs, opts.AllowHTTPCallbacks)
+	validateCallbackURLs(&c, req.StatusCallbackURLs, opts)
 
 	if opts.ProcessorDomain != "" {
 		ext, items := parseExtension(req, opts.ProcessorDomain)
@@ -206,20 +212,20 @@ func identityValueProblem(identityType, format, value string, typeOK bool) strin
 	return ""
 }
 
-func validateCallbackURLs(c *collector, urls []string, allowHTTP bool) {
+func validateCallbackURLs(c *collector, urls []string, opts ValidateOptions) {
 	if len(urls) > MaxCallbackURLs {
 		c.add(ReasonTooMany, "status_callback_urls", fmt.Sprintf("status_callback_urls must hold at most %d URLs", MaxCallbackURLs))
 		return
 	}
 	for i, raw := range urls {
 		loc := fmt.Sprintf("status_callback_urls[%d]", i)
-		if problem := callbackURLProblem(raw, allowHTTP); problem != "" {
+		if problem := callbackURLProblem(raw, opts.AllowHTTPCallbacks, opts.AllowPrivateCallbacks); problem != "" {
 			c.add(ReasonInvalid, loc, loc+" "+problem)
 		}
 	}
 }
 
-func callbackURLProblem(raw string, allowHTTP bool) string {
+func callbackURLProblem(raw string, allowHTTP, allowPrivate bool) string {
 	if raw == "" {
 		return "must not be empty"
 	}
@@ -244,6 +250,9 @@ func callbackURLProblem(raw string, allowHTTP bool) string {
 	if u.User != nil {
 		return "must not contain user information"
 	}
+	if why := netguard.ForbiddenHost(u.Hostname()); why != "" && !allowPrivate {
+		return "must not point at a " + why + " address"
+	}
 	return ""
 }
 
@@ -252,7 +261,7 @@ func extensionLocation(domain string) string {
 }
 
 // parseExtension reads extensions[domain]; absent and null give the zero
-// value. Unknown keys inside it are ignored.
+// value. Another spelling of a known field is refused; unknown keys are ignored.
 func parseExtension(req Request, domain string) (ProcessorExtension, []ErrorItem) {
 	var ext ProcessorExtension
 	raw, ok := req.Extensions[domain]
@@ -266,6 +275,11 @@ func parseExtension(req Request, domain string) (ProcessorExtension, []ErrorItem
 	if raw[0] != '{' || json.Unmarshal(raw, &fields) != nil {
 		c.add(ReasonInvalid, base, base+" must be an object")
 		return ext, c.items
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if canonical, known := knownFields[foldKey(k)]; known && k != canonical {
+			c.add(ReasonInvalid, base+"."+canonical, base+"."+canonical+": keys are case-sensitive; spell it exactly "+canonical)
+		}
 	}
 	if v, ok := fields["skip_waiting_period"]; ok && string(bytes.TrimSpace(v)) != "null" {
 		loc := base + ".skip_waiting_period"
