@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
 	"github.com/dsrflow/dsrflow/internal/netguard"
 )
 
@@ -37,6 +39,9 @@ type ValidateOptions struct {
 	Now time.Time
 	// AllowHTTPCallbacks accepts http:// status callback URLs (local use).
 	AllowHTTPCallbacks bool
+	// AllowUUIDv5 accepts a name-based UUID v5 as subject_request_id (the
+	// ids the dsr CLI derives for bulk submissions); OpenDSR asks for v4.
+	AllowUUIDv5 bool
 	// AllowPrivateCallbacks accepts callback URLs whose host is a loopback,
 	// private, link-local or metadata address or localhost (see netguard).
 	AllowPrivateCallbacks bool
@@ -56,7 +61,7 @@ func Validate(req Request, opts ValidateOptions) *Error {
 	switch {
 	case req.SubjectRequestID == "":
 		c.required("subject_request_id")
-	case !isLowerUUIDv4(req.SubjectRequestID):
+	case !isRequestID(req.SubjectRequestID, opts.AllowUUIDv5):
 		c.add(ReasonInvalid, "subject_request_id", "subject_request_id must be a lowercase UUID v4")
 	}
 
@@ -318,29 +323,15 @@ func isHexByte(b byte) bool {
 // isUUID reports whether s is a canonical 8-4-4-4-12 UUID of any version,
 // in either case.
 func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch i {
-		case 8, 13, 18, 23:
-			if s[i] != '-' {
-				return false
-			}
-		default:
-			if !isHexByte(s[i]) {
-				return false
-			}
-		}
-	}
-	return true
+	return len(s) == 36 && uuid.Validate(s) == nil
 }
 
-// isLowerUUIDv4 reports whether s is a lowercase canonical UUID with version
-// 4 and the RFC 4122 variant.
-func isLowerUUIDv4(s string) bool {
+// isRequestID reports whether s is a lowercase canonical UUID with the RFC
+// 9562 variant and version 4 (random), or 5 (name-based) when allowed.
+func isRequestID(s string, allowV5 bool) bool {
 	if !isUUID(s) || strings.ToLower(s) != s {
 		return false
 	}
-	return s[14] == '4' && strings.IndexByte("89ab", s[19]) >= 0
+	u := uuid.MustParse(s)
+	return u.Variant() == uuid.RFC4122 && (u.Version() == 4 || allowV5 && u.Version() == 5)
 }

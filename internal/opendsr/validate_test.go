@@ -83,6 +83,16 @@ func TestValidateRejects(t *testing.T) {
 			location: "subject_request_id", reason: "invalid"},
 		{name: "uuid without dashes", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "a7551968d5d644b29831815ac9017798" },
 			location: "subject_request_id", reason: "invalid"},
+		{name: "uuid in braces", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "{a7551968-d5d6-44b2-9831-815ac9017798}" },
+			location: "subject_request_id", reason: "invalid"},
+		{name: "uuid urn", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "urn:uuid:a7551968-d5d6-44b2-9831-815ac9017798" },
+			location: "subject_request_id", reason: "invalid"},
+		{name: "uuid v5 subject_request_id from a controller", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "a7551968-d5d6-54b2-9831-815ac9017798" },
+			location: "subject_request_id", reason: "invalid"},
+		{name: "uuid v3 even when v5 is allowed", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "a7551968-d5d6-34b2-9831-815ac9017798" },
+			opts: func(o *opendsr.ValidateOptions) { o.AllowUUIDv5 = true }, location: "subject_request_id", reason: "invalid"},
+		{name: "raw ios_advertising_id as a urn", mutate: setIdentity(opendsr.Identity{IdentityType: "ios_advertising_id", IdentityValue: "urn:uuid:a7551968-d5d6-44b2-9831-815ac9017798"}),
+			location: "subject_identities[0].identity_value", reason: "invalid"},
 		{name: "missing subject_request_type", mutate: func(r *opendsr.Request) { r.SubjectRequestType = "" },
 			location: "subject_request_type", reason: "required"},
 		{name: "unknown subject_request_type", mutate: func(r *opendsr.Request) { r.SubjectRequestType = "rectification" },
@@ -375,6 +385,15 @@ func TestValidateAccepts(t *testing.T) {
 		if e := opendsr.Validate(r, validOpts()); e != nil {
 			t.Errorf("request %d (%s %s) rejected: %+v", i, r.Regulation, r.SubjectRequestType, e.Errors)
 		}
+	}
+
+	// A name-based request id passes when allowed (the CLI's bulk ids).
+	r0 := validRequest()
+	r0.SubjectRequestID = "a7551968-d5d6-54b2-9831-815ac9017798"
+	v5 := validOpts()
+	v5.AllowUUIDv5 = true
+	if e := opendsr.Validate(r0, v5); e != nil {
+		t.Errorf("uuid v5 with AllowUUIDv5 rejected: %+v", e.Errors)
 	}
 
 	// http and private callbacks pass only when allowed.

@@ -46,6 +46,9 @@ type Service struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// NameBasedIDs accepts UUID v5 request ids besides v4: the dsr CLI's
+	// bulk ids, derived from controller, file and row.
+	NameBasedIDs bool
 }
 
 // Result is an accepted request.
@@ -76,6 +79,7 @@ func (s *Service) submit(ctx context.Context, controllerID string, req opendsr.R
 	if verr := opendsr.Validate(req, opendsr.ValidateOptions{
 		ProcessorDomain: s.Config.ProcessorDomain, Now: now,
 		AllowHTTPCallbacks: s.Config.CallbackAllowPrivate, AllowPrivateCallbacks: s.Config.CallbackAllowPrivate,
+		AllowUUIDv5: s.NameBasedIDs,
 	}); verr != nil {
 		return Result{}, verr
 	}
