@@ -18,6 +18,7 @@ import (
 
 	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
@@ -68,6 +69,11 @@ func newResultsFixture(t *testing.T, serve http.HandlerFunc) *resultsFixture {
 	}
 	t.Cleanup(func() { store.Close() })
 	keys := newRing(t, "k1")
+	profiles, err := identity.Open(ctx, filepath.Join(root, "ledger.db"), identity.WithKeys(keys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { profiles.Close() })
 	dir := filepath.Join(root, "results")
 	bundles, err := results.OpenStore(dir, results.StoreOptions{Wrap: keys.WrapWriter, Unwrap: keys.UnwrapReader})
 	if err != nil {
@@ -82,7 +88,7 @@ func newResultsFixture(t *testing.T, serve http.HandlerFunc) *resultsFixture {
 	f := &resultsFixture{
 		a: &activities.Activities{
 			Config: config.Config{PublicURL: "https://dsr.example", ResultsTTL: 7 * 24 * time.Hour, ResultsDir: dir},
-			Ledger: store, Results: bundles, Keys: keys, Mixpanel: map[string]*mixpanel.Client{"mixpanel": mp},
+			Ledger: store, Profiles: profiles, Results: bundles, Keys: keys, Mixpanel: map[string]*mixpanel.Client{"mixpanel": mp},
 		},
 		dir: dir, exportURL: srv.URL + "/export.zip?sig=s3cr3t", store: store, keys: keys,
 		controller: "acme", request: "9f1c2d3e-4b5a-4c6d-8e7f-0011223344bb",

@@ -147,5 +147,34 @@ func TestIdentityResolution(t *testing.T) {
 				t.Errorf("task %s holds %v, want cust-twin-2 and not cust-twin-1", taskID, task.DistinctIDs)
 			}
 		}
+		// The ledger says who chose, by name.
+		out, err := dsrCommand(t, "status", id).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "identity settled by operator") || !strings.Contains(string(out), "(dsr CLI): profile p-twin-2") {
+			t.Errorf("dsr status: %v, want the operator's choice in the history:\n%s", err, out)
+		}
+	})
+
+	t.Run("an operator settles through the API, recorded by name", func(t *testing.T) {
+		id := newID()
+		req := withIdentities(devstack.Erasure(id, "ccpa", ""), [2]string{"email", "twins-e2e@example.com"})
+		if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.Code != http.StatusCreated {
+			t.Fatalf("POST: %d %s", resp.Code, resp.Body)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/resolve", map[string]string{"profile_id": "p-twin-1"})
+			if err == nil && resp.Code == http.StatusAccepted {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("operator resolve: %v %d %s", err, resp.Code, resp.Body)
+			}
+			time.Sleep(200 * time.Millisecond) // 409 until the request is held
+		}
+		waitForStatus(t, id, "completed", 90*time.Second)
+		out, err := dsrCommand(t, "status", id).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "identity settled by operator test-operator: profile p-twin-1") || strings.Contains(string(out), devstack.OperatorToken) {
+			t.Errorf("dsr status: %v, want the operator's name (and never the token) in the history:\n%s", err, out)
+		}
 	})
 }

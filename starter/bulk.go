@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/dsrflow/dsrflow/internal/ledger"
@@ -175,17 +175,14 @@ func submitRow(ctx context.Context, svc *requests.Service, f submitFlags, domain
 	return res.Created, ""
 }
 
-// rowRequestID derives a UUID v4 from the controller, file name, line and row,
-// so the same file submitted again gives the same ids.
+// bulkNamespace is the UUID v5 namespace of bulk CSV request ids.
+var bulkNamespace = uuid.MustParse("5b0c3f2e-8a7d-4c1e-9f6b-2d4e8a1c7b39")
+
+// rowRequestID derives a name-based UUID v5 from the controller, file name,
+// line and row, so the same file submitted again gives the same ids.
 func rowRequestID(controller, file string, line int, fields []string) string {
-	h := sha256.New()
-	for _, part := range append([]string{"dsrflow-csv", controller, file, strconv.Itoa(line)}, fields...) {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	var b [16]byte
-	copy(b[:], h.Sum(nil))
-	return formatUUIDv4(b)
+	parts := append([]string{controller, file, strconv.Itoa(line)}, fields...)
+	return uuid.NewSHA1(bulkNamespace, []byte(strings.Join(parts, "\x00"))).String()
 }
 
 func parseLayout(header []string) (csvLayout, error) {

@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,12 +167,26 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 func TestRowRequestIDIsStableAndValid(t *testing.T) {
 	a := rowRequestID("acme", "f.csv", 2, []string{"x", "y"})
 	b := rowRequestID("acme", "f.csv", 2, []string{"x", "y"})
-	c := rowRequestID("acme", "f.csv", 3, []string{"x", "y"})
-	if a != b || a == c {
-		t.Fatalf("ids %s %s %s: want stable per row and distinct across rows", a, b, c)
+	distinct := []string{
+		rowRequestID("acme", "f.csv", 3, []string{"x", "y"}),
+		rowRequestID("globex", "f.csv", 2, []string{"x", "y"}),
+		rowRequestID("acme", "g.csv", 2, []string{"x", "y"}),
+		rowRequestID("acme", "f.csv", 2, []string{"x", "z"}),
+		rowRequestID("acme", "f.csv", 2, []string{"xy"}),
 	}
-	if len(a) != 36 || a[14] != '4' || !strings.ContainsAny(a[19:20], "89ab") || strings.ToLower(a) != a {
-		t.Errorf("%s is not a lowercase UUID v4", a)
+	if a != b || slices.Contains(distinct, a) {
+		t.Fatalf("ids %s %s %v: want stable per row and distinct across controllers, files, lines and rows", a, b, distinct)
+	}
+	// An independent RFC 9562 v5: SHA-1 over namespace and name, version and variant set.
+	h := sha1.New()
+	h.Write(bulkNamespace[:])
+	h.Write([]byte("acme\x00f.csv\x002\x00x\x00y"))
+	sum := h.Sum(nil)[:16]
+	sum[6] = sum[6]&0x0f | 0x50
+	sum[8] = sum[8]&0x3f | 0x80
+	want := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+	if a != want {
+		t.Errorf("rowRequestID = %s, want the UUID v5 %s", a, want)
 	}
 }
 

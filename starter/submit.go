@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -114,7 +114,7 @@ func buildRequest(f submitFlags, processorDomain string) (opendsr.Request, []byt
 		StatusCallbackURLs: f.callbacks,
 	}
 	if req.SubjectRequestID == "" {
-		req.SubjectRequestID = newUUID()
+		req.SubjectRequestID = uuid.NewString()
 	}
 	for _, spec := range f.identities {
 		id, err := parseIdentity(spec)
@@ -142,20 +142,6 @@ func parseIdentity(spec string) (opendsr.Identity, error) {
 	}
 	typ, format, _ := strings.Cut(key, ":")
 	return opendsr.Identity{IdentityType: typ, IdentityFormat: format, IdentityValue: value}, nil
-}
-
-// newUUID returns a random lowercase UUID v4.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return formatUUIDv4(b)
-}
-
-// formatUUIDv4 sets the version and variant bits and formats b.
-func formatUUIDv4(b [16]byte) string {
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // describe turns an OpenDSR error object into a CLI error that names every problem.

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/netguard"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
@@ -212,7 +213,7 @@ func (s *Sender) checkURL(rawURL string) (*url.URL, error) {
 	}
 	if !s.allowPriv {
 		if ip, err := netip.ParseAddr(host); err == nil {
-			if why := forbidden(ip); why != "" {
+			if why := netguard.Forbidden(ip); why != "" {
 				return nil, &Error{Host: host, Permanent: true, Err: fmt.Errorf("%w: %s address", ErrForbiddenDestination, why)}
 			}
 		}
@@ -232,58 +233,10 @@ func checkDial(network, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return fmt.Errorf("%w: unparseable address", ErrForbiddenDestination)
 	}
-	if why := forbidden(ap.Addr()); why != "" {
+	if why := netguard.Forbidden(ap.Addr()); why != "" {
 		return fmt.Errorf("%w: %s address %s", ErrForbiddenDestination, why, ap.Addr())
 	}
 	return nil
-}
-
-// forbidden returns why ip may not be reached, or "" when it may.
-func forbidden(ip netip.Addr) string {
-	ip = ip.WithZone("").Unmap()
-	switch {
-	case !ip.IsValid():
-		return "invalid"
-	case ip == netip.MustParseAddr("169.254.169.254"), ip == netip.MustParseAddr("fd00:ec2::254"):
-		return "cloud metadata"
-	case ip.IsUnspecified():
-		return "unspecified"
-	case ip.IsLoopback():
-		return "loopback"
-	case ip.IsPrivate():
-		return "private"
-	case ip.IsLinkLocalUnicast():
-		return "link-local"
-	case ip.IsMulticast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast():
-		return "multicast"
-	}
-	for _, r := range reservedRanges() {
-		if r.prefix.Contains(ip) {
-			return r.why
-		}
-	}
-	// NAT64 (RFC 6052) embeds an IPv4 address in its last 32 bits.
-	if netip.MustParsePrefix("64:ff9b::/96").Contains(ip) {
-		b := ip.As16()
-		return forbidden(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
-	}
-	return ""
-}
-
-type reservedRange struct {
-	prefix netip.Prefix
-	why    string
-}
-
-func reservedRanges() []reservedRange {
-	return []reservedRange{
-		{netip.MustParsePrefix("0.0.0.0/8"), "unspecified"},
-		{netip.MustParsePrefix("100.64.0.0/10"), "shared (CGNAT)"},
-		{netip.MustParsePrefix("192.0.0.0/24"), "reserved"},
-		{netip.MustParsePrefix("198.18.0.0/15"), "reserved"},
-		{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
-		{netip.MustParsePrefix("fec0::/10"), "site-local"},
-	}
 }
 
 // stripURL removes the *url.Error wrapper, whose text repeats the whole URL

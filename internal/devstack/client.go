@@ -2,12 +2,12 @@ package devstack
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // apiClient is the HTTP client tests use against a Stack's API.
@@ -56,13 +56,7 @@ func (s *Stack) call(token, method, path string, body any) (Response, error) {
 }
 
 // NewRequestID returns a random lowercase UUID v4.
-func NewRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+func NewRequestID() string { return uuid.NewString() }
 
 // Erasure is an OpenDSR erasure body for a customer id, skipping the waiting period.
 func Erasure(id, regulation, customer string) map[string]any {

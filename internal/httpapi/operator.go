@@ -22,6 +22,9 @@ type operatorKey struct{}
 // "operator:<name>").
 func (s *Server) operatorAuthed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.throttled(w, r) {
+			return
+		}
 		if name, ok := s.operators.match(r); ok {
 			s.serveOperator(w, r, name, h)
 			return
@@ -30,7 +33,7 @@ func (s *Server) operatorAuthed(h http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, opendsr.Forbidden("This route needs an operator token (OPERATOR_TOKENS)"))
 			return
 		}
-		s.unauthorized(w)
+		s.unauthorized(w, r)
 	}
 }
 
@@ -40,6 +43,9 @@ func (s *Server) operatorAuthed(h http.HandlerFunc) http.HandlerFunc {
 // API token. Without that setting a controller token gets 403.
 func (s *Server) operatorOrController(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.throttled(w, r) {
+			return
+		}
 		if name, ok := s.operators.match(r); ok {
 			controller := r.URL.Query().Get("controller_id")
 			if controller == "" {
@@ -59,7 +65,7 @@ func (s *Server) operatorOrController(h http.HandlerFunc) http.HandlerFunc {
 			s.authed(h)(w, r)
 			return
 		}
-		s.unauthorized(w)
+		s.unauthorized(w, r)
 	}
 }
 
@@ -76,4 +82,12 @@ func (s *Server) serveOperator(w http.ResponseWriter, r *http.Request, name stri
 func operatorOf(r *http.Request) string {
 	name, _ := r.Context().Value(operatorKey{}).(string)
 	return name
+}
+
+// actorOf names who acted, for the ledger: "operator <name>" or "controller <id>".
+func actorOf(r *http.Request) string {
+	if name := operatorOf(r); name != "" {
+		return "operator " + name
+	}
+	return "controller " + controllerOf(r)
 }

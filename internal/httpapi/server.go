@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -47,6 +48,8 @@ type Server struct {
 
 	// operators authenticates operators (OPERATOR_TOKENS, operator.go).
 	operators tokenSet
+	// failures throttles authentication failures per client address (authlimit.go).
+	failures *failureLimits
 }
 
 // Options are the Server's dependencies.
@@ -100,7 +103,8 @@ func New(o Options) *Server {
 	s := &Server{
 		cfg: o.Config, requests: o.Requests, signer: o.Signer, results: o.Results, ledger: o.Ledger, keys: o.Keys,
 		logger: o.Logger, gatherer: o.Registry,
-		limits: newControllerLimits(o.Config.APIRateLimit, o.Config.APIRateBurst),
+		limits:   newControllerLimits(o.Config.APIRateLimit, o.Config.APIRateBurst),
+		failures: newFailureLimits(authFailureEvery, authFailureBurst),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dsrflow_api_requests_total", Help: "API requests, by route and HTTP status.",
 		}, []string{"route", "code"}),
@@ -143,7 +147,13 @@ func (s *Server) Handler() http.Handler {
 		s.route(mux, "POST /v1/profiles", s.authed(s.importProfiles))
 	}
 	if s.keys != nil {
-		mux.Handle("/codec/", http.StripPrefix("/codec", keyring.CodecHandler(s.keys, s.codecAuthorized, s.cfg.CodecOrigins)))
+		codec := http.StripPrefix("/codec", keyring.CodecHandler(s.keys, s.codecAuthorized, s.cfg.CodecOrigins))
+		mux.HandleFunc("/codec/", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store") // decoded payloads hold request data
+			if !s.throttled(w, r) {
+				codec.ServeHTTP(w, r)
+			}
+		})
 	}
 	s.route(mux, "GET /v1/discovery", s.discovery)
 	s.route(mux, "GET /v1/cert.pem", s.certificate)
@@ -158,10 +168,13 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// route registers a handler with metrics and a log line per request.
+// route registers a handler with metrics and a log line per request. Every
+// answer says Cache-Control: no-store: most carry request data (status,
+// results, errors about a request), and the public ones are cheap to fetch again.
 func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		w.Header().Set("Cache-Control", "no-store")
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h(rec, r)
 		s.calls.WithLabelValues(pattern, strconv.Itoa(rec.code)).Inc()
@@ -187,9 +200,12 @@ type controllerKey struct{}
 // authed requires a valid bearer token and rate-limits per controller.
 func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.throttled(w, r) {
+			return
+		}
 		controller, ok := s.tokens.match(r)
 		if !ok {
-			s.unauthorized(w)
+			s.unauthorized(w, r)
 			return
 		}
 		if !s.allow(w, controller) {
@@ -199,8 +215,10 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// unauthorized answers a request without valid credentials.
-func (s *Server) unauthorized(w http.ResponseWriter) {
+// unauthorized answers a request without valid credentials and counts the
+// failure against the client's address.
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
+	s.failures.failed(r)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="dsrflow"`)
 	s.writeError(w, opendsr.Unauthorized())
 }
@@ -218,6 +236,7 @@ func (s *Server) allow(w http.ResponseWriter, caller string) bool {
 // codecAuthorized admits an operator's codec call: an operator token
 // (OPERATOR_TOKENS), a token from DSR_CODEC_TOKENS (good for the codec only),
 // or (DSR_CODEC_ALLOW_LOOPBACK, for make dev) a browser on this machine.
+// A refusal counts as an authentication failure of the client's address.
 func (s *Server) codecAuthorized(r *http.Request) bool {
 	if _, ok := s.operators.match(r); ok {
 		return true
@@ -225,12 +244,14 @@ func (s *Server) codecAuthorized(r *http.Request) bool {
 	if _, ok := s.codecTokens.match(r); ok {
 		return true
 	}
-	if !s.cfg.CodecAllowLoopback {
-		return false
+	if s.cfg.CodecAllowLoopback {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsLoopback() {
+			return true
+		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	ip := net.ParseIP(host)
-	return err == nil && ip != nil && ip.IsLoopback()
+	s.failures.failed(r)
+	return false
 }
 
 func controllerOf(r *http.Request) string {
@@ -265,7 +286,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 
 // retry resumes a failed request (after its cause, such as Mixpanel credentials, was fixed).
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.requests.Retry(r.Context(), keyOf(r))
+	resp, err := s.requests.Retry(r.Context(), keyOf(r), actorOf(r))
 	s.answer(w, http.StatusAccepted, resp, err)
 }
 
@@ -274,13 +295,18 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		ProfileID string `json:"profile_id"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4096))
+	if err != nil || !json.Valid(raw) || json.Unmarshal(raw, &body) != nil {
 		s.writeError(w, opendsr.BadRequest("The body must be {\"profile_id\": \"...\"}", opendsr.ErrorItem{
 			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonMalformed, Message: "the body is not a JSON object with profile_id", Location: "body"}))
 		return
 	}
-	resp, err := s.requests.Resolve(r.Context(), keyOf(r), body.ProfileID)
-	s.answer(w, http.StatusAccepted, resp, err)
+	if oerr := opendsr.StrictJSON(raw); oerr != nil {
+		s.writeError(w, oerr)
+		return
+	}
+	resp, oerr := s.requests.Resolve(r.Context(), keyOf(r), body.ProfileID, actorOf(r))
+	s.answer(w, http.StatusAccepted, resp, oerr)
 }
 
 func keyOf(r *http.Request) ledger.Key {
@@ -296,11 +322,14 @@ func (s *Server) answer(w http.ResponseWriter, code int, v any, err *opendsr.Err
 	s.writeJSON(w, code, v)
 }
 
+// discovery describes the API. Its URLs come from DSR_PUBLIC_URL, never from
+// the request's Host header (a signed document must not point at whatever
+// host a caller names).
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	d := opendsr.Discovery{
 		APIVersion:                   opendsr.APIVersion1,
 		SupportedSubjectRequestTypes: opendsr.RequestTypes(),
-		ProcessorCertificate:         baseURL(r) + "/v1/cert.pem",
+		ProcessorCertificate:         s.cfg.PublicURL + "/v1/cert.pem",
 	}
 	for _, t := range opendsr.IdentityTypes() {
 		for _, f := range opendsr.IdentityFormats() {
@@ -308,14 +337,6 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.writeJSON(w, http.StatusOK, d)
-}
-
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }
 
 func (s *Server) certificate(w http.ResponseWriter, r *http.Request) {

@@ -24,6 +24,7 @@ import (
 
 type fixture struct {
 	srv     *httptest.Server
+	handler http.Handler
 	ledger  *ledger.Store
 	results *results.Store
 	cert    []byte
@@ -64,7 +65,8 @@ func newFixtureWith(t *testing.T, cfg config.Config) *fixture {
 	}
 	s := httpapi.New(httpapi.Options{Config: cfg, Signer: signer, Ledger: store, Results: bundles, Keys: ring,
 		Requests: &requests.Service{Config: cfg, Ledger: store, Keys: ring}})
-	f := &fixture{srv: httptest.NewServer(s.Handler()), ledger: store, results: bundles, cert: signer.CertificatePEM()}
+	h := s.Handler()
+	f := &fixture{srv: httptest.NewServer(h), handler: h, ledger: store, results: bundles, cert: signer.CertificatePEM()}
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -298,5 +300,174 @@ func TestOperatorTokenOpensTheCodec(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("operator token on the codec: %d, want 200", resp.StatusCode)
+	}
+}
+
+// submitBody is a valid erasure body of acme with one identity value that
+// tests replace (the marker SECRET must never come back).
+const submitBody = `{"subject_request_id":"55555555-5555-4555-8555-555555555555","subject_request_type":"erasure",
+"regulation":"gdpr","submitted_time":"2026-11-01T10:00:00Z","api_version":"1.0",
+"subject_identities":[{"identity_type":"email","identity_value":"SECRET@example.org","identity_format":"raw"}],
+"status_callback_urls":["https://controller.example/cb"]}`
+
+// TestStrictIntake: each refused input answers 400 with the error object
+// naming the field, echoes nothing, and leaves no record (GET is 404).
+func TestStrictIntake(t *testing.T) {
+	f := newFixture(t, 0)
+	const id = "55555555-5555-4555-8555-555555555555"
+	replace := func(old, new string) string { return strings.Replace(submitBody, old, new, 1) }
+	cases := []struct {
+		name, body, location, reason string
+	}{
+		{"invalid UTF-8", replace(`"SECRET@example.org"`, "\"SECRET\xff@example.org\""), "subject_identities[0].identity_value", opendsr.ReasonMalformed},
+		{"unpaired surrogate", replace(`"SECRET@example.org"`, `"SECRET\udfff@example.org"`), "subject_identities[0].identity_value", opendsr.ReasonMalformed},
+		{"duplicate key", replace(`"regulation":"gdpr"`, `"regulation":"gdpr","regulation":"ccpa"`), "regulation", opendsr.ReasonDuplicateKey},
+		{"case-variant key", replace(`"status_callback_urls"`, `"SUBJECT_IDENTITIES":[{"identity_type":"email","identity_value":"SECRET2@example.org"}],"status_callback_urls"`),
+			"subject_identities", opendsr.ReasonDuplicateKey},
+		{"nested case-variant key", replace(`"identity_format":"raw"`, `"identity_format":"raw","IDENTITY_VALUE":"SECRET3@example.org"`),
+			"subject_identities[0].identity_value", opendsr.ReasonDuplicateKey},
+		{"loopback callback", replace(`https://controller.example/cb`, `https://127.0.0.1/cb?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+		{"localhost callback", replace(`https://controller.example/cb`, `https://localhost:8443/cb?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+		{"private callback", replace(`https://controller.example/cb`, `https://192.168.0.10/cb?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+		{"link-local callback", replace(`https://controller.example/cb`, `https://[fe80::1]/cb?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+		{"metadata callback", replace(`https://controller.example/cb`, `https://169.254.169.254/latest?SECRET=1`), "status_callback_urls[0]", opendsr.ReasonInvalid},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := f.post(t, "/v1/requests", "tok-acme", c.body)
+			var e opendsr.Error
+			if resp.StatusCode != 400 || json.Unmarshal(body, &e) != nil || e.Code != 400 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			found := false
+			for _, it := range e.Errors {
+				found = found || it.Location == c.location && it.Reason == c.reason
+			}
+			if !found {
+				t.Errorf("errors %+v, want %s at %s", e.Errors, c.reason, c.location)
+			}
+			if strings.Contains(strings.ToLower(string(body)), "secret") {
+				t.Errorf("the answer echoes a submitted value: %s", body)
+			}
+			if resp, body := f.get(t, "/v1/requests/"+id, "tok-acme"); resp.StatusCode != 404 {
+				t.Errorf("after a refused submission GET answers %d: %s", resp.StatusCode, body)
+			}
+			if _, err := f.ledger.Get(context.Background(), ledger.Key{ControllerID: "acme", RequestID: id}); err == nil {
+				t.Error("a refused submission left a ledger row")
+			}
+		})
+	}
+}
+
+// TestDiscoveryIgnoresTheHostHeader: the signed discovery document names
+// DSR_PUBLIC_URL whatever Host and X-Forwarded-* headers a caller sends.
+func TestDiscoveryIgnoresTheHostHeader(t *testing.T) {
+	f := newFixtureWith(t, config.Config{PublicURL: "https://dsr.example.com"})
+	req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/v1/discovery", nil)
+	req.Host = "evil.example"
+	req.Header.Set("X-Forwarded-Host", "evil.example")
+	req.Header.Set("X-Forwarded-Proto", "http")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var d opendsr.Discovery
+	if resp.StatusCode != 200 || json.Unmarshal(body, &d) != nil {
+		t.Fatalf("discovery: %d %s", resp.StatusCode, body)
+	}
+	if d.ProcessorCertificate != "https://dsr.example.com/v1/cert.pem" || strings.Contains(string(body), "evil") {
+		t.Errorf("processor_certificate %q, want it from DSR_PUBLIC_URL", d.ProcessorCertificate)
+	}
+	if err := opendsr.Verify(f.cert, body, resp.Header.Get(opendsr.HeaderSignature)); err != nil {
+		t.Errorf("discovery not signed: %v", err)
+	}
+}
+
+// TestNoStore: every answer about a request, errors included, forbids caching.
+func TestNoStore(t *testing.T) {
+	f := newFixture(t, 0)
+	const id = "66666666-6666-4666-8666-666666666666"
+	live := token(t)
+	f.request(t, id, live, 1, time.Now().Add(time.Hour), true)
+	check := func(name string, resp *http.Response) {
+		t.Helper()
+		if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("%s (%d): Cache-Control %q, want no-store", name, resp.StatusCode, got)
+		}
+	}
+	for name, c := range map[string]struct{ path, bearer string }{
+		"status":               {"/v1/requests/" + id, "tok-acme"},
+		"status of another":    {"/v1/requests/" + id, "tok-globex"},
+		"status without token": {"/v1/requests/" + id, ""},
+		"results":              {"/v1/results/" + live, "tok-acme"},
+		"unknown results":      {"/v1/results/" + token(t), "tok-acme"},
+	} {
+		resp, _ := f.get(t, c.path, c.bearer)
+		check(name, resp)
+	}
+	resp, _ := f.post(t, "/v1/requests", "tok-acme", `{"subject_request_id":"not-a-uuid"}`)
+	check("refused submission", resp)
+	resp, _ = f.post(t, "/v1/requests/"+id+"/resolve", "tok-acme", `{"profile_id":"p"}`)
+	check("forbidden resolve", resp)
+}
+
+// serve sends one request from a given client address straight to the handler.
+func (f *fixture) serve(method, path, bearer, remote string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, nil)
+	req.RemoteAddr = remote
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	rec := httptest.NewRecorder()
+	f.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestAuthFailuresAreThrottledPerAddress: an address hammering bad tokens
+// gets 429 with Retry-After, even for a good token (its credentials are no
+// longer examined), on every authenticated route; other addresses, including
+// a controller with a good token, are unaffected; an IPv6 attacker is counted
+// per /64.
+func TestAuthFailuresAreThrottledPerAddress(t *testing.T) {
+	f := newFixtureWith(t, config.Config{OperatorTokens: map[string]string{"op-alice": "alice"}})
+	const path = "/v1/requests/77777777-7777-4777-8777-777777777777"
+	codes := map[int]int{}
+	for i := range 30 {
+		codes[f.serve(http.MethodGet, path, "guess-"+strconv.Itoa(i), "203.0.113.9:40000").Code]++
+	}
+	if codes[http.StatusUnauthorized] == 0 || codes[http.StatusTooManyRequests] < 15 {
+		t.Fatalf("codes %v: want 401s, then 429s", codes)
+	}
+	for _, c := range []struct{ method, path, bearer string }{
+		{http.MethodGet, path, "tok-acme"},
+		{http.MethodPost, path + "/resolve?controller_id=acme", "op-alice"},
+		{http.MethodGet, "/v1/results/x", "tok-acme"},
+		{http.MethodPost, "/codec/decode", "op-alice"},
+	} {
+		rec := f.serve(c.method, c.path, c.bearer, "203.0.113.9:40001")
+		var e opendsr.Error
+		if rec.Code != http.StatusTooManyRequests || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Code != 429 || e.Errors[0].Reason != opendsr.ReasonRateLimited {
+			t.Errorf("%s %s from the attacker: %d %s, want the 429 error object", c.method, c.path, rec.Code, rec.Body)
+		}
+		if n, err := strconv.Atoi(rec.Header().Get("Retry-After")); err != nil || n < 1 {
+			t.Errorf("Retry-After %q", rec.Header().Get("Retry-After"))
+		}
+	}
+	if rec := f.serve(http.MethodGet, path, "tok-acme", "198.51.100.7:5000"); rec.Code != http.StatusNotFound {
+		t.Errorf("a good token from another address: %d %s, want 404 (authenticated)", rec.Code, rec.Body)
+	}
+	if rec := f.serve(http.MethodGet, path, "bad", "198.51.100.7:5000"); rec.Code != http.StatusUnauthorized {
+		t.Errorf("another address's first failure: %d, want 401", rec.Code)
+	}
+	for i := range 15 {
+		f.serve(http.MethodGet, path, "guess", "[2001:db8:1:2::"+strconv.Itoa(i+1)+"]:443")
+	}
+	if rec := f.serve(http.MethodGet, path, "tok-acme", "[2001:db8:1:2:ffff::1]:443"); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("the same /64: %d, want 429", rec.Code)
+	}
+	if rec := f.serve(http.MethodGet, path, "tok-acme", "[2001:db8:1:3::1]:443"); rec.Code != http.StatusNotFound {
+		t.Errorf("another /64: %d, want 404", rec.Code)
 	}
 }

@@ -19,9 +19,9 @@ const MaxBodyBytes = 1 << 20
 // (for encoded_request), or a 400 *Error whose reason says what is wrong:
 // unsupported_media_type for another media type, too_large for a body over
 // MaxBodyBytes, required or malformed for an empty or malformed body or a
-// field of the wrong JSON type. Unknown fields are ignored for forward compatibility;
-// when a key repeats, the last one wins. DecodeRequest does not validate the
-// request: call Validate next.
+// field of the wrong JSON type, and what StrictJSON refuses (invalid UTF-8,
+// repeated or case-variant keys). Unknown fields are ignored for forward
+// compatibility. DecodeRequest does not validate the request: call Validate next.
 func DecodeRequest(contentType string, body io.Reader) (Request, []byte, *Error) {
 	if e := checkContentType(contentType); e != nil {
 		return Request{}, nil, e
@@ -46,6 +46,9 @@ func DecodeRequest(contentType string, body io.Reader) (Request, []byte, *Error)
 	if trimmed[0] != '{' || !json.Valid(trimmed) {
 		return Request{}, nil, BadRequest("The request body is not a JSON object",
 			ErrorItem{Reason: ReasonMalformed, Message: "The request body is not a JSON object", Location: "body"})
+	}
+	if e := StrictJSON(trimmed); e != nil {
+		return Request{}, nil, e
 	}
 	var req Request
 	if err := json.Unmarshal(trimmed, &req); err != nil {

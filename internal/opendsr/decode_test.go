@@ -166,3 +166,78 @@ func FuzzDecodeRequest(f *testing.F) {
 		_ = req.WithDefaults()
 	})
 }
+
+// strictBody is goodBody with its first identity's value, or another part, replaced.
+func strictBody(old, new string) string { return strings.Replace(goodBody, old, new, 1) }
+
+// TestDecodeRequestStrict: what encoding/json would take silently is a 400
+// naming the field, never echoing the value or an unknown key.
+func TestDecodeRequestStrict(t *testing.T) {
+	const value = `"jane.subject.secret@example.org"`
+	tests := []struct {
+		name, body, location, reason string
+	}{
+		{"invalid UTF-8 in an identity value", strictBody(value, "\"SECRET\xff\xfe@example.org\""),
+			"subject_identities[0].identity_value", opendsr.ReasonMalformed},
+		{"invalid UTF-8 in an unknown field", strictBody(`"a-future-field"`, "\"SECRET\xc3\""), "body", opendsr.ReasonMalformed},
+		{"invalid UTF-8 in a key", strictBody(`"property_id"`, "\"SECRET\xe2\x82\""), "body", opendsr.ReasonMalformed},
+		{"invalid UTF-8 in another processor's extension", strictBody(`"other.example": 42`, "\"other.example\": {\"k\": \"SECRET\xc0\xaf\"}"),
+			`extensions["other.example"]`, opendsr.ReasonMalformed},
+		{"unpaired high surrogate escape", strictBody(value, `"SECRET\ud800@example.org"`),
+			"subject_identities[0].identity_value", opendsr.ReasonMalformed},
+		{"unpaired low surrogate escape", strictBody(value, `"SECRET\udc00@example.org"`),
+			"subject_identities[0].identity_value", opendsr.ReasonMalformed},
+		{"surrogates in the wrong order", strictBody(value, `"SECRET\udc00\ud800@example.org"`),
+			"subject_identities[0].identity_value", opendsr.ReasonMalformed},
+		{"high surrogate before an escaped backslash", strictBody(value, `"SECRET\ud800\\ufffd@example.org"`),
+			"subject_identities[0].identity_value", opendsr.ReasonMalformed},
+		{"duplicate key", strictBody(`"regulation": "gdpr"`, `"regulation": "gdpr", "regulation": "ccpa"`),
+			"regulation", opendsr.ReasonDuplicateKey},
+		{"case-variant key beside the field", strictBody(`"api_version"`, `"SUBJECT_IDENTITIES": [{"identity_type":"email","identity_value":"SECRET@example.org"}], "api_version"`),
+			"subject_identities", opendsr.ReasonDuplicateKey},
+		{"duplicate key in an identity", strictBody(value, value+`, "identity_value": "SECRET@example.org"`),
+			"subject_identities[0].identity_value", opendsr.ReasonDuplicateKey},
+		{"case-variant key in an identity", strictBody(value, value+`, "Identity_Value": "SECRET@example.org"`),
+			"subject_identities[0].identity_value", opendsr.ReasonDuplicateKey},
+		{"duplicate key deep in another processor's extension", strictBody(`"other.example": 42`, `"other.example": {"a": [{"SECRET": 1, "secret": 2}]}`),
+			`extensions["other.example"][0]`, opendsr.ReasonDuplicateKey},
+		{"duplicate extension domain", strictBody(`"other.example": 42`, `"other.example": 42, "OTHER.example": 43`),
+			`extensions["OTHER.example"]`, opendsr.ReasonDuplicateKey},
+		{"Kelvin sign beside k", strictBody(`"dsr.example.com": {"skip_waiting_period": true}`, `"dsr.example.com": {"skip_waiting_period": true, "s\u212aip_waiting_period": false}`),
+			`extensions["dsr.example.com"].skip_waiting_period`, opendsr.ReasonDuplicateKey},
+		{"case-variant field alone", strictBody(`"regulation"`, `"Regulation"`), "regulation", opendsr.ReasonInvalid},
+		{"long s variant alone", strictBody(`"subject_request_type"`, `"ſubject_request_type"`), "subject_request_type", opendsr.ReasonInvalid},
+		{"nested too deeply", strictBody(`"a-future-field"`, strings.Repeat("[", 40)+`"SECRET"`+strings.Repeat("]", 40)), "body", opendsr.ReasonInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, e := opendsr.DecodeRequest("application/json", strings.NewReader(tt.body))
+			if e == nil {
+				t.Fatal("accepted")
+			}
+			if e.Code != http.StatusBadRequest || len(e.Errors) != 1 || e.Errors[0].Location != tt.location || e.Errors[0].Reason != tt.reason {
+				t.Fatalf("got %d %+v, want 400 %s at %s", e.Code, e.Errors, tt.reason, tt.location)
+			}
+			b, _ := json.Marshal(e)
+			if bytes.Contains(bytes.ToLower(b), []byte("secret")) || strings.Contains(strings.ToLower(e.Error()), "secret") {
+				t.Errorf("error echoes a submitted value or key: %s", b)
+			}
+		})
+	}
+}
+
+// TestDecodeRequestStrictAccepts: what is well-formed stays accepted.
+func TestDecodeRequestStrictAccepts(t *testing.T) {
+	for name, body := range map[string]string{
+		"surrogate pair escape":            strictBody(`"jane.subject`, `"\ud83d\ude00jane.subject`),
+		"escaped replacement character":    strictBody(`"jane.subject`, `"\ufffdjane.subject`),
+		"literal replacement character":    strictBody(`"jane.subject`, "\"\uFFFDjane.subject"),
+		"escaped backslash before u":       strictBody(`"a-future-field"`, `"\\ud800"`),
+		"same key in different objects":    strictBody(`"other.example": 42`, `"other.example": {"regulation": 1, "x": {"regulation": 2}}`),
+		"case variants in another's space": strictBody(`"other.example": 42`, `"other.example": {"Regulation": 1}`),
+	} {
+		if _, _, e := opendsr.DecodeRequest("application/json", strings.NewReader(body)); e != nil {
+			t.Errorf("%s: rejected: %+v", name, e.Errors)
+		}
+	}
+}

@@ -14,6 +14,7 @@ const (
 	ReasonRequired              = "required"
 	ReasonInvalid               = "invalid"
 	ReasonDuplicateIdentityType = "duplicate_identity_type"
+	ReasonDuplicateKey          = "duplicate_key"
 	ReasonTooMany               = "too_many"
 	ReasonUnsupported           = "unsupported"
 	ReasonMalformed             = "malformed"

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,17 @@ func TestWireTime(t *testing.T) {
 	var bad opendsr.Time
 	if err := json.Unmarshal([]byte(`"yesterday"`), &bad); err == nil {
 		t.Fatal("non RFC 3339 time accepted")
+	}
+}
+
+func TestIgnoredExtensions(t *testing.T) {
+	r := opendsr.Request{Extensions: map[string]json.RawMessage{
+		"zeta.example": json.RawMessage(`1`), "dsr.example.com": json.RawMessage(`{}`), "alpha.example": json.RawMessage(`null`),
+	}}
+	if got := r.IgnoredExtensions("dsr.example.com"); !slices.Equal(got, []string{"alpha.example", "zeta.example"}) {
+		t.Errorf("ignored %q, want the other processors' domains, sorted", got)
+	}
+	if got := (opendsr.Request{}).IgnoredExtensions("dsr.example.com"); len(got) != 0 {
+		t.Errorf("no extensions: %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -251,6 +252,30 @@ type CreatedResponse struct {
 	// EncodedRequest is EncodeRequest of the raw request body.
 	EncodedRequest   string `json:"encoded_request"`
 	SubjectRequestID string `json:"subject_request_id"`
+	// Extensions is keyed by processor domain; dsrflow's own entry holds a
+	// CreatedExtension when the request carried other processors' extensions.
+	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
+}
+
+// CreatedExtension is what dsrflow reports in extensions[<processor domain>]
+// of a CreatedResponse.
+type CreatedExtension struct {
+	// IgnoredExtensions are the request's extensions entries dsrflow did not
+	// read (other processors' domains), sorted.
+	IgnoredExtensions []string `json:"ignored_extensions"`
+}
+
+// IgnoredExtensions returns the keys of r.Extensions other than
+// processorDomain, sorted: the entries dsrflow does not read.
+func (r Request) IgnoredExtensions(processorDomain string) []string {
+	var out []string
+	for k := range r.Extensions {
+		if k != processorDomain {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // StatusResponse is the body of GET requests/{id}.

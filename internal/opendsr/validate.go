@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/dsrflow/dsrflow/internal/netguard"
 )
 
 // Limits enforced by Validate.
@@ -34,6 +39,12 @@ type ValidateOptions struct {
 	Now time.Time
 	// AllowHTTPCallbacks accepts http:// status callback URLs (local use).
 	AllowHTTPCallbacks bool
+	// AllowUUIDv5 accepts a name-based UUID v5 as subject_request_id (the
+	// ids the dsr CLI derives for bulk submissions); OpenDSR asks for v4.
+	AllowUUIDv5 bool
+	// AllowPrivateCallbacks accepts callback URLs whose host is a loopback,
+	// private, link-local or metadata address or localhost (see netguard).
+	AllowPrivateCallbacks bool
 }
 
 // Validate checks a decoded request against every OpenDSR rule dsrflow
@@ -50,7 +61,7 @@ func Validate(req Request, opts ValidateOptions) *Error {
 	switch {
 	case req.SubjectRequestID == "":
 		c.required("subject_request_id")
-	case !isLowerUUIDv4(req.SubjectRequestID):
+	case !isRequestID(req.SubjectRequestID, opts.AllowUUIDv5):
 		c.add(ReasonInvalid, "subject_request_id", "subject_request_id must be a lowercase UUID v4")
 	}
 
@@ -94,7 +105,7 @@ func Validate(req Request, opts ValidateOptions) *Error {
 	}
 
 	validateIdentities(&c, req.SubjectIdentities)
-	validateCallbackURLs(&c, req.StatusCallbackURLs, opts.AllowHTTPCallbacks)
+	validateCallbackURLs(&c, req.StatusCallbackURLs, opts)
 
 	if opts.ProcessorDomain != "" {
 		ext, items := parseExtension(req, opts.ProcessorDomain)
@@ -206,20 +217,20 @@ func identityValueProblem(identityType, format, value string, typeOK bool) strin
 	return ""
 }
 
-func validateCallbackURLs(c *collector, urls []string, allowHTTP bool) {
+func validateCallbackURLs(c *collector, urls []string, opts ValidateOptions) {
 	if len(urls) > MaxCallbackURLs {
 		c.add(ReasonTooMany, "status_callback_urls", fmt.Sprintf("status_callback_urls must hold at most %d URLs", MaxCallbackURLs))
 		return
 	}
 	for i, raw := range urls {
 		loc := fmt.Sprintf("status_callback_urls[%d]", i)
-		if problem := callbackURLProblem(raw, allowHTTP); problem != "" {
+		if problem := callbackURLProblem(raw, opts.AllowHTTPCallbacks, opts.AllowPrivateCallbacks); problem != "" {
 			c.add(ReasonInvalid, loc, loc+" "+problem)
 		}
 	}
 }
 
-func callbackURLProblem(raw string, allowHTTP bool) string {
+func callbackURLProblem(raw string, allowHTTP, allowPrivate bool) string {
 	if raw == "" {
 		return "must not be empty"
 	}
@@ -244,6 +255,9 @@ func callbackURLProblem(raw string, allowHTTP bool) string {
 	if u.User != nil {
 		return "must not contain user information"
 	}
+	if why := netguard.ForbiddenHost(u.Hostname()); why != "" && !allowPrivate {
+		return "must not point at a " + why + " address"
+	}
 	return ""
 }
 
@@ -252,7 +266,7 @@ func extensionLocation(domain string) string {
 }
 
 // parseExtension reads extensions[domain]; absent and null give the zero
-// value. Unknown keys inside it are ignored.
+// value. Another spelling of a known field is refused; unknown keys are ignored.
 func parseExtension(req Request, domain string) (ProcessorExtension, []ErrorItem) {
 	var ext ProcessorExtension
 	raw, ok := req.Extensions[domain]
@@ -266,6 +280,11 @@ func parseExtension(req Request, domain string) (ProcessorExtension, []ErrorItem
 	if raw[0] != '{' || json.Unmarshal(raw, &fields) != nil {
 		c.add(ReasonInvalid, base, base+" must be an object")
 		return ext, c.items
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if canonical, known := knownFields[foldKey(k)]; known && k != canonical {
+			c.add(ReasonInvalid, base+"."+canonical, base+"."+canonical+": keys are case-sensitive; spell it exactly "+canonical)
+		}
 	}
 	if v, ok := fields["skip_waiting_period"]; ok && string(bytes.TrimSpace(v)) != "null" {
 		loc := base + ".skip_waiting_period"
@@ -304,29 +323,15 @@ func isHexByte(b byte) bool {
 // isUUID reports whether s is a canonical 8-4-4-4-12 UUID of any version,
 // in either case.
 func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		switch i {
-		case 8, 13, 18, 23:
-			if s[i] != '-' {
-				return false
-			}
-		default:
-			if !isHexByte(s[i]) {
-				return false
-			}
-		}
-	}
-	return true
+	return len(s) == 36 && uuid.Validate(s) == nil
 }
 
-// isLowerUUIDv4 reports whether s is a lowercase canonical UUID with version
-// 4 and the RFC 4122 variant.
-func isLowerUUIDv4(s string) bool {
+// isRequestID reports whether s is a lowercase canonical UUID with the RFC
+// 9562 variant and version 4 (random), or 5 (name-based) when allowed.
+func isRequestID(s string, allowV5 bool) bool {
 	if !isUUID(s) || strings.ToLower(s) != s {
 		return false
 	}
-	return s[14] == '4' && strings.IndexByte("89ab", s[19]) >= 0
+	u := uuid.MustParse(s)
+	return u.Variant() == uuid.RFC4122 && (u.Version() == 4 || allowV5 && u.Version() == 5)
 }

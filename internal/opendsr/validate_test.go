@@ -83,6 +83,16 @@ func TestValidateRejects(t *testing.T) {
 			location: "subject_request_id", reason: "invalid"},
 		{name: "uuid without dashes", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "a7551968d5d644b29831815ac9017798" },
 			location: "subject_request_id", reason: "invalid"},
+		{name: "uuid in braces", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "{a7551968-d5d6-44b2-9831-815ac9017798}" },
+			location: "subject_request_id", reason: "invalid"},
+		{name: "uuid urn", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "urn:uuid:a7551968-d5d6-44b2-9831-815ac9017798" },
+			location: "subject_request_id", reason: "invalid"},
+		{name: "uuid v5 subject_request_id from a controller", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "a7551968-d5d6-54b2-9831-815ac9017798" },
+			location: "subject_request_id", reason: "invalid"},
+		{name: "uuid v3 even when v5 is allowed", mutate: func(r *opendsr.Request) { r.SubjectRequestID = "a7551968-d5d6-34b2-9831-815ac9017798" },
+			opts: func(o *opendsr.ValidateOptions) { o.AllowUUIDv5 = true }, location: "subject_request_id", reason: "invalid"},
+		{name: "raw ios_advertising_id as a urn", mutate: setIdentity(opendsr.Identity{IdentityType: "ios_advertising_id", IdentityValue: "urn:uuid:a7551968-d5d6-44b2-9831-815ac9017798"}),
+			location: "subject_identities[0].identity_value", reason: "invalid"},
 		{name: "missing subject_request_type", mutate: func(r *opendsr.Request) { r.SubjectRequestType = "" },
 			location: "subject_request_type", reason: "required"},
 		{name: "unknown subject_request_type", mutate: func(r *opendsr.Request) { r.SubjectRequestType = "rectification" },
@@ -182,6 +192,29 @@ func TestValidateRejects(t *testing.T) {
 		{name: "unparseable callback url", mutate: func(r *opendsr.Request) {
 			r.StatusCallbackURLs = []string{"https://controller.example.com/%zz?token=" + secretToken}
 		}, location: "status_callback_urls[0]", reason: "invalid"},
+		{name: "callback to a loopback address", mutate: func(r *opendsr.Request) {
+			r.StatusCallbackURLs = []string{"https://127.0.0.1/cb?token=" + secretToken}
+		}, location: "status_callback_urls[0]", reason: "invalid"},
+		{name: "callback to an IPv6 loopback address", mutate: func(r *opendsr.Request) {
+			r.StatusCallbackURLs = []string{"https://[::1]:8443/cb?token=" + secretToken}
+		}, location: "status_callback_urls[0]", reason: "invalid"},
+		{name: "callback to localhost", mutate: func(r *opendsr.Request) {
+			r.StatusCallbackURLs = []string{"https://controller.example.com/ok", "https://LocalHost./cb?token=" + secretToken}
+		}, location: "status_callback_urls[1]", reason: "invalid"},
+		{name: "callback to a private address", mutate: func(r *opendsr.Request) {
+			r.StatusCallbackURLs = []string{"https://10.1.2.3/cb?token=" + secretToken}
+		}, location: "status_callback_urls[0]", reason: "invalid"},
+		{name: "callback to a link-local address", mutate: func(r *opendsr.Request) {
+			r.StatusCallbackURLs = []string{"https://[fe80::1]/cb?token=" + secretToken}
+		}, location: "status_callback_urls[0]", reason: "invalid"},
+		{name: "callback to the metadata service", mutate: func(r *opendsr.Request) {
+			r.StatusCallbackURLs = []string{"https://169.254.169.254/latest/meta-data?token=" + secretToken}
+		}, location: "status_callback_urls[0]", reason: "invalid"},
+		{name: "callback to an IPv4-mapped private address", mutate: func(r *opendsr.Request) {
+			r.StatusCallbackURLs = []string{"https://[::ffff:192.168.1.1]/cb?token=" + secretToken}
+		}, location: "status_callback_urls[0]", reason: "invalid"},
+		{name: "another spelling of an extension field", mutate: func(r *opendsr.Request) { r.Extensions = ext(`{"Skip_Waiting_Period":true}`) },
+			location: `extensions["dsr.example.com"].skip_waiting_period`, reason: "invalid"},
 		{name: "processor extension not an object", mutate: func(r *opendsr.Request) { r.Extensions = ext(`"skip"`) },
 			location: `extensions["dsr.example.com"]`, reason: "invalid"},
 		{name: "processor extension is an array", mutate: func(r *opendsr.Request) { r.Extensions = ext(`[true]`) },
@@ -354,13 +387,22 @@ func TestValidateAccepts(t *testing.T) {
 		}
 	}
 
-	// http callbacks pass only when allowed.
+	// A name-based request id passes when allowed (the CLI's bulk ids).
+	r0 := validRequest()
+	r0.SubjectRequestID = "a7551968-d5d6-54b2-9831-815ac9017798"
+	v5 := validOpts()
+	v5.AllowUUIDv5 = true
+	if e := opendsr.Validate(r0, v5); e != nil {
+		t.Errorf("uuid v5 with AllowUUIDv5 rejected: %+v", e.Errors)
+	}
+
+	// http and private callbacks pass only when allowed.
 	r := validRequest()
-	r.StatusCallbackURLs = []string{"http://127.0.0.1:9000/cb"}
+	r.StatusCallbackURLs = []string{"http://127.0.0.1:9000/cb", "https://localhost/cb"}
 	opts := validOpts()
-	opts.AllowHTTPCallbacks = true
+	opts.AllowHTTPCallbacks, opts.AllowPrivateCallbacks = true, true
 	if e := opendsr.Validate(r, opts); e != nil {
-		t.Errorf("http callback with AllowHTTPCallbacks rejected: %+v", e.Errors)
+		t.Errorf("local callbacks with AllowHTTPCallbacks and AllowPrivateCallbacks rejected: %+v", e.Errors)
 	}
 
 	// Without a processor domain, extensions are not examined.

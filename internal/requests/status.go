@@ -83,8 +83,10 @@ func (s *Service) ResolutionTrace(doc json.RawMessage) (json.RawMessage, error) 
 	return json.RawMessage(plain), nil
 }
 
-// Resolve settles an ambiguous identity resolution with the operator's choice of profile.
-func (s *Service) Resolve(ctx context.Context, key ledger.Key, profileID string) (opendsr.StatusResponse, *opendsr.Error) {
+// Resolve settles an ambiguous identity resolution with the operator's
+// choice of profile. by names who chose ("operator alice"), recorded in the
+// ledger; it must never be a credential.
+func (s *Service) Resolve(ctx context.Context, key ledger.Key, profileID, by string) (opendsr.StatusResponse, *opendsr.Error) {
 	if _, oerr := s.Status(ctx, key); oerr != nil {
 		return opendsr.StatusResponse{}, oerr
 	}
@@ -92,7 +94,7 @@ func (s *Service) Resolve(ctx context.Context, key ledger.Key, profileID string)
 		return opendsr.StatusResponse{}, opendsr.BadRequest("profile_id is required", opendsr.ErrorItem{
 			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonRequired, Message: "profile_id is required", Location: "profile_id"})
 	}
-	if err := s.update(ctx, key, dsr.UpdateResolve, nil, dsr.ResolveChoice{ProfileID: profileID}); err != nil {
+	if err := s.update(ctx, key, dsr.UpdateResolve, nil, dsr.ResolveChoice{ProfileID: profileID, By: by}); err != nil {
 		return opendsr.StatusResponse{}, s.updateError(err, "resolve")
 	}
 	return s.Status(ctx, key)
@@ -130,13 +132,14 @@ func (s *Service) Cancel(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 // credentials, a revoked task, an identity service) was fixed: a workflow
 // that waits for a retry is told so; a failed request whose workflow has
 // ended (a terminated workflow, an access request, a task that failed) is
-// started again, a new run under the same workflow id.
-func (s *Service) Retry(ctx context.Context, key ledger.Key) (opendsr.StatusResponse, *opendsr.Error) {
+// started again, a new run under the same workflow id. by names who
+// retried, as for Resolve.
+func (s *Service) Retry(ctx context.Context, key ledger.Key, by string) (opendsr.StatusResponse, *opendsr.Error) {
 	resp, oerr := s.Status(ctx, key)
 	if oerr != nil {
 		return opendsr.StatusResponse{}, oerr
 	}
-	err := s.update(ctx, key, dsr.UpdateRetry, nil)
+	err := s.update(ctx, key, dsr.UpdateRetry, nil, dsr.RetryRequest{By: by})
 	var notFound *serviceerror.NotFound
 	if err != nil && errors.As(err, &notFound) {
 		failed := resp.RequestStatus == string(dsr.StatusFailed)
@@ -145,7 +148,7 @@ func (s *Service) Retry(ctx context.Context, key ledger.Key) (opendsr.StatusResp
 			failed = s.recordEnded(ctx, key) != ""
 		}
 		if failed {
-			err = s.restart(ctx, key)
+			err = s.restart(ctx, key, by)
 		}
 	}
 	if err != nil {
@@ -176,7 +179,7 @@ func (s *Service) recordEnded(ctx context.Context, key ledger.Key) string {
 // input (read from the last run's history: the ledger keeps no identity),
 // and records the retry. The id reuse policy allows a new run only because
 // the last one has ended; a run still going is a conflict.
-func (s *Service) restart(ctx context.Context, key ledger.Key) error {
+func (s *Service) restart(ctx context.Context, key ledger.Key, by string) error {
 	in, err := s.originalInput(ctx, key)
 	if err != nil {
 		return err
@@ -188,7 +191,11 @@ func (s *Service) restart(ctx context.Context, key ledger.Key) error {
 		}
 		return err
 	}
-	if err := s.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusPending), "retried by an operator: started again", s.now()); err != nil {
+	who := "an operator"
+	if by != "" {
+		who = by
+	}
+	if err := s.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusPending), "retried by "+who+": started again", s.now()); err != nil {
 		// The new run records its own progress; only this transition is missing.
 		s.logger().Error("ledger write failed after restarting a request", "request_id", key.RequestID, "error", err)
 	}

@@ -53,6 +53,9 @@ type Service struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// NameBasedIDs accepts UUID v5 request ids besides v4: the dsr CLI's
+	// bulk ids, derived from controller, file and row.
+	NameBasedIDs bool
 }
 
 // Result is an accepted request.
@@ -64,14 +67,26 @@ type Result struct {
 }
 
 // Submit validates req (decoded from raw) for a controller, records it and
-// starts its workflow. Submitting the same request id with the same content
+// starts its workflow. The answer lists the extensions entries of other
+// processors that were ignored. Submitting the same request id with the same content
 // again returns the existing record and starts nothing; with different content
 // it is a 409. A request is never left half-created: if the workflow cannot be
 // started, the ledger row is removed again and the caller gets a 503.
 func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.Request, raw []byte) (Result, *opendsr.Error) {
+	res, oerr := s.submit(ctx, controllerID, req, raw)
+	if ignored := req.IgnoredExtensions(s.Config.ProcessorDomain); oerr == nil && len(ignored) > 0 {
+		ext, _ := json.Marshal(opendsr.CreatedExtension{IgnoredExtensions: ignored}) // plain struct: cannot fail
+		res.Response.Extensions = map[string]json.RawMessage{s.Config.ProcessorDomain: ext}
+	}
+	return res, oerr
+}
+
+func (s *Service) submit(ctx context.Context, controllerID string, req opendsr.Request, raw []byte) (Result, *opendsr.Error) {
 	now := s.now()
 	if verr := opendsr.Validate(req, opendsr.ValidateOptions{
-		ProcessorDomain: s.Config.ProcessorDomain, Now: now, AllowHTTPCallbacks: s.Config.CallbackAllowPrivate,
+		ProcessorDomain: s.Config.ProcessorDomain, Now: now,
+		AllowHTTPCallbacks: s.Config.CallbackAllowPrivate, AllowPrivateCallbacks: s.Config.CallbackAllowPrivate,
+		AllowUUIDv5: s.NameBasedIDs,
 	}); verr != nil {
 		return Result{}, verr
 	}
