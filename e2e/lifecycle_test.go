@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dsrflow/dsrflow/internal/devstack"
 	"github.com/dsrflow/dsrflow/internal/dsr"
@@ -128,6 +132,9 @@ func TestTemporalCancelAfterForwardingIsRefused(t *testing.T) {
 	}
 	if got := workflowStatus(t, id); got != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && got != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		t.Errorf("workflow is %v, want it to go on (completed)", got)
+	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		saveHistory(t, dir, "dsr-erasure-cancel-refused.json", dsr.WorkflowID(devstack.Controller, id))
 	}
 }
 
@@ -245,6 +252,31 @@ func TestPoisonedIDFailsOnlyItsRequest(t *testing.T) {
 	}
 	if calls["status_429"] > 0 {
 		t.Errorf("Mixpanel answered %d calls 429 (rate limited)", calls["status_429"])
+	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		saveHistory(t, dir, "mixpanel-task-split.json", dsr.TaskWorkflowID("mixpanel", tasks[0].ID))
+		saveHistory(t, dir, "dsr-erasure-isolated.json", dsr.WorkflowID(devstack.Controller, poisonedID))
+	}
+}
+
+// saveHistory writes a workflow's history for the replay tests (see saveHistories).
+func saveHistory(t *testing.T, dir, name, workflowID string) {
+	t.Helper()
+	var events []*historypb.HistoryEvent
+	it := temporalClient(t).GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
