@@ -174,6 +174,9 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	if got := statusReason(t, st); got != dsr.ReasonTerminated {
 		t.Errorf("status reason %q, want %q", got, dsr.ReasonTerminated)
 	}
+	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], "failed (workflow terminated by an operator)") {
+		t.Errorf("dsr list shows %q, want the request once, failed", rows)
+	}
 	resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil)
 	if resp.Code != http.StatusAccepted {
 		t.Fatalf("retry: %d %s, want 202", resp.Code, resp.Body)
@@ -191,6 +194,25 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	}
 	// The sweep does not touch it again: the new run completed it.
 	sweepUntil(t, id, "completed")
+	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], " completed ") {
+		t.Errorf("dsr list shows %q, want the request once (its newest run), completed", rows)
+	}
+}
+
+// listed returns the lines of `dsr list` that show the request.
+func listed(t *testing.T, id string) []string {
+	t.Helper()
+	out, err := dsrCommand(t, "list", "--limit", "1000").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dsr list: %v\n%s", err, out)
+	}
+	var rows []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, id) {
+			rows = append(rows, line)
+		}
+	}
+	return rows
 }
 
 // TestPoisonedIDFailsOnlyItsRequest: one of 50 erasures carries an id the
