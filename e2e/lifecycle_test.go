@@ -352,3 +352,41 @@ func TestCLIAccessRequestCompletesAsFastAsHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedAccessRequestCanBeRetried: an access request whose Mixpanel
+// retrieval ends FAILURE fails (its workflow ends); once the cause is gone,
+// retry starts it again and it completes with its results.
+func TestFailedAccessRequestCanBeRetried(t *testing.T) {
+	faults := stack.Emulator.Faults()
+	failing := faults
+	failing.FailPrefix = "afail-"
+	stack.Emulator.SetFaults(failing)
+	defer stack.Emulator.SetFaults(faults)
+
+	id := newID()
+	req := erasure(id, "gdpr", "afail-"+id[:8], "https://controller.example/cb")
+	req["subject_request_type"] = "access"
+	delete(req, "status_callback_urls")
+	post(t, req)
+	st := waitForStatus(t, id, "failed", 90*time.Second)
+	if reason := statusReason(t, st); !strings.Contains(reason, "FAILURE") {
+		t.Errorf("failure reason %q", reason)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for workflowStatus(t, id) == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	stack.Emulator.SetFaults(faults) // the cause is fixed
+	resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil)
+	if resp.Code != http.StatusAccepted {
+		t.Fatalf("retry of a failed access request: %d %s, want 202", resp.Code, resp.Body)
+	}
+	st = waitForStatus(t, id, "completed", 90*time.Second)
+	if st.ResultsURL == "" {
+		t.Errorf("retried access request completed without results: %+v", st)
+	}
+	// A request that is not failed cannot be retried.
+	if resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil); resp.Code != http.StatusConflict {
+		t.Errorf("retry of a completed request: %d %s, want 409", resp.Code, resp.Body)
+	}
+}
