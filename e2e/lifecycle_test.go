@@ -5,14 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dsrflow/dsrflow/internal/devstack"
 	"github.com/dsrflow/dsrflow/internal/dsr"
@@ -129,6 +133,9 @@ func TestTemporalCancelAfterForwardingIsRefused(t *testing.T) {
 	if got := workflowStatus(t, id); got != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && got != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		t.Errorf("workflow is %v, want it to go on (completed)", got)
 	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		saveHistory(t, dir, "dsr-erasure-cancel-refused.json", dsr.WorkflowID(devstack.Controller, id))
+	}
 }
 
 // sweep runs the hourly Retention schedule now and waits for the request to reach want.
@@ -167,6 +174,9 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	if got := statusReason(t, st); got != dsr.ReasonTerminated {
 		t.Errorf("status reason %q, want %q", got, dsr.ReasonTerminated)
 	}
+	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], "failed (workflow terminated by an operator)") {
+		t.Errorf("dsr list shows %q, want the request once, failed", rows)
+	}
 	resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/retry", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +197,25 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	}
 	// The sweep does not touch it again: the new run completed it.
 	sweepUntil(t, id, "completed")
+	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], " completed ") {
+		t.Errorf("dsr list shows %q, want the request once (its newest run), completed", rows)
+	}
+}
+
+// listed returns the lines of `dsr list` that show the request.
+func listed(t *testing.T, id string) []string {
+	t.Helper()
+	out, err := dsrCommand(t, "list", "--limit", "1000").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dsr list: %v\n%s", err, out)
+	}
+	var rows []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, id) {
+			rows = append(rows, line)
+		}
+	}
+	return rows
 }
 
 // TestPoisonedIDFailsOnlyItsRequest: one of 50 erasures carries an id the
@@ -249,6 +278,31 @@ func TestPoisonedIDFailsOnlyItsRequest(t *testing.T) {
 	if calls["status_429"] > 0 {
 		t.Errorf("Mixpanel answered %d calls 429 (rate limited)", calls["status_429"])
 	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		saveHistory(t, dir, "mixpanel-task-split.json", dsr.TaskWorkflowID("mixpanel", tasks[0].ID))
+		saveHistory(t, dir, "dsr-erasure-isolated.json", dsr.WorkflowID(devstack.Controller, poisonedID))
+	}
+}
+
+// saveHistory writes a workflow's history for the replay tests (see saveHistories).
+func saveHistory(t *testing.T, dir, name, workflowID string) {
+	t.Helper()
+	var events []*historypb.HistoryEvent
+	it := temporalClient(t).GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, e)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestCLIAccessRequestCompletesAsFastAsHTTP: an access request submitted
@@ -299,5 +353,43 @@ func TestCLIAccessRequestCompletesAsFastAsHTTP(t *testing.T) {
 		if got := c.ExpectedCompletionTime.Sub(c.ReceivedTime.Time); got != 48*time.Hour {
 			t.Errorf("%s: expected_completion_time is received + %v, want + 48h", name, got)
 		}
+	}
+}
+
+// TestFailedAccessRequestCanBeRetried: an access request whose Mixpanel
+// retrieval ends FAILURE fails (its workflow ends); once the cause is gone,
+// retry starts it again and it completes with its results.
+func TestFailedAccessRequestCanBeRetried(t *testing.T) {
+	faults := stack.Emulator.Faults()
+	failing := faults
+	failing.FailPrefix = "afail-"
+	stack.Emulator.SetFaults(failing)
+	defer stack.Emulator.SetFaults(faults)
+
+	id := newID()
+	req := erasure(id, "gdpr", "afail-"+id[:8], "https://controller.example/cb")
+	req["subject_request_type"] = "access"
+	delete(req, "status_callback_urls")
+	post(t, req)
+	st := waitForStatus(t, id, "failed", 90*time.Second)
+	if reason := statusReason(t, st); !strings.Contains(reason, "FAILURE") {
+		t.Errorf("failure reason %q", reason)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for workflowStatus(t, id) == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	stack.Emulator.SetFaults(faults) // the cause is fixed
+	resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil)
+	if resp.Code != http.StatusAccepted {
+		t.Fatalf("retry of a failed access request: %d %s, want 202", resp.Code, resp.Body)
+	}
+	st = waitForStatus(t, id, "completed", 90*time.Second)
+	if st.ResultsURL == "" {
+		t.Errorf("retried access request completed without results: %+v", st)
+	}
+	// A request that is not failed cannot be retried.
+	if resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil); resp.Code != http.StatusConflict {
+		t.Errorf("retry of a completed request: %d %s, want 409", resp.Code, resp.Body)
 	}
 }

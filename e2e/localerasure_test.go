@@ -84,7 +84,7 @@ func TestErasureLeavesNoLocalCopy(t *testing.T) {
 	}
 	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
 		// A history of the new completion path (GetVersion erase-local-copy) for the replay tests.
-		saveHistory(t, s, dsr.WorkflowID(devstack.Controller, erasureID), filepath.Join(dir, "dsr-erasure-local-copy.json"))
+		saveClosedHistory(t, s, dsr.WorkflowID(devstack.Controller, erasureID), filepath.Join(dir, "dsr-erasure-local-copy.json"))
 	}
 	// The access request's bundle went with it.
 	if code, _ := acme.call(t, http.MethodGet, resultsPath, "", nil); code != http.StatusGone && code != http.StatusNotFound {
@@ -130,8 +130,8 @@ func TestErasureLeavesNoLocalCopy(t *testing.T) {
 	}
 }
 
-// saveHistory waits for a workflow to close and writes its history as JSON.
-func saveHistory(t *testing.T, s *devstack.Stack, workflowID, path string) {
+// saveClosedHistory waits for a workflow of stack s to close and writes its history as JSON.
+func saveClosedHistory(t *testing.T, s *devstack.Stack, workflowID, path string) {
 	t.Helper()
 	tc, err := client.Dial(client.Options{HostPort: s.Temporal.Address})
 	if err != nil {

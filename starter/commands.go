@@ -290,6 +290,7 @@ func (c *cli) printList(ctx context.Context, tc client.Client, namespace, query 
 	fmt.Fprintln(tw, "REQUEST\tSTATUS\tTYPE\tREGULATION\tDUE\tTASK")
 	var token []byte
 	shown := 0
+	seen := map[string]bool{} // a retried request has several runs: the newest (listed first) counts
 	for shown < limit {
 		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Namespace: namespace, Query: query, PageSize: int32(min(limit-shown, 1000)), NextPageToken: token,
@@ -298,8 +299,16 @@ func (c *cli) printList(ctx context.Context, tc client.Client, namespace, query 
 			return fmt.Errorf("listing from Temporal visibility: %w", err)
 		}
 		for _, e := range resp.Executions {
+			if seen[e.GetExecution().GetWorkflowId()] {
+				continue
+			}
+			seen[e.GetExecution().GetWorkflowId()] = true
 			_, id, _ := dsr.ParseWorkflowID(e.GetExecution().GetWorkflowId())
 			attrs := searchAttributes(e.GetSearchAttributes().GetIndexedFields())
+			if reason := dsr.EndedReason(e.GetStatus()); reason != "" && (attrs["DsrStatus"] == string(dsr.StatusPending) || attrs["DsrStatus"] == string(dsr.StatusInProgress)) {
+				// The run ended before recording an outcome (terminated): the ledger says failed, or will after the sweep.
+				attrs["DsrStatus"] = string(dsr.StatusFailed) + " (" + reason + ")"
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id, attrs["DsrStatus"], attrs["DsrType"], attrs["DsrRegulation"], attrs["DsrDueTime"], dash(attrs["DsrDestinationTask"]))
 			shown++
 		}
