@@ -157,10 +157,16 @@ func (e *ResolverError) Error() string { return "identity resolver: " + e.msg }
 // Unwrap returns the underlying error, if any.
 func (e *ResolverError) Unwrap() error { return e.err }
 
-// IsTransient reports whether err is a *ResolverError worth retrying.
+// IsTransient reports whether err is worth retrying: a *ResolverError marked
+// transient, or any failure that is not a definite answer (an invalid query,
+// wrapping ErrInvalid, or a resolver's permanent refusal), such as the
+// profile store's database connection being cut.
 func IsTransient(err error) bool {
 	var re *ResolverError
-	return errors.As(err, &re) && re.Transient
+	if errors.As(err, &re) {
+		return re.Transient
+	}
+	return err != nil && !errors.Is(err, ErrInvalid)
 }
 
 type resolverIdentity struct {
