@@ -54,6 +54,9 @@ suppression list) is not imported and is reported as suppressed, by line number.
 			if controller == "" {
 				controller = cfg.Controller
 			}
+			if err := identity.CheckOwner(controller); err != nil {
+				return usageError{fmt.Errorf("--controller: %w", err)}
+			}
 			ring, err := app.KeyRing(cfg)
 			if err != nil {
 				return err

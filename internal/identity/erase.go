@@ -27,10 +27,10 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// checkOwner refuses an owner that is not a controller id
+// CheckOwner refuses an owner that is not a controller id
 // ([A-Za-z0-9_-]{1,255}); in particular the empty owner of the profiles
 // stored before tenancy, which nothing ever matches.
-func checkOwner(owner string) error {
+func CheckOwner(owner string) error {
 	if owner == "" || len(owner) > 255 {
 		return fmt.Errorf("%w: the controller id must be 1 to 255 characters", ErrInvalid)
 	}
@@ -194,7 +194,7 @@ func (s *Store) Erase(ctx context.Context, in EraseInput) (res EraseResult, err 
 			err = fmt.Errorf("identity: erase the local copy of request %s: %w", in.RequestID, err)
 		}
 	}()
-	if err := checkOwner(in.Owner); err != nil {
+	if err := CheckOwner(in.Owner); err != nil {
 		return EraseResult{}, err
 	}
 	if s.keys == nil {
@@ -355,7 +355,7 @@ func (s *Store) bundleSubjects(owner string, profileIDs []string, ids []Identity
 // holds the profiles profileIDs and the data of the raw identities ids, so
 // that an erasure of one of them removes it (BundleRequests).
 func (s *Store) LinkBundle(ctx context.Context, owner, requestID string, profileIDs []string, ids []Identity) error {
-	if err := checkOwner(owner); err != nil {
+	if err := CheckOwner(owner); err != nil {
 		return fmt.Errorf("identity: link results bundle: %w", err)
 	}
 	if s.keys == nil {
@@ -382,7 +382,7 @@ func (s *Store) LinkBundle(ctx context.Context, owner, requestID string, profile
 // bundle holds one of profileIDs, or data of one of their stored identities
 // or of ids (see LinkBundle).
 func (s *Store) BundleRequests(ctx context.Context, owner string, profileIDs []string, ids []Identity) ([]string, error) {
-	if err := checkOwner(owner); err != nil {
+	if err := CheckOwner(owner); err != nil {
 		return nil, fmt.Errorf("identity: results bundles: %w", err)
 	}
 	if s.keys == nil {

@@ -186,7 +186,7 @@ type resolverProfile struct {
 // queries. An invalid query or controller id fails before any call, with an
 // error wrapping ErrInvalid.
 func (f *HTTPFinder) Find(ctx context.Context, controller string, queries []Query) ([]Match, error) {
-	if err := checkOwner(controller); err != nil {
+	if err := CheckOwner(controller); err != nil {
 		return nil, fmt.Errorf("identity resolver: %w", err)
 	}
 	body := struct {

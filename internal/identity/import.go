@@ -119,7 +119,7 @@ type importBatch struct {
 // Should the process die before the rebuild, the next Open or Import does
 // it.
 func (s *Store) Import(ctx context.Context, owner string, r io.Reader, format Format, opts ImportOptions) (report ImportReport, err error) {
-	if err := checkOwner(owner); err != nil {
+	if err := CheckOwner(owner); err != nil {
 		return ImportReport{}, fmt.Errorf("identity: import: %w", err)
 	}
 	if s.keys == nil {

@@ -238,7 +238,7 @@ func decodeAttributes(s string) (map[string]any, error) {
 // nothing: an invalid profile (error wrapping ErrInvalid, naming its index
 // and the problem) writes none.
 func (s *Store) Upsert(ctx context.Context, owner string, profiles []Profile) (suppressed []int, err error) {
-	if err := checkOwner(owner); err != nil {
+	if err := CheckOwner(owner); err != nil {
 		return nil, fmt.Errorf("identity: upsert: %w", err)
 	}
 	batch := make([]preparedProfile, 0, len(profiles))
@@ -416,7 +416,7 @@ func placeholders(width, n int) string {
 
 // Get returns owner's profile with id, or an error wrapping ErrNotFound.
 func (s *Store) Get(ctx context.Context, owner, id string) (Profile, error) {
-	if err := checkOwner(owner); err != nil {
+	if err := CheckOwner(owner); err != nil {
 		return Profile{}, fmt.Errorf("identity: get profile %s: %w", id, err)
 	}
 	ps, _, err := s.load(ctx, s.db, owner, "profile_id", []any{id})
@@ -513,7 +513,7 @@ func (s *Store) load(ctx context.Context, q querier, owner, column string, value
 // one snapshot: a profile replaced meanwhile is returned as it is at the end.
 // Profiles of other owners are never read.
 func (s *Store) Find(ctx context.Context, owner string, queries []Query) ([]Match, error) {
-	if err := checkOwner(owner); err != nil {
+	if err := CheckOwner(owner); err != nil {
 		return nil, fmt.Errorf("identity: find: %w", err)
 	}
 	lookups := make([]lookup, len(queries))
@@ -581,7 +581,7 @@ func (s *Store) profilesWith(ctx context.Context, owner string, l lookup) ([]int
 // unknown profile is not an error. It adds nothing to the suppression list
 // (Erase does).
 func (s *Store) Delete(ctx context.Context, owner, id string) error {
-	if err := checkOwner(owner); err != nil {
+	if err := CheckOwner(owner); err != nil {
 		return fmt.Errorf("identity: delete profile %s: %w", id, err)
 	}
 	db := s.db
