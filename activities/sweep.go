@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 )
 
@@ -17,7 +20,12 @@ import (
 // A run's DsrStatus is the last status it recorded; the ledger is checked too.
 const endedQuery = "WorkflowType = '" + dsr.WorkflowDSR + "' AND ExecutionStatus != 'Running' AND DsrStatus IN ('pending', 'in_progress')"
 
-// maxReconciled bounds the requests one sweep looks at.
+// endedTaskQuery finds MixpanelTask workflow runs that an operator ended
+// (Terminate, Request Cancellation) or that timed out: their requests would
+// never hear how the Mixpanel task ended.
+const endedTaskQuery = "WorkflowType = '" + dsr.WorkflowMixpanelTask + "' AND ExecutionStatus IN ('Terminated', 'Canceled', 'TimedOut')"
+
+// maxReconciled bounds the workflows one sweep looks at.
 const maxReconciled = 1000
 
 // ReconcileEnded is the hourly sweep's check that the ledger and Temporal
@@ -25,20 +33,42 @@ const maxReconciled = 1000
 // workflow is no longer running (terminated, timed out, or ended without
 // recording an outcome) is recorded failed with the reason, so GET, `dsr
 // list` and the callbacks' receiver stop waiting, and `retry` can start it
-// again. It returns how many it recorded.
+// again. A MixpanelTask workflow ended the same way is started again with
+// its members, so they learn how their Mixpanel task ended. It returns how
+// many requests and tasks it reconciled.
 func (a *Activities) ReconcileEnded(ctx context.Context) (int, error) {
+	fixed, err := a.eachEnded(ctx, endedQuery, a.reconcile)
+	if err != nil {
+		return fixed, err
+	}
+	restarted, err := a.eachEnded(ctx, endedTaskQuery, a.restartTask)
+	if fixed+restarted > 0 {
+		activity.GetLogger(ctx).Warn("reconciled workflows that had ended", "requests_failed", fixed, "tasks_restarted", restarted)
+	}
+	return fixed + restarted, err
+}
+
+// eachEnded hands every workflow id the visibility query finds to fix and
+// counts those it fixed.
+func (a *Activities) eachEnded(ctx context.Context, query string, fix func(context.Context, string) (bool, error)) (int, error) {
 	var token []byte
 	seen, fixed := 0, 0
 	for seen < maxReconciled {
 		resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: endedQuery, PageSize: 100, NextPageToken: token,
+			Query: query, PageSize: 100, NextPageToken: token,
 		})
 		if err != nil {
-			return fixed, fmt.Errorf("listing ended request workflows: %w", err)
+			return fixed, fmt.Errorf("listing ended workflows: %w", err)
 		}
+		done := map[string]bool{}
 		for _, e := range resp.GetExecutions() {
 			seen++
-			ok, err := a.reconcile(ctx, e.GetExecution().GetWorkflowId())
+			id := e.GetExecution().GetWorkflowId()
+			if done[id] {
+				continue
+			}
+			done[id] = true
+			ok, err := fix(ctx, id)
 			if err != nil {
 				return fixed, err
 			}
@@ -51,10 +81,77 @@ func (a *Activities) ReconcileEnded(ctx context.Context) (int, error) {
 			break
 		}
 	}
-	if fixed > 0 {
-		activity.GetLogger(ctx).Warn("recorded requests whose workflow had ended as failed", "count", fixed)
-	}
 	return fixed, nil
+}
+
+// restartTask starts a MixpanelTask workflow again when its latest run was
+// terminated, cancelled or timed out, with the members it had (from the
+// run's start and add-members signals): the new run polls the task and tells
+// them how it ended. It says whether it did.
+func (a *Activities) restartTask(ctx context.Context, workflowID string) (bool, error) {
+	desc, err := a.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("describing a task workflow: %w", err)
+	}
+	switch desc.GetWorkflowExecutionInfo().GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+	default:
+		return false, nil
+	}
+	in, err := a.taskInput(ctx, workflowID, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
+	if err != nil {
+		return false, err
+	}
+	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Config.MixpanelPollInterval, a.Config.MixpanelMaxTaskAge, a.Config.MixpanelMaxIDs
+	_, err = a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflowID, TaskQueue: a.Config.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		StaticSummary:            "Mixpanel deletion task " + in.TaskID + " at " + in.Destination + " (restarted after its workflow ended)",
+	}, dsr.WorkflowMixpanelTask, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("restarting a task workflow: %w", err)
+	}
+	return true, nil
+}
+
+// taskInput reads a MixpanelTask run's input and every member it was given.
+func (a *Activities) taskInput(ctx context.Context, workflowID, runID string) (dsr.TaskInput, error) {
+	dc := keyring.DataConverter(a.Keys)
+	var in dsr.TaskInput
+	var added []dsr.Member
+	it := a.Temporal.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return in, fmt.Errorf("reading a task workflow's history: %w", err)
+		}
+		if s := e.GetWorkflowExecutionStartedEventAttributes(); s != nil {
+			if err := dc.FromPayloads(s.GetInput(), &in); err != nil {
+				return in, fmt.Errorf("reading a task workflow's input: %w", err)
+			}
+		}
+		if s := e.GetWorkflowExecutionSignaledEventAttributes(); s != nil && s.GetSignalName() == dsr.SignalAddMembers {
+			var ms []dsr.Member
+			if err := dc.FromPayloads(s.GetInput(), &ms); err != nil {
+				return in, fmt.Errorf("reading a task workflow's members: %w", err)
+			}
+			added = append(added, ms...)
+		}
+	}
+	in.Members = append(in.Members, added...)
+	if in.TaskID == "" || len(in.Members) == 0 {
+		return in, fmt.Errorf("task workflow %s: no task or members in its history", workflowID)
+	}
+	return in, nil
 }
 
 // reconcile records one request failed if the ledger holds it open and its

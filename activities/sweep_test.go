@@ -3,6 +3,7 @@ package activities_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,8 +59,11 @@ func TestReconcileEnded(t *testing.T) {
 		}, nil).Maybe()
 	}
 	tc.On("ListWorkflow", mock.Anything, mock.MatchedBy(func(r *workflowservice.ListWorkflowExecutionsRequest) bool {
-		return r.Query != ""
+		return strings.Contains(r.Query, "WorkflowType = 'DSR'")
 	})).Return(&workflowservice.ListWorkflowExecutionsResponse{Executions: executions}, nil).Once()
+	tc.On("ListWorkflow", mock.Anything, mock.MatchedBy(func(r *workflowservice.ListWorkflowExecutionsRequest) bool {
+		return strings.Contains(r.Query, "WorkflowType = 'MixpanelTask'")
+	})).Return(&workflowservice.ListWorkflowExecutionsResponse{}, nil).Once()
 
 	a := &activities.Activities{Ledger: store, Temporal: tc}
 	var env testsuite.WorkflowTestSuite

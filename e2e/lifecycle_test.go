@@ -393,3 +393,27 @@ func TestFailedAccessRequestCanBeRetried(t *testing.T) {
 		t.Errorf("retry of a completed request: %d %s, want 409", resp.Code, resp.Body)
 	}
 }
+
+// TestTerminatedTaskWorkflowIsRestartedBySweep: an operator terminates the
+// workflow following a request's Mixpanel task; the sweep starts it again
+// and the request still learns that its task succeeded.
+func TestTerminatedTaskWorkflowIsRestartedBySweep(t *testing.T) {
+	faults := stack.Emulator.Faults()
+	defer stack.Emulator.SetFaults(faults)
+	id := newID()
+	req := erasure(id, "gdpr", "tasktm-"+id[:8], "https://controller.example/cb")
+	delete(req, "status_callback_urls")
+	post(t, req)
+	st := waitForStatus(t, id, "in_progress", 60*time.Second)
+	down := faults
+	down.Rate500 = 1 // hold the task workflow in its polling while we terminate it
+	stack.Emulator.SetFaults(down)
+	task := forwarding(t, st).Forwarding[0].TaskID
+	temporalCLI(t, "workflow", "terminate", "--workflow-id", dsr.TaskWorkflowID("mixpanel", task), "--reason", "e2e")
+	stack.Emulator.SetFaults(faults)
+	time.Sleep(3 * time.Second)
+	if resp := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil); !strings.Contains(string(resp.Body), `"in_progress"`) {
+		t.Fatalf("with its task workflow terminated the request moved on: %s", resp.Body)
+	}
+	sweepUntil(t, id, "completed")
+}
