@@ -12,7 +12,11 @@ import (
 
 // The scenarios on a Temporal cluster (devstack.StartCluster: four service
 // processes on PostgreSQL, the ledger on PostgreSQL too, two dsrflow workers)
-// run with DSR_CHAOS_STACK=cluster (`make chaos CHAOS_STACK=cluster`).
+// run with DSR_CHAOS_STACK=cluster (`make chaos CHAOS_STACK=cluster`). They
+// check what must hold whatever the machine's load: every request completed
+// exactly once, every id in exactly one Mixpanel task. Calls Mixpanel's
+// 1 request/s limit answered 429 (retried) are reported, not failed: on two
+// worker processes they depend on dispatch jitter (docs/operations.md).
 
 // newClusterScenario starts a cluster and a stack with two workers on it.
 func newClusterScenario(t *testing.T, em emulator.Options) (*scenario, *devstack.Cluster) {
@@ -35,7 +39,10 @@ func newClusterScenario(t *testing.T, em emulator.Options) (*scenario, *devstack
 	})
 	stack, err := devstack.StartStack(ctx, devstack.StackOptions{
 		Dir: dir, TemporalAddress: cluster.Address, Emulator: em,
-		Env: map[string]string{"DSR_BATCH_MAX_WAIT": "2s", "MIXPANEL_POLL_INTERVAL": "1s", "DSR_DB": cluster.LedgerDSN},
+		Env: map[string]string{"DSR_BATCH_MAX_WAIT": "2s", "MIXPANEL_POLL_INTERVAL": "1s", "DSR_DB": cluster.LedgerDSN,
+			// Headroom under Mixpanel's 1 request/s for the jitter between
+			// Temporal's dispatch and the workers' calls (docs/operations.md).
+			"MIXPANEL_RATE_LIMIT": "0.8"},
 	})
 	if err == nil {
 		err = stack.StartMoreWorkers(ctx, 1)

@@ -170,6 +170,9 @@ unset CLUSTER_METRICS_PORT # set per service below
 : "${API_TOKENS:=dev-token:dev}"
 : "${DSR_BATCH_MAX_WAIT:=10s}"
 : "${MIXPANEL_POLL_INTERVAL:=5s}"
+# Two workers on a cluster: leave headroom under Mixpanel's 1 request/s for
+# the jitter between Temporal's dispatch and each worker's call (docs/operations.md).
+: "${MIXPANEL_RATE_LIMIT:=0.8}"
 : "${DSR_CALLBACK_ALLOW_PRIVATE:=true}"
 : "${DSR_PROCESSOR_DOMAIN:=localhost}"
 generate_keys=false
@@ -182,7 +185,7 @@ fi
 : "${DSR_CODEC_ALLOW_LOOPBACK:=true}"
 export TEMPORAL_ADDRESS TEMPORAL_NAMESPACE DSR_DB DSR_RESULTS_DIR MIXPANEL_API_URL \
     MIXPANEL_PROJECT_TOKEN MIXPANEL_OAUTH_TOKEN API_ADDR API_TOKENS DSR_BATCH_MAX_WAIT \
-    MIXPANEL_POLL_INTERVAL DSR_CALLBACK_ALLOW_PRIVATE DSR_PROCESSOR_DOMAIN \
+    MIXPANEL_POLL_INTERVAL MIXPANEL_RATE_LIMIT DSR_CALLBACK_ALLOW_PRIVATE DSR_PROCESSOR_DOMAIN \
     DSR_SIGNING_KEY DSR_SIGNING_CERT DSR_CODEC_ORIGINS DSR_CODEC_ALLOW_LOOPBACK
 
 # ------------------------------------------------------------------- helpers
