@@ -128,6 +128,20 @@ func TestBulkSubmitReportsBadRowsAndIsSafeToRerun(t *testing.T) {
 	}
 }
 
+// TestBulkRefusesInvalidUTF8: a CSV cell that is not UTF-8 is reported by
+// line and not submitted (JSON would have turned it into another identity).
+func TestBulkRefusesInvalidUTF8(t *testing.T) {
+	dir := t.TempDir()
+	csv := writeFile(t, dir, "latin1.csv", "controller_customer_id,regulation\ncust-M\xfcller,gdpr\n")
+	code, out, errOut := runCLI(t, dir, "submit", "--csv", csv, "--type", "erasure", "--skip-waiting-period")
+	if code != exitFailure || !strings.Contains(out, "0 submitted") || !strings.Contains(errOut, "line 2:") || !strings.Contains(errOut, "UTF-8") {
+		t.Fatalf("exit %d, want the row refused\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(errOut, "cust-M") {
+		t.Errorf("the identity value leaked into the report: %s", errOut)
+	}
+}
+
 func TestSubmitOneFromFlags(t *testing.T) {
 	dir := t.TempDir()
 	code, out, errOut := runCLI(t, dir, "submit", "--regulation", "gdpr", "--type", "erasure",

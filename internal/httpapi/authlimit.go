@@ -23,8 +23,8 @@ import (
 const (
 	authFailureBurst = 10
 	authFailureEvery = 6 * time.Second
-	// authFailureTracked bounds the addresses remembered; full buckets are
-	// forgotten first.
+	// authFailureTracked bounds the addresses remembered: refilled buckets
+	// are forgotten first, and while all are in use new addresses are not counted.
 	authFailureTracked = 10000
 )
 
@@ -90,6 +90,12 @@ func (f *failureLimits) failed(r *http.Request) {
 	if l == nil {
 		if len(f.buckets) >= authFailureTracked {
 			f.forgetFull()
+		}
+		if len(f.buckets) >= authFailureTracked {
+			// Memory stays bounded; whoever fails from this many addresses
+			// at once has addresses to spare anyway.
+			f.mu.Unlock()
+			return
 		}
 		l = rate.NewLimiter(rate.Every(f.every), f.burst)
 		f.buckets[p] = l

@@ -18,8 +18,8 @@ type operatorKey struct{}
 
 // operatorAuthed requires an operator's bearer token. The handler reads the
 // operator's name with operatorOf. A controller token gets 403, anything else
-// 401. Operators share the per-caller rate limit with controllers (keyed by
-// "operator:<name>").
+// 401 (counted as a failed login of the client's address). Each operator has
+// a rate-limit bucket of its own, as each controller does.
 func (s *Server) operatorAuthed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.throttled(w, r) {

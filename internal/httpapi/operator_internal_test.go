@@ -3,7 +3,9 @@ package httpapi
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -44,5 +46,34 @@ func TestOperatorAuthed(t *testing.T) {
 		if wantName := map[bool]string{true: "alice"}[want == 204]; seen != wantName {
 			t.Errorf("bearer %q: handler saw operator %q, want %q", bearer, seen, wantName)
 		}
+	}
+}
+
+// TestFailureLimitsStayBounded: the failure buckets never exceed their bound,
+// and refilled ones are forgotten to make room.
+func TestFailureLimitsStayBounded(t *testing.T) {
+	f := newFailureLimits(time.Nanosecond, 1) // refills at once
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	for i := range authFailureTracked + 50 {
+		req.RemoteAddr = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String() + ":1"
+		f.failed(req)
+	}
+	if n := len(f.buckets); n > authFailureTracked {
+		t.Errorf("%d buckets, want at most %d", n, authFailureTracked)
+	}
+	slow := newFailureLimits(time.Hour, 1) // never refills during the test
+	for i := range authFailureTracked + 50 {
+		req.RemoteAddr = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String() + ":1"
+		slow.failed(req)
+	}
+	if n := len(slow.buckets); n != authFailureTracked {
+		t.Errorf("%d buckets, want exactly %d", n, authFailureTracked)
+	}
+	if slow.wait(req) != 0 {
+		t.Error("an address beyond the bound is throttled although it was not counted")
+	}
+	req.RemoteAddr = "10.0.0.0:1"
+	if slow.wait(req) == 0 {
+		t.Error("a counted address is not throttled")
 	}
 }

@@ -95,8 +95,8 @@ func (w *strictWalker) value(loc string, depth int) *Error {
 				return e
 			}
 			key, _ := tok.(string) // object keys are strings
-			child := keyLocation(loc, key)
 			folded := foldKey(key)
+			child := keyLocation(loc, key, folded)
 			if seen[folded] {
 				return strictError(ReasonDuplicateKey, child,
 					child+" appears more than once in one object (keys are compared without regard to case)")
@@ -117,8 +117,8 @@ func (w *strictWalker) value(loc string, depth int) *Error {
 // keyLocation names the member key of the object at loc: a known field by its
 // canonical name, an extensions entry by its domain, anything else by the
 // object alone (an unknown key may itself be data).
-func keyLocation(loc, key string) string {
-	if canonical, ok := knownFields[foldKey(key)]; ok {
+func keyLocation(loc, key, folded string) string {
+	if canonical, ok := knownFields[folded]; ok {
 		if loc == "body" {
 			return canonical
 		}
@@ -156,6 +156,13 @@ func isDomainName(s string) bool {
 // its Unicode simple-folding orbit, so "K", "k" and the Kelvin sign agree, as
 // they do for encoding/json.
 func foldKey(s string) string {
+	ascii := true
+	for i := 0; i < len(s) && ascii; i++ {
+		ascii = s[i] < utf8.RuneSelf
+	}
+	if ascii {
+		return strings.ToUpper(s) // an ASCII letter's orbit starts with its capital
+	}
 	var b strings.Builder
 	for _, r := range s {
 		smallest := r

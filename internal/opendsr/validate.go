@@ -174,6 +174,10 @@ func validateIdentities(c *collector, ids []Identity) {
 		switch {
 		case value == "":
 			c.required(loc)
+		case !utf8.ValidString(id.IdentityValue):
+			// Decoded bodies were checked by StrictJSON; this catches values built
+			// by other means (CSV rows, flags), which JSON would encode as U+FFFD.
+			c.add(ReasonMalformed, loc, loc+" is not valid UTF-8")
 		case utf8.RuneCountInString(id.IdentityValue) > MaxIdentityValueLength:
 			c.add(ReasonInvalid, loc, fmt.Sprintf("%s must be at most %d characters", loc, MaxIdentityValueLength))
 		case formatOK:
@@ -233,6 +237,9 @@ func validateCallbackURLs(c *collector, urls []string, opts ValidateOptions) {
 func callbackURLProblem(raw string, allowHTTP, allowPrivate bool) string {
 	if raw == "" {
 		return "must not be empty"
+	}
+	if !utf8.ValidString(raw) {
+		return "is not valid UTF-8"
 	}
 	if len(raw) > MaxCallbackURLLength {
 		return fmt.Sprintf("must be at most %d bytes", MaxCallbackURLLength)

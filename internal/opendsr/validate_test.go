@@ -192,6 +192,11 @@ func TestValidateRejects(t *testing.T) {
 		{name: "unparseable callback url", mutate: func(r *opendsr.Request) {
 			r.StatusCallbackURLs = []string{"https://controller.example.com/%zz?token=" + secretToken}
 		}, location: "status_callback_urls[0]", reason: "invalid"},
+		{name: "identity value not UTF-8", mutate: setIdentity(opendsr.Identity{IdentityType: "controller_customer_id", IdentityValue: "cust-SECRET-\xff"}),
+			location: "subject_identities[0].identity_value", reason: "malformed"},
+		{name: "callback url not UTF-8", mutate: func(r *opendsr.Request) {
+			r.StatusCallbackURLs = []string{"https://controller.example.com/cb?token=" + secretToken + "\xc3"}
+		}, location: "status_callback_urls[0]", reason: "invalid"},
 		{name: "callback to a loopback address", mutate: func(r *opendsr.Request) {
 			r.StatusCallbackURLs = []string{"https://127.0.0.1/cb?token=" + secretToken}
 		}, location: "status_callback_urls[0]", reason: "invalid"},
