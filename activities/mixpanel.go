@@ -19,10 +19,11 @@ const notFoundGrace = time.Hour
 // CreateDeletionTask makes one Mixpanel call: create a deletion task for the ids.
 // A 409 conflict is a result, not an error: the workflow adopts the running tasks.
 func (a *Activities) CreateDeletionTask(ctx context.Context, in CreateTaskInput) (CreateTaskResult, error) {
-	c, err := a.mixpanelClient(ctx, in.Destination)
+	c, release, err := a.mixpanelClient(ctx, in.Destination)
 	if err != nil {
 		return CreateTaskResult{}, err
 	}
+	defer release()
 	id, err := c.CreateDeletion(ctx, in.DistinctIDs, complianceType(in.Regulation))
 	a.Metrics.mixpanelCall(in.Destination, "deletion.create", err)
 	var conflict *mixpanel.ConflictError
@@ -37,10 +38,11 @@ func (a *Activities) CreateDeletionTask(ctx context.Context, in CreateTaskInput)
 
 // DeletionTaskIDs makes one Mixpanel call: the distinct ids a deletion task holds.
 func (a *Activities) DeletionTaskIDs(ctx context.Context, ref TaskRef) ([]string, error) {
-	c, err := a.mixpanelClient(ctx, ref.Destination)
+	c, release, err := a.mixpanelClient(ctx, ref.Destination)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	task, err := c.DeletionStatus(ctx, ref.TaskID)
 	a.Metrics.mixpanelCall(ref.Destination, "deletion.status", err)
 	if errors.Is(err, mixpanel.ErrTaskNotFound) {
@@ -56,10 +58,11 @@ func (a *Activities) DeletionTaskIDs(ctx context.Context, ref TaskRef) ([]string
 // retries it at the poll interval) until the task is terminal, so a task
 // polled for weeks costs a few history events.
 func (a *Activities) PollTask(ctx context.Context, ref TaskRef) (TaskOutcome, error) {
-	c, err := a.mixpanelClient(ctx, ref.Destination)
+	c, release, err := a.mixpanelClient(ctx, ref.Destination)
 	if err != nil {
 		return TaskOutcome{}, err
 	}
+	defer release()
 	var task mixpanel.Task
 	if ref.Kind == KindRetrieval {
 		task, err = c.RetrievalStatus(ctx, ref.TaskID)

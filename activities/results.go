@@ -69,10 +69,11 @@ const (
 
 // CreateRetrievalTask makes one Mixpanel call: create a data-retrieval task.
 func (a *Activities) CreateRetrievalTask(ctx context.Context, in CreateRetrievalInput) (CreateTaskResult, error) {
-	c, err := a.mixpanelClient(ctx, in.Destination)
+	c, release, err := a.mixpanelClient(ctx, in.Destination)
 	if err != nil {
 		return CreateTaskResult{}, err
 	}
+	defer release()
 	disclosure := mixpanel.DisclosureData
 	switch in.DisclosureType {
 	case "categories":

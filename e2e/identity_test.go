@@ -63,6 +63,9 @@ func TestIdentityResolution(t *testing.T) {
 		`{"profile_id":"p-ann","identities":{"email":"ann-e2e@example.com","controller_customer_id":"cust-ann","ios_vendor_id":"dev-ann"}}`,
 		`{"profile_id":"p-twin-1","identities":{"email":"twins-e2e@example.com","controller_customer_id":"cust-twin-1"}}`,
 		`{"profile_id":"p-twin-2","identities":{"email":"twins-e2e@example.com","controller_customer_id":"cust-twin-2"}}`,
+		// A second pair: the first pair's erasure erases p-twin-2, so its email is no longer ambiguous.
+		`{"profile_id":"p-twin-3","identities":{"email":"twins-api-e2e@example.com","controller_customer_id":"cust-twin-3"}}`,
+		`{"profile_id":"p-twin-4","identities":{"email":"twins-api-e2e@example.com","controller_customer_id":"cust-twin-4"}}`,
 	}, "\n")+"\n")
 
 	t.Run("email only is forwarded as the profile's customer id", func(t *testing.T) {
@@ -156,13 +159,13 @@ func TestIdentityResolution(t *testing.T) {
 
 	t.Run("an operator settles through the API, recorded by name", func(t *testing.T) {
 		id := newID()
-		req := withIdentities(devstack.Erasure(id, "ccpa", ""), [2]string{"email", "twins-e2e@example.com"})
+		req := withIdentities(devstack.Erasure(id, "ccpa", ""), [2]string{"email", "twins-api-e2e@example.com"})
 		if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.Code != http.StatusCreated {
 			t.Fatalf("POST: %d %s", resp.Code, resp.Body)
 		}
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/resolve", map[string]string{"profile_id": "p-twin-1"})
+			resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/resolve", map[string]string{"profile_id": "p-twin-3"})
 			if err == nil && resp.Code == http.StatusAccepted {
 				break
 			}
@@ -173,7 +176,7 @@ func TestIdentityResolution(t *testing.T) {
 		}
 		waitForStatus(t, id, "completed", 90*time.Second)
 		out, err := dsrCommand(t, "status", id).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "identity settled by operator test-operator: profile p-twin-1") || strings.Contains(string(out), devstack.OperatorToken) {
+		if err != nil || !strings.Contains(string(out), "identity settled by operator test-operator: profile p-twin-3") || strings.Contains(string(out), devstack.OperatorToken) {
 			t.Errorf("dsr status: %v, want the operator's name (and never the token) in the history:\n%s", err, out)
 		}
 	})

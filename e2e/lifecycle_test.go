@@ -380,7 +380,10 @@ func TestFailedAccessRequestCanBeRetried(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	stack.Emulator.SetFaults(faults) // the cause is fixed
-	resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil)
+	resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/retry", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if resp.Code != http.StatusAccepted {
 		t.Fatalf("retry of a failed access request: %d %s, want 202", resp.Code, resp.Body)
 	}
@@ -389,7 +392,7 @@ func TestFailedAccessRequestCanBeRetried(t *testing.T) {
 		t.Errorf("retried access request completed without results: %+v", st)
 	}
 	// A request that is not failed cannot be retried.
-	if resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil); resp.Code != http.StatusConflict {
+	if resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/retry", nil); err != nil || resp.Code != http.StatusConflict {
 		t.Errorf("retry of a completed request: %d %s, want 409", resp.Code, resp.Body)
 	}
 }
