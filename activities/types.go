@@ -25,6 +25,9 @@ type CallbackInput struct {
 	ExpectedCompletionTime time.Time  `json:"expected_completion_time"`
 	ResultsURL             string     `json:"results_url,omitempty"`
 	ResultsCount           int        `json:"results_count,omitempty"`
+	// StatusReason and DueTime go in the callback's processor extension.
+	StatusReason string    `json:"status_reason,omitempty"`
+	DueTime      time.Time `json:"due_time,omitzero"`
 }
 
 // ResolveInput asks which distinct ids each destination should receive and,

@@ -612,6 +612,7 @@ func (r *requestRun) queueCallback(status dsr.Status) {
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Status: status,
 		URLs: r.in.CallbackURLs, APIVersion: r.in.APIVersion, ExpectedCompletionTime: r.in.ExpectedCompletionTime,
 		ResultsURL: r.resultsURL, ResultsCount: r.resultsCount,
+		StatusReason: r.reason, DueTime: r.in.DueTime,
 	})
 }
 

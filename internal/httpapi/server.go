@@ -126,6 +126,7 @@ func (s *Server) Handler() http.Handler {
 		s.route(mux, "DELETE "+base+"/{id}", s.authed(s.cancel))
 		s.route(mux, "POST "+base+"/{id}/retry", s.authed(s.retry))
 		s.route(mux, "POST "+base+"/{id}/resolve", s.authed(s.resolve))
+		s.route(mux, "GET "+base+"/{id}/receipt", s.authed(s.receipt))
 	}
 	s.route(mux, "GET /v1/results/{token}", s.authed(s.downloadResults))
 	if s.keys != nil {

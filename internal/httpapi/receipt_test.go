@@ -1,0 +1,64 @@
+package httpapi_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/dsrflow/dsrflow/internal/ledger"
+	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/internal/receipt"
+)
+
+func TestReceiptRoute(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for _, id := range []string{"done-1", "open-1"} {
+		r := ledger.Request{ControllerID: "acme", RequestID: id, Type: "erasure", Regulation: "gdpr", ReceivedTime: now, DueTime: now.AddDate(0, 1, 0),
+			Identities: []ledger.IdentityHash{{Type: "email", Format: "raw", SHA256: ledger.HashHex("jane@example.com")}}}
+		if _, _, err := f.ledger.CreateRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := ledger.Key{ControllerID: "acme", RequestID: "done-1"}
+	if err := f.ledger.SetForwarding(ctx, []ledger.Key{done}, ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingSent, TaskID: "t-1", TaskStatus: "SUCCESS"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ledger.SetStatus(ctx, done, ledger.StatusCompleted, "deleted by mixpanel", now); err != nil {
+		t.Fatal(err)
+	}
+
+	resp, body := f.get(t, "/v1/requests/done-1/receipt", "tok-acme")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("owner: %d %s", resp.StatusCode, body)
+	}
+	if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != receipt.ContentType || cc != "no-store" {
+		t.Fatalf("Content-Type %q, Cache-Control %q", ct, cc)
+	}
+	if err := opendsr.Verify(f.cert, body, resp.Header.Get(opendsr.HeaderSignature)); err != nil {
+		t.Fatalf("response signature: %v", err)
+	}
+	r, err := receipt.Verify(f.cert, body)
+	if err != nil {
+		t.Fatalf("receipt: %v", err)
+	}
+	if r.RequestID != "done-1" || r.Status != "completed" || r.Destinations[0].TaskIDs[0] != "t-1" || r.ProcessorDomain != "dsr.example" {
+		t.Fatalf("receipt = %+v", r)
+	}
+
+	for _, c := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/v1/requests/done-1/receipt", "tok-globex", http.StatusNotFound}, // another controller's
+		{"/v1/requests/open-1/receipt", "tok-acme", http.StatusNotFound},   // not final
+		{"/v1/requests/nope/receipt", "tok-acme", http.StatusNotFound},
+		{"/v1/requests/done-1/receipt", "", http.StatusUnauthorized},
+	} {
+		if resp, body := f.get(t, c.path, c.token); resp.StatusCode != c.want {
+			t.Errorf("%s with %q: %d %s, want %d", c.path, c.token, resp.StatusCode, body, c.want)
+		}
+	}
+}
