@@ -135,3 +135,14 @@ const (
 	ErrTypeTaskNotFound    = "TaskNotFound"
 	ErrTypeResolverFailed  = "ResolverFailed"
 )
+
+// ExtensionInput records the extension of a request's due time in the ledger.
+type ExtensionInput struct {
+	ControllerID    string    `json:"controller_id"`
+	RequestID       string    `json:"request_id"`
+	OriginalDueTime time.Time `json:"original_due_time"`
+	DueTime         time.Time `json:"due_time"`
+	At              time.Time `json:"at"`
+	Reason          string    `json:"reason"`
+	Operator        string    `json:"operator,omitempty"`
+}

@@ -69,6 +69,8 @@ type requestRun struct {
 	cancelled  bool
 	cancelBusy bool
 	retry      bool
+	// extended is true once the due time was extended (allowed once).
+	extended bool
 	// candidates and chosen hold an ambiguous resolution and its answer.
 	candidates []string
 	chosen     string
@@ -174,6 +176,7 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		}
 		// A failure an operator can fix (credentials, a revoked task): wait for `dsr retry`.
 		r.phase = phaseAwaitingRetry
+		r.watchDeadline(ctx, needRetry, func() bool { return r.phase == phaseAwaitingRetry && !r.retry })
 		ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 			Timeout:      r.in.RetryWindow,
 			TimerOptions: workflow.TimerOptions{Summary: "failed: waiting for an operator retry"},
@@ -197,6 +200,7 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.Resol
 	if err := r.setStatus(ctx, dsr.StatusPending, reason); err != nil {
 		return err
 	}
+	r.watchDeadline(ctx, needChoice, func() bool { return r.phase == phaseAmbiguous && r.chosen == "" && !r.cancelled })
 	if err := workflow.Await(ctx, func() bool { return r.chosen != "" || r.cancelled }); err != nil {
 		return err
 	}
@@ -413,6 +417,9 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, c dsr.ResolveChoice) error { r.chosen = c.ProfileID; return nil },
 		workflow.UpdateHandlerOptions{Validator: func(c dsr.ResolveChoice) error { return r.validateChoice(c) }},
 	); err != nil {
+		return err
+	}
+	if err := r.registerExtend(ctx); err != nil {
 		return err
 	}
 	workflow.Go(ctx, r.receiveSignals)
