@@ -224,7 +224,7 @@ func TestRejectedCredentialsFailThenRetry(t *testing.T) {
 	}
 	s.stack.Emulator.SetFaults(emulator.Faults{}) // the operator fixes the token
 	for _, id := range s.ids {
-		if resp, err := s.stack.Call(http.MethodPost, "/v1/requests/"+id+"/retry", nil); err != nil || resp.Code != http.StatusAccepted {
+		if resp, err := s.stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/retry", nil); err != nil || resp.Code != http.StatusAccepted {
 			t.Fatalf("retry %s: %v %d %s", id, err, resp.Code, resp.Body)
 		}
 	}

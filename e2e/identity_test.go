@@ -130,8 +130,11 @@ func TestIdentityResolution(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		if resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/resolve", map[string]string{"profile_id": "p-nobody"}); resp.Code != http.StatusConflict {
-			t.Errorf("resolving to a non-candidate: %d %s, want 409", resp.Code, resp.Body)
+		if resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/resolve", map[string]string{"profile_id": "p-twin-2"}); resp.Code != http.StatusForbidden {
+			t.Errorf("the controller resolving its own request: %d %s, want 403", resp.Code, resp.Body)
+		}
+		if resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/resolve", map[string]string{"profile_id": "p-nobody"}); err != nil || resp.Code != http.StatusConflict {
+			t.Errorf("resolving to a non-candidate: %v %d %s, want 409", err, resp.Code, resp.Body)
 		}
 		// The operator settles it with the CLI (the API route is the same service).
 		if out, err := dsrCommand(t, "resolve", id, "--profile", "p-twin-2").CombinedOutput(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -72,9 +73,18 @@ func (c *cli) cancelCommand() *cobra.Command {
 func (c *cli) retryCommand() *cobra.Command {
 	return c.requestAction("retry ID", "Resume a failed request after its cause (e.g. Mixpanel credentials) was fixed", "retried",
 		func(ctx context.Context, svc *requests.Service, key ledger.Key) *opendsr.Error {
-			_, err := svc.Retry(ctx, key)
+			_, err := svc.Retry(ctx, key, cliOperator())
 			return err
 		})
+}
+
+// cliOperator names the operator running the CLI for the ledger: their
+// login name on this machine.
+func cliOperator() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "operator " + u.Username + " (dsr CLI)"
+	}
+	return "an operator (dsr CLI)"
 }
 
 // requestAction is a command that does one thing to one request and says so.

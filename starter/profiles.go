@@ -124,7 +124,7 @@ func (c *cli) resolveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, oerr := svc.Resolve(cmd.Context(), key, profile); oerr != nil {
+			if _, oerr := svc.Resolve(cmd.Context(), key, profile, cliOperator()); oerr != nil {
 				return describe(oerr)
 			}
 			fmt.Fprintf(c.stdout, "resolved %s to profile %s\n", args[0], profile)

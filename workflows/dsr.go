@@ -74,6 +74,8 @@ type requestRun struct {
 	// candidates and chosen hold an ambiguous resolution and its answer.
 	candidates []string
 	chosen     string
+	// retryBy and chosenBy name who retried or chose, for the ledger ("" when unknown).
+	retryBy, chosenBy string
 
 	dests []*destinationState
 	// callbacks holds status changes not yet delivered, oldest first.
@@ -184,9 +186,13 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		if err != nil || !ok {
 			return err
 		}
-		r.retry = false
+		reason := "retried by an operator"
+		if r.retryBy != "" {
+			reason = "retried by " + r.retryBy
+		}
+		r.retry, r.retryBy = false, ""
 		r.resetFailed()
-		if err := r.setStatus(ctx, dsr.StatusPending, "retried by an operator"); err != nil {
+		if err := r.setStatus(ctx, dsr.StatusPending, reason); err != nil {
 			return err
 		}
 	}
@@ -205,8 +211,21 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.Resol
 		return err
 	}
 	r.candidates = nil
+	// Who chose is recorded as a transition of its own (requests started
+	// before this existed replay without it).
+	if r.chosen != "" && workflow.GetVersion(ctx, versionRecordChoice, workflow.DefaultVersion, 1) == 1 {
+		by := r.chosenBy
+		if by == "" {
+			by = "an operator"
+		}
+		return r.setStatus(ctx, dsr.StatusPending, "identity settled by "+by+": profile "+r.chosen)
+	}
 	return nil
 }
+
+// versionRecordChoice is the workflow.GetVersion change id of the
+// transition that records who settled an ambiguous identity.
+const versionRecordChoice = "record-resolve-choice"
 
 func (r *requestRun) validateChoice(c dsr.ResolveChoice) error {
 	if r.phase != phaseAmbiguous {
@@ -408,13 +427,16 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, dsr.UpdateRetry,
-		func(ctx workflow.Context) error { r.retry = true; return nil },
-		workflow.UpdateHandlerOptions{Validator: func() error { return r.validateRetry() }},
+		func(ctx workflow.Context, rr dsr.RetryRequest) error { r.retry, r.retryBy = true, rr.By; return nil },
+		workflow.UpdateHandlerOptions{Validator: func(dsr.RetryRequest) error { return r.validateRetry() }},
 	); err != nil {
 		return err
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, dsr.UpdateResolve,
-		func(ctx workflow.Context, c dsr.ResolveChoice) error { r.chosen = c.ProfileID; return nil },
+		func(ctx workflow.Context, c dsr.ResolveChoice) error {
+			r.chosen, r.chosenBy = c.ProfileID, c.By
+			return nil
+		},
 		workflow.UpdateHandlerOptions{Validator: func(c dsr.ResolveChoice) error { return r.validateChoice(c) }},
 	); err != nil {
 		return err

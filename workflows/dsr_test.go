@@ -30,6 +30,7 @@ type dsrHarness struct {
 	env        *testsuite.TestWorkflowEnvironment
 	in         dsr.Request
 	statuses   []dsr.Status
+	reasons    []string
 	callbacks  []dsr.Status
 	enqueuedAt time.Time
 	removed    bool
@@ -67,6 +68,7 @@ func newDSRHarnessIn(t *testing.T, s *testsuite.WorkflowTestSuite, skip bool) *d
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.statuses = append(h.statuses, c.To)
+		h.reasons = append(h.reasons, c.Reason)
 		return nil
 	})
 	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.CallbackInput) error {
@@ -266,7 +268,7 @@ func TestRevokedTaskFailsAndCanBeRetried(t *testing.T) {
 			OnReject:   func(err error) { t.Errorf("retry rejected: %v", err) },
 			OnAccept:   func() {},
 			OnComplete: func(any, error) {},
-		})
+		}, dsr.RetryRequest{By: "operator alice"})
 	}, 24*time.Hour)
 	// The retried request is forwarded again and succeeds.
 	h.env.RegisterDelayedCallback(func() {
@@ -278,6 +280,29 @@ func TestRevokedTaskFailsAndCanBeRetried(t *testing.T) {
 		t.Errorf("enqueued %d times, want 2 (once more after the retry)", h.enqueues)
 	}
 	h.assertStatuses(dsr.StatusInProgress, dsr.StatusFailed, dsr.StatusPending, dsr.StatusInProgress, dsr.StatusCompleted)
+	if len(h.reasons) != 5 || h.reasons[2] != "retried by operator alice" {
+		t.Errorf("reasons %q: want the retry recorded with the operator's name", h.reasons)
+	}
+}
+
+// TestRetryWithoutANameStillWorks: a retry from a client that sends no
+// argument (an older API or CLI) is recorded as by "an operator".
+func TestRetryWithoutANameStillWorks(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.taskEnds(time.Minute, "REVOKED")
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(dsr.UpdateRetry, "retry-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("retry rejected: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		})
+	}, 24*time.Hour)
+	h.env.RegisterDelayedCallback(func() {
+		h.env.SignalWorkflow(dsr.SignalForwarded, dsr.Forwarded{Destination: "mixpanel", TaskIDs: []string{"task-2"}})
+		h.env.SignalWorkflow(dsr.SignalTaskResult, dsr.TaskResult{Destination: "mixpanel", TaskID: "task-2", TaskStatus: "SUCCESS", Succeeded: true})
+	}, 25*time.Hour)
+	h.run()
+	if len(h.reasons) != 5 || h.reasons[2] != "retried by an operator" {
+		t.Errorf("reasons %q", h.reasons)
+	}
 }
 
 func TestFailedRequestClosesAfterTheRetryWindow(t *testing.T) {
@@ -399,7 +424,7 @@ func TestAmbiguousIdentityWaitsForAnOperator(t *testing.T) {
 		return func() {
 			h.env.UpdateWorkflow(dsr.UpdateResolve, "resolve-"+profile, &testsuite.TestUpdateCallback{
 				OnReject: func(err error) { *into = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
-			}, dsr.ResolveChoice{ProfileID: profile})
+			}, dsr.ResolveChoice{ProfileID: profile, By: "operator alice"})
 		}
 	}
 	h.env.RegisterDelayedCallback(func() {
@@ -423,7 +448,11 @@ func TestAmbiguousIdentityWaitsForAnOperator(t *testing.T) {
 	if fmt.Sprint(chosen) != "[ p-2]" || h.enqueues != 1 {
 		t.Errorf("resolutions %q, enqueues %d: want one held run, then one with p-2 that joins the batch", chosen, h.enqueues)
 	}
-	h.assertStatuses(dsr.StatusPending, dsr.StatusInProgress, dsr.StatusCompleted)
+	// The choice is a transition of its own, naming the operator.
+	h.assertStatuses(dsr.StatusPending, dsr.StatusPending, dsr.StatusInProgress, dsr.StatusCompleted)
+	if len(h.reasons) != 4 || h.reasons[1] != "identity settled by operator alice: profile p-2" {
+		t.Errorf("reasons %q: want the choice recorded with the operator's name", h.reasons)
+	}
 }
 
 func TestRequeueNudgeJoinsTheBatchAgain(t *testing.T) {

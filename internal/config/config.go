@@ -100,6 +100,13 @@ type Config struct {
 	CodecTokens []Secret
 	// CodecAllowLoopback lets codec calls from the local machine in without a token (make dev).
 	CodecAllowLoopback bool
+
+	// OperatorTokens maps a bearer token to the name of the operator it
+	// authenticates (OPERATOR_TOKENS): operator routes such as resolve and retry.
+	OperatorTokens map[string]string
+	// ControllerMayResolve lets a controller resolve and retry its own requests
+	// with its API token (DSR_CONTROLLER_MAY_RESOLVE; off by default).
+	ControllerMayResolve bool
 }
 
 // DefaultDestination is the name of the destination the MIXPANEL_* variables define.
@@ -147,7 +154,9 @@ func Load(getenv func(string) string) (Config, error) {
 		MixpanelRateLimit:     l.float("MIXPANEL_RATE_LIMIT", 1),
 		MixpanelMaxTaskAge:    l.duration("MIXPANEL_MAX_TASK_AGE", 45*24*time.Hour),
 		APIAddr:               l.str("API_ADDR", "127.0.0.1:8080"),
-		APITokens:             l.tokens("API_TOKENS"),
+		APITokens:             l.tokens("API_TOKENS", "controller_id"),
+		OperatorTokens:        l.tokens("OPERATOR_TOKENS", "operator_name"),
+		ControllerMayResolve:  l.boolean("DSR_CONTROLLER_MAY_RESOLVE", false),
 		ProcessorDomain:       l.str("DSR_PROCESSOR_DOMAIN", "localhost"),
 		SigningKeyFile:        l.str("DSR_SIGNING_KEY", ""),
 		SigningCertFile:       l.str("DSR_SIGNING_CERT", ""),
@@ -349,8 +358,9 @@ func splitList(s string) []string {
 	return out
 }
 
-// tokens parses "token:controller,token:controller" (or KEY_FILE with the same content).
-func (l *loader) tokens(key string) map[string]string {
+// tokens parses "token:owner,token:owner" (or KEY_FILE with the same
+// content), where owner is a controller id or an operator name, as label says.
+func (l *loader) tokens(key, label string) map[string]string {
 	raw := l.secret(key).Reveal()
 	out := map[string]string{}
 	for i, part := range strings.Split(raw, ",") {
@@ -360,7 +370,7 @@ func (l *loader) tokens(key string) map[string]string {
 		}
 		tok, controller, ok := strings.Cut(part, ":")
 		if !ok || tok == "" || !validName(controller) {
-			l.errs = append(l.errs, fmt.Errorf("%s: entry %d is not token:controller_id (controller ids use letters, digits, '-' and '_')", key, i+1))
+			l.errs = append(l.errs, fmt.Errorf("%s: entry %d is not token:%s (%s uses letters, digits, '-' and '_')", key, i+1, label, label))
 			continue
 		}
 		out[tok] = controller

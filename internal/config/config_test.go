@@ -93,6 +93,25 @@ func TestAPITokens(t *testing.T) {
 	}
 }
 
+func TestOperatorTokens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "operators")
+	if err := os.WriteFile(path, []byte("op-SECRET-1:alice,op-SECRET-2:bob\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(env(map[string]string{"OPERATOR_TOKENS_FILE": path}))
+	if err != nil || c.OperatorTokens["op-SECRET-1"] != "alice" || c.OperatorTokens["op-SECRET-2"] != "bob" || c.ControllerMayResolve {
+		t.Fatalf("%v %d %v", err, len(c.OperatorTokens), c.ControllerMayResolve)
+	}
+	c, err = config.Load(env(map[string]string{"OPERATOR_TOKENS": "op-SECRET-1:alice", "DSR_CONTROLLER_MAY_RESOLVE": "true"}))
+	if err != nil || c.OperatorTokens["op-SECRET-1"] != "alice" || !c.ControllerMayResolve {
+		t.Fatalf("%v %v", err, c.ControllerMayResolve)
+	}
+	_, err = config.Load(env(map[string]string{"OPERATOR_TOKENS": "op-SECRET-1:alice smith"}))
+	if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "operator_name") {
+		t.Errorf("a bad entry must fail without echoing the token: %v", err)
+	}
+}
+
 func TestDestinationsFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "destinations.json")
 	body := `[{"name":"eu-app","region":"eu","project_token_env":"EU_TOKEN","oauth_token_env":"EU_OAUTH","identity_type":"email"},

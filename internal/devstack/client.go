@@ -22,6 +22,16 @@ type Response struct {
 
 // Call sends a request to the stack's API as the test controller.
 func (s *Stack) Call(method, path string, body any) (Response, error) {
+	return s.call(APIToken, method, path, body)
+}
+
+// CallAsOperator sends a request to an operator route (resolve, retry) as
+// the test operator, for the test controller's request.
+func (s *Stack) CallAsOperator(method, path string, body any) (Response, error) {
+	return s.call(OperatorToken, method, path+"?controller_id="+Controller, body)
+}
+
+func (s *Stack) call(token, method, path string, body any) (Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -34,7 +44,7 @@ func (s *Stack) Call(method, path string, body any) (Response, error) {
 	if err != nil {
 		return Response{}, err
 	}
-	req.Header.Set("Authorization", "Bearer "+APIToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := apiClient.Do(req)
 	if err != nil {

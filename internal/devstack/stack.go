@@ -14,10 +14,11 @@ import (
 
 // Test credentials of a Stack.
 const (
-	APIToken     = "test-api-token"
-	Controller   = "acme"
-	ProjectToken = "test-project-token"
-	OAuthToken   = "test-oauth-token"
+	APIToken      = "test-api-token"
+	OperatorToken = "test-operator-token"
+	Controller    = "acme"
+	ProjectToken  = "test-project-token"
+	OAuthToken    = "test-oauth-token"
 )
 
 // TestEncryptionKeys is the fixed key ring of test stacks, so histories saved
@@ -98,6 +99,7 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 		"MIXPANEL_POLL_INTERVAL":     "1s",
 		"API_ADDR":                   apiAddr,
 		"API_TOKENS":                 APIToken + ":" + Controller,
+		"OPERATOR_TOKENS":            OperatorToken + ":test-operator",
 		"DSR_SIGNING_KEY":            keyPath,
 		"DSR_SIGNING_CERT":           certPath,
 		"DSR_CALLBACK_ALLOW_PRIVATE": "true",

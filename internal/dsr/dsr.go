@@ -206,6 +206,14 @@ type TaskResult struct {
 // ResolveChoice is an operator's answer to an ambiguous resolution.
 type ResolveChoice struct {
 	ProfileID string `json:"profile_id"`
+	// By names who chose ("operator alice"), for the ledger; never a token.
+	By string `json:"by,omitempty"`
+}
+
+// RetryRequest is UpdateRetry's argument (clients before it existed send none).
+type RetryRequest struct {
+	// By names who retried ("operator alice"), for the ledger; never a token.
+	By string `json:"by,omitempty"`
 }
 
 // CancelResult answers UpdateCancel.

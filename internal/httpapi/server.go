@@ -42,6 +42,9 @@ type Server struct {
 	limits              *controllerLimits
 	calls               *prometheus.CounterVec
 	latency             *prometheus.HistogramVec
+
+	// operators authenticates operators (OPERATOR_TOKENS, operator.go).
+	operators tokenSet
 }
 
 // Options are the Server's dependencies.
@@ -110,6 +113,9 @@ func New(o Options) *Server {
 	for tok, controller := range o.Config.APITokens {
 		s.tokens = s.tokens.add(tok, controller)
 	}
+	for tok, name := range o.Config.OperatorTokens {
+		s.operators = s.operators.add(tok, name)
+	}
 	for _, tok := range o.Config.CodecTokens {
 		s.codecTokens = s.codecTokens.add(tok.Reveal(), "operator")
 	}
@@ -124,9 +130,10 @@ func (s *Server) Handler() http.Handler {
 		s.route(mux, "POST "+base+"/", s.authed(s.submit))
 		s.route(mux, "GET "+base+"/{id}", s.authed(s.status))
 		s.route(mux, "DELETE "+base+"/{id}", s.authed(s.cancel))
-		s.route(mux, "POST "+base+"/{id}/retry", s.authed(s.retry))
-		s.route(mux, "POST "+base+"/{id}/resolve", s.authed(s.resolve))
+		s.route(mux, "POST "+base+"/{id}/retry", s.operatorOrController(s.retry))
+		s.route(mux, "POST "+base+"/{id}/resolve", s.operatorOrController(s.resolve))
 		s.route(mux, "GET "+base+"/{id}/receipt", s.authed(s.receipt))
+		s.route(mux, "POST "+base+"/{id}/extend", s.operatorAuthed(s.extend))
 	}
 	s.route(mux, "GET /v1/results/{token}", s.authed(s.downloadResults))
 	if s.keys != nil {
@@ -176,23 +183,39 @@ func (s *Server) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		controller, ok := s.tokens.match(r)
 		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="dsrflow"`)
-			s.writeError(w, opendsr.Unauthorized())
+			s.unauthorized(w)
 			return
 		}
-		if wait, allowed := s.limits.allow(controller); !allowed {
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			s.writeError(w, opendsr.TooManyRequests())
+		if !s.allow(w, controller) {
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), controllerKey{}, controller)))
 	}
 }
 
-// codecAuthorized admits an operator's codec call: a token from
-// DSR_CODEC_TOKENS, or (DSR_CODEC_ALLOW_LOOPBACK, for make dev) a browser on
-// this machine.
+// unauthorized answers a request without valid credentials.
+func (s *Server) unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="dsrflow"`)
+	s.writeError(w, opendsr.Unauthorized())
+}
+
+// allow applies the per-caller rate limit, answering 429 when it is exceeded.
+func (s *Server) allow(w http.ResponseWriter, caller string) bool {
+	if wait, allowed := s.limits.allow(caller); !allowed {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		s.writeError(w, opendsr.TooManyRequests())
+		return false
+	}
+	return true
+}
+
+// codecAuthorized admits an operator's codec call: an operator token
+// (OPERATOR_TOKENS), a token from DSR_CODEC_TOKENS (good for the codec only),
+// or (DSR_CODEC_ALLOW_LOOPBACK, for make dev) a browser on this machine.
 func (s *Server) codecAuthorized(r *http.Request) bool {
+	if _, ok := s.operators.match(r); ok {
+		return true
+	}
 	if _, ok := s.codecTokens.match(r); ok {
 		return true
 	}
@@ -236,7 +259,7 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 
 // retry resumes a failed request (after its cause, such as Mixpanel credentials, was fixed).
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.requests.Retry(r.Context(), keyOf(r))
+	resp, err := s.requests.Retry(r.Context(), keyOf(r), actorOf(r))
 	s.answer(w, http.StatusAccepted, resp, err)
 }
 
@@ -250,7 +273,7 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) {
 			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonMalformed, Message: "the body is not a JSON object with profile_id", Location: "body"}))
 		return
 	}
-	resp, err := s.requests.Resolve(r.Context(), keyOf(r), body.ProfileID)
+	resp, err := s.requests.Resolve(r.Context(), keyOf(r), body.ProfileID, actorOf(r))
 	s.answer(w, http.StatusAccepted, resp, err)
 }
 

@@ -57,6 +57,7 @@ func newFixtureWith(t *testing.T, cfg config.Config) *fixture {
 	}
 	cfg.ProcessorDomain, cfg.APIRateBurst = "dsr.example", 2
 	cfg.APITokens = map[string]string{"tok-acme": "acme", "tok-globex": "globex"}
+	cfg.CodecTokens = append(cfg.CodecTokens, config.NewSecret("tok-codec"))
 	ring, err := keyring.Parse(devstack.TestEncryptionKeys)
 	if err != nil {
 		t.Fatal(err)
@@ -220,5 +221,82 @@ func TestCodecEndpointNeedsAnOperator(t *testing.T) {
 	loopback := newFixtureWith(t, config.Config{CodecAllowLoopback: true})
 	if got := encode(loopback, ""); got != http.StatusOK {
 		t.Errorf("loopback allowed: %d, want 200", got)
+	}
+}
+
+// post sends a signed-answer POST with a JSON body and returns the status and body.
+func (f *fixture) post(t *testing.T, path, token, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := opendsr.Verify(f.cert, b, resp.Header.Get(opendsr.HeaderSignature)); err != nil {
+		t.Errorf("POST %s: response not signed: %v", path, err)
+	}
+	return resp, b
+}
+
+// TestSettlingNeedsAnOperator: resolve and retry answer an operator token
+// (naming the controller), a controller's own token only with
+// DSR_CONTROLLER_MAY_RESOLVE, and nobody else. The request id is unknown, so
+// an admitted call ends in 404 from the ledger: authentication passed.
+func TestSettlingNeedsAnOperator(t *testing.T) {
+	const id = "44444444-4444-4444-8444-444444444444"
+	strict := newFixtureWith(t, config.Config{OperatorTokens: map[string]string{"op-alice": "alice"}})
+	lenient := newFixtureWith(t, config.Config{OperatorTokens: map[string]string{"op-alice": "alice"}, ControllerMayResolve: true})
+	cases := []struct {
+		name   string
+		f      *fixture
+		bearer string
+		query  string
+		code   int
+		reason string
+	}{
+		{"no token", strict, "", "", 401, opendsr.ReasonUnauthorized},
+		{"unknown token", strict, "nope", "", 401, opendsr.ReasonUnauthorized},
+		{"controller token", strict, "tok-acme", "", 403, opendsr.ReasonForbidden},
+		{"codec-only token is no operator", strict, "tok-codec", "?controller_id=acme", 401, opendsr.ReasonUnauthorized},
+		{"operator without controller_id", strict, "op-alice", "", 400, opendsr.ReasonRequired},
+		{"operator", strict, "op-alice", "?controller_id=acme", 404, opendsr.ReasonNotFound},
+		{"controller allowed to settle", lenient, "tok-acme", "", 404, opendsr.ReasonNotFound},
+		{"operator when controllers may settle too", lenient, "op-alice", "?controller_id=acme", 404, opendsr.ReasonNotFound},
+	}
+	for _, c := range cases {
+		for _, action := range []string{"resolve", "retry"} {
+			t.Run(c.name+"/"+action, func(t *testing.T) {
+				resp, body := c.f.post(t, "/v1/requests/"+id+"/"+action+c.query, c.bearer, `{"profile_id":"p1"}`)
+				var e opendsr.Error
+				if resp.StatusCode != c.code || json.Unmarshal(body, &e) != nil || e.Code != c.code || len(e.Errors) == 0 || e.Errors[0].Reason != c.reason {
+					t.Fatalf("status %d, want %d with reason %s: %s", resp.StatusCode, c.code, c.reason, body)
+				}
+				if strings.Contains(string(body), "op-alice") || strings.Contains(string(body), "tok-acme") {
+					t.Errorf("a token was echoed: %s", body)
+				}
+			})
+		}
+	}
+}
+
+// TestOperatorTokenOpensTheCodec: an operator token is good for the codec too.
+func TestOperatorTokenOpensTheCodec(t *testing.T) {
+	f := newFixtureWith(t, config.Config{OperatorTokens: map[string]string{"op-alice": "alice"}})
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/codec/encode", strings.NewReader(`{"payloads":[]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer op-alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("operator token on the codec: %d, want 200", resp.StatusCode)
 	}
 }

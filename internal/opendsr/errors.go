@@ -20,6 +20,7 @@ const (
 	ReasonTooLarge              = "too_large"
 	ReasonUnsupportedMediaType  = "unsupported_media_type"
 	ReasonUnauthorized          = "unauthorized"
+	ReasonForbidden             = "forbidden"
 	ReasonNotFound              = "not_found"
 	ReasonConflict              = "conflict"
 	ReasonRateLimited           = "rate_limited"
@@ -122,6 +123,13 @@ func badRequestFromItems(items []ErrorItem) *Error {
 // Unauthorized returns the 401 error sent without a valid bearer token.
 func Unauthorized() *Error {
 	return newError(http.StatusUnauthorized, "A valid bearer token is required", ReasonUnauthorized)
+}
+
+// Forbidden returns the 403 error for valid credentials that may not do what
+// was asked, such as a controller token on an operator route; msg says which
+// credentials are needed.
+func Forbidden(msg string) *Error {
+	return newError(http.StatusForbidden, msg, ReasonForbidden)
 }
 
 // NotFound returns the 404 error for an unknown (or another controller's) request.

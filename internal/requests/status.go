@@ -80,8 +80,10 @@ func (s *Service) ResolutionTrace(doc json.RawMessage) (json.RawMessage, error) 
 	return json.RawMessage(plain), nil
 }
 
-// Resolve settles an ambiguous identity resolution with the operator's choice of profile.
-func (s *Service) Resolve(ctx context.Context, key ledger.Key, profileID string) (opendsr.StatusResponse, *opendsr.Error) {
+// Resolve settles an ambiguous identity resolution with the operator's
+// choice of profile. by names who chose ("operator alice"), recorded in the
+// ledger; it must never be a credential.
+func (s *Service) Resolve(ctx context.Context, key ledger.Key, profileID, by string) (opendsr.StatusResponse, *opendsr.Error) {
 	if _, oerr := s.Status(ctx, key); oerr != nil {
 		return opendsr.StatusResponse{}, oerr
 	}
@@ -89,7 +91,7 @@ func (s *Service) Resolve(ctx context.Context, key ledger.Key, profileID string)
 		return opendsr.StatusResponse{}, opendsr.BadRequest("profile_id is required", opendsr.ErrorItem{
 			Domain: opendsr.ErrorDomain, Reason: opendsr.ReasonRequired, Message: "profile_id is required", Location: "profile_id"})
 	}
-	if err := s.update(ctx, key, dsr.UpdateResolve, nil, dsr.ResolveChoice{ProfileID: profileID}); err != nil {
+	if err := s.update(ctx, key, dsr.UpdateResolve, nil, dsr.ResolveChoice{ProfileID: profileID, By: by}); err != nil {
 		return opendsr.StatusResponse{}, s.updateError(err, "resolve")
 	}
 	return s.Status(ctx, key)
@@ -116,12 +118,13 @@ func (s *Service) Cancel(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 	return resp, nil
 }
 
-// Retry resumes a failed request whose cause (such as Mixpanel credentials) was fixed.
-func (s *Service) Retry(ctx context.Context, key ledger.Key) (opendsr.StatusResponse, *opendsr.Error) {
+// Retry resumes a failed request whose cause (such as Mixpanel credentials)
+// was fixed. by names who retried, as for Resolve.
+func (s *Service) Retry(ctx context.Context, key ledger.Key, by string) (opendsr.StatusResponse, *opendsr.Error) {
 	if _, oerr := s.Status(ctx, key); oerr != nil {
 		return opendsr.StatusResponse{}, oerr
 	}
-	if err := s.update(ctx, key, dsr.UpdateRetry, nil); err != nil {
+	if err := s.update(ctx, key, dsr.UpdateRetry, nil, dsr.RetryRequest{By: by}); err != nil {
 		return opendsr.StatusResponse{}, s.updateError(err, "retry")
 	}
 	return s.Status(ctx, key)
