@@ -27,8 +27,13 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 		return fmt.Errorf("ledger: %w", err)
 	}
 	finished := map[string]bool{} // URL hash -> delivered or refused for this status
+	lastAttempt := map[string]int{}
 	for _, at := range attempts {
-		if at.RequestStatus == ledger.Status(in.Status) && (at.Delivered || at.Permanent) {
+		if at.RequestStatus != ledger.Status(in.Status) {
+			continue
+		}
+		lastAttempt[at.URLHash] = max(lastAttempt[at.URLHash], at.Attempt)
+		if (at.Delivered || at.Permanent) && !at.At.Before(in.NoticeAt) {
 			finished[at.URLHash] = true
 		}
 	}
@@ -64,6 +69,10 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 		}
 		if sendErr != nil {
 			attempt.Error = sendErr.Error()
+		}
+		if !in.NoticeAt.IsZero() {
+			// A notice adds its attempts after those of the status it repeats.
+			attempt.Attempt = lastAttempt[hash] + 1
 		}
 		if err := a.Ledger.RecordCallbackAttempt(ctx, key, attempt); err != nil {
 			return fmt.Errorf("ledger: %w", err)

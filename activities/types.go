@@ -28,6 +28,10 @@ type CallbackInput struct {
 	// StatusReason and DueTime go in the callback's processor extension.
 	StatusReason string    `json:"status_reason,omitempty"`
 	DueTime      time.Time `json:"due_time,omitzero"`
+	// NoticeAt is set on a notice that does not change the status (a due time
+	// extension, a deadline warning): it is delivered even though the status
+	// was, counting only attempts from NoticeAt on.
+	NoticeAt time.Time `json:"notice_at,omitzero"`
 }
 
 // ResolveInput asks which distinct ids each destination should receive and,

@@ -72,17 +72,17 @@ func (r *requestRun) extend(ctx workflow.Context, e dsr.Extension) (dsr.ExtendRe
 		return dsr.ExtendResult{}, err
 	}
 	workflow.GetLogger(ctx).Info("statutory due time extended", "request_id", r.in.RequestID, "due_time", due.Format(time.RFC3339))
-	r.queueCallbackWithReason(r.status, fmt.Sprintf("the %s due time was extended to %s: %s",
+	r.queueNotice(ctx, fmt.Sprintf("the %s due time was extended to %s: %s",
 		strings.ToUpper(r.in.Regulation), due.Format(time.RFC3339), e.Reason))
 	return dsr.ExtendResult{OriginalDueTime: original, DueTime: due}, nil
 }
 
-// queueCallbackWithReason queues a callback for status with a reason other
-// than the current status reason.
-func (r *requestRun) queueCallbackWithReason(status dsr.Status, reason string) {
-	r.queueCallback(status)
+// queueNotice queues a callback that repeats the current status with news
+// (reason): an extension, a deadline warning.
+func (r *requestRun) queueNotice(ctx workflow.Context, reason string) {
+	r.queueCallback(r.status)
 	if n := len(r.callbacks); n > 0 {
-		r.callbacks[n-1].StatusReason = reason
+		r.callbacks[n-1].StatusReason, r.callbacks[n-1].NoticeAt = reason, workflow.Now(ctx)
 	}
 }
 
@@ -134,6 +134,6 @@ func (r *requestRun) warnDeadline(ctx workflow.Context, due time.Time, base, nee
 	if err := r.setStatus(ctx, r.status, reason); err != nil {
 		return err
 	}
-	r.queueCallback(r.status)
+	r.queueNotice(ctx, reason)
 	return nil
 }
