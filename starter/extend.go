@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -28,4 +31,31 @@ func (c *cli) extendCommand() *cobra.Command {
 		return run(cmd, args)
 	}
 	return cmd
+}
+
+// withDueWithin narrows a visibility query to open requests (running
+// workflows: pending, in progress, or failed awaiting a retry) whose
+// DsrDueTime is before now+within; within is a Go duration or whole days
+// ("7d"). An empty within leaves the query as it is.
+func withDueWithin(query, within string, now time.Time) (string, error) {
+	if within == "" {
+		return query, nil
+	}
+	d, err := parseDays(within)
+	if err != nil || d <= 0 {
+		return "", fmt.Errorf("--due-within %q: want a positive duration such as 7d or 36h", within)
+	}
+	return query + fmt.Sprintf(" AND DsrDueTime < '%s' AND ExecutionStatus = 'Running'", now.Add(d).UTC().Format(time.RFC3339)), nil
+}
+
+// parseDays reads "Nd" as N days, anything else as a Go duration.
+func parseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }

@@ -159,23 +159,6 @@ func (s *Store) countByDue(ctx context.Context, now time.Time, group, where stri
 	})
 }
 
-// DueWithin returns the keys of open requests (pending, in progress, or failed
-// within retryWindow) due before now+within, overdue ones included, earliest
-// due first, at most limit.
-func (s *Store) DueWithin(ctx context.Context, controllerID string, now time.Time, within, retryWindow time.Duration, limit int) (_ []Request, err error) {
-	defer wrap(&err, "list requests due within %s", within)
-	db := s.db
-	rows, err := db.QueryContext(ctx, db.Rebind(`SELECT `+requestColumns+` FROM requests
-		WHERE controller_id = ? AND due_time < ?
-		  AND (status IN ('pending', 'in_progress') OR (status = 'failed' AND updated_at >= ?))
-		ORDER BY due_time, request_id LIMIT ?`),
-		controllerID, db.TimeArg(now.Add(within)), db.TimeArg(now.Add(-retryWindow)), limit)
-	if err != nil {
-		return nil, err
-	}
-	return collect(rows, func(rows *sql.Rows) (Request, error) { return scanRequest(rows) })
-}
-
 // MonthRecord is one request received in a month, for the monthly report.
 type MonthRecord struct {
 	Request

@@ -42,3 +42,7 @@ func (s *Service) Extend(ctx context.Context, key ledger.Key, reason, by string)
 	}
 	return s.Status(ctx, key)
 }
+
+// RetryWindow is how long a failed request stays open for an operator's
+// retry (for the deadline gauges and dsr list --due-within).
+const RetryWindow = retryWindow
