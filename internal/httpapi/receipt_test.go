@@ -3,12 +3,15 @@ package httpapi_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/receipt"
+	"github.com/dsrflow/dsrflow/internal/report"
 )
 
 func TestReceiptRoute(t *testing.T) {
@@ -59,6 +62,63 @@ func TestReceiptRoute(t *testing.T) {
 	} {
 		if resp, body := f.get(t, c.path, c.token); resp.StatusCode != c.want {
 			t.Errorf("%s with %q: %d %s, want %d", c.path, c.token, resp.StatusCode, body, c.want)
+		}
+	}
+}
+
+func TestReportAndExtendNeedAnOperator(t *testing.T) {
+	f := newFixtureWith(t, config.Config{OperatorTokens: map[string]string{"op-alice": "alice"}})
+	now := time.Now().UTC()
+	if _, _, err := f.ledger.CreateRequest(context.Background(), ledger.Request{ControllerID: "acme", RequestID: "r-1", Type: "erasure", Regulation: "gdpr",
+		ReceivedTime: now, Identities: []ledger.IdentityHash{{Type: "email", Format: "raw", SHA256: ledger.HashHex("jane@example.com")}}}); err != nil {
+		t.Fatal(err)
+	}
+	month := now.Format("2006-01")
+	resp, body := f.get(t, "/v1/reports/"+month, "op-alice")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" ||
+		resp.Header.Get("Content-Security-Policy") != report.ContentSecurityPolicy || !strings.Contains(string(body), `<b id="total">1</b>`) {
+		t.Fatalf("report: %d %v\n%s", resp.StatusCode, resp.Header, body)
+	}
+	if strings.Contains(string(body), ledger.HashHex("jane@example.com")) {
+		t.Fatal("the report holds an identity hash")
+	}
+	for _, c := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/v1/reports/" + month, "tok-acme", http.StatusForbidden},
+		{"/v1/reports/" + month, "", http.StatusUnauthorized},
+		{"/v1/reports/2026-13", "op-alice", http.StatusBadRequest},
+	} {
+		if resp, body := f.get(t, c.path, c.token); resp.StatusCode != c.want {
+			t.Errorf("GET %s with %q: %d %s, want %d", c.path, c.token, resp.StatusCode, body, c.want)
+		}
+	}
+
+	post := func(path, token, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, token, body string
+		want              int
+	}{
+		{"/v1/requests/r-1/extend?controller_id=acme", "tok-acme", `{"reason":"x"}`, http.StatusForbidden},
+		{"/v1/requests/r-1/extend", "op-alice", `{"reason":"x"}`, http.StatusBadRequest},
+		{"/v1/requests/r-1/extend?controller_id=acme", "op-alice", `{"reason":"  "}`, http.StatusBadRequest},
+		{"/v1/requests/r-1/extend?controller_id=acme", "op-alice", `not json`, http.StatusBadRequest},
+		{"/v1/requests/nope/extend?controller_id=acme", "op-alice", `{"reason":"x"}`, http.StatusNotFound},
+		{"/v1/requests/r-1/extend?controller_id=globex", "op-alice", `{"reason":"x"}`, http.StatusNotFound},
+	} {
+		if got := post(c.path, c.token, c.body); got != c.want {
+			t.Errorf("POST %s %s with %q: %d, want %d", c.path, c.body, c.token, got, c.want)
 		}
 	}
 }

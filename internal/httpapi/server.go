@@ -136,6 +136,7 @@ func (s *Server) Handler() http.Handler {
 		s.route(mux, "POST "+base+"/{id}/extend", s.operatorAuthed(s.extend))
 	}
 	s.route(mux, "GET /v1/results/{token}", s.authed(s.downloadResults))
+	s.route(mux, "GET /v1/reports/{month}", s.operatorAuthed(s.monthlyReport))
 	if s.keys != nil {
 		mux.Handle("/codec/", http.StripPrefix("/codec", keyring.CodecHandler(s.keys, s.codecAuthorized, s.cfg.CodecOrigins)))
 	}
