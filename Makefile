@@ -38,6 +38,7 @@ lint: $(BIN)/workflowcheck
 ## test: lint, then every test with the race detector (needs bin/temporal: built by tools)
 test: tools build lint
 	DSR_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m ./...
+	cd deploy/check && $(GO) test -count=1 ./...
 
 ## bench: Go benchmarks of the hot paths, then the end-to-end benchmark (BENCH_N=10000 erasures)
 bench: tools build
