@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -107,6 +109,9 @@ func TestExtendTheDueTime(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if resp := apiCall(t, http.MethodDelete, "/v1/requests/"+id, nil); resp.Code != http.StatusAccepted {
-		t.Errorf("cancel after extending: %d %s", resp.Code, resp.Body)
+		t.Fatalf("cancel after extending: %d %s", resp.Code, resp.Body)
+	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		saveClosedHistory(t, filepath.Join(dir, "dsr-extended.json"), dsr.WorkflowID(devstack.Controller, id))
 	}
 }
