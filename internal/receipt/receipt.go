@@ -65,8 +65,8 @@ type Receipt struct {
 
 	Destinations []Destination `json:"destinations"`
 	// LocalCopyErased says whether dsrflow erased its own copy of the
-	// subject's profile (recorded in the ledger as a "local copy erased"
-	// transition).
+	// subject's profile (a transition reason in the ledger says "local copy
+	// erased").
 	LocalCopyErased bool       `json:"local_copy_erased"`
 	Callbacks       []Callback `json:"callbacks_delivered"`
 	IssuedAt        Time       `json:"issued_at"`
@@ -101,6 +101,10 @@ type Callback struct {
 	DeliveredAt Time   `json:"delivered_at"`
 	HTTPStatus  int    `json:"http_status,omitempty"`
 }
+
+// localCopyErased is what the completing transition's reason says when the
+// worker erased dsrflow's own copy of the subject's profile.
+const localCopyErased = "local copy erased"
 
 // Time is a UTC RFC 3339 time with seconds precision and a fixed layout, so a
 // receipt's text does not depend on the database's clock resolution.
@@ -190,7 +194,7 @@ func (is *Issuer) Build(ctx context.Context, key ledger.Key) (Receipt, error) {
 		if t.To == rec.Status && t.From != rec.Status {
 			r.CompletedTime = Time{t.At} // the last entry into the final status
 		}
-		if strings.HasPrefix(strings.ToLower(t.Reason), "local copy erased") {
+		if strings.Contains(t.Reason, localCopyErased) {
 			r.LocalCopyErased = true
 		}
 	}

@@ -54,7 +54,7 @@ func completedErasure(t *testing.T, store *ledger.Store, received time.Time) led
 	must(store.SetStatus(ctx, k, ledger.StatusInProgress, "sent to Mixpanel", received.Add(7*24*time.Hour)))
 	must(store.SetForwarding(ctx, []ledger.Key{k}, ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingSent,
 		TaskID: "t-77", TaskStatus: "SUCCESS", StatusMessage: "Mixpanel task ended SUCCESS", UpdatedAt: received.Add(8 * 24 * time.Hour)}))
-	must(store.SetStatus(ctx, k, ledger.StatusCompleted, "deleted by mixpanel", received.Add(8*24*time.Hour)))
+	must(store.SetStatus(ctx, k, ledger.StatusCompleted, "deleted by mixpanel; local copy erased: 2 profile store rows removed", received.Add(8*24*time.Hour)))
 	must(store.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: ledger.HashHex("https://controller.example/cb"),
 		Host: "controller.example", RequestStatus: ledger.StatusCompleted, Attempt: 1, At: received.Add(8*24*time.Hour + time.Minute), HTTPStatus: 200, Delivered: true}))
 	must(store.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: ledger.HashHex("https://controller.example/cb"),
@@ -97,6 +97,9 @@ func TestIssueAndVerify(t *testing.T) {
 		!r.CompletedTime.Equal(received.Add(8*24*time.Hour)) {
 		t.Fatalf("times: waiting end %s, forwarded %v, completed %s", r.WaitingPeriodEnd, r.ForwardedTime, r.CompletedTime)
 	}
+	if !r.LocalCopyErased {
+		t.Error("the receipt does not say the local copy was erased")
+	}
 	if len(r.Callbacks) != 1 || r.Callbacks[0].RequestStatus != "completed" {
 		t.Fatalf("callbacks delivered = %+v, want only the completed one", r.Callbacks)
 	}
@@ -132,6 +135,13 @@ func TestNotFinal(t *testing.T) {
 	is := &receipt.Issuer{Ledger: store, Signer: signer(t)}
 	if _, err := is.Issue(ctx, r.Key()); !errors.Is(err, receipt.ErrNotFinal) {
 		t.Fatalf("open request: %v, want ErrNotFinal", err)
+	}
+	if err := store.SetStatus(ctx, r.Key(), ledger.StatusCancelled, "cancelled during the waiting period", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := is.Build(ctx, r.Key())
+	if err != nil || rc.Status != "cancelled" || rc.LocalCopyErased || rc.ForwardedTime != nil || len(rc.Destinations) != 0 {
+		t.Fatalf("receipt of a cancelled request: %+v, %v", rc, err)
 	}
 	if _, err := is.Issue(ctx, ledger.Key{ControllerID: "acme", RequestID: "nope"}); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("unknown request: %v, want ErrNotFound", err)
