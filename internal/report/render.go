@@ -97,18 +97,28 @@ func statusBars(r Report) template.HTML {
 	for _, t := range r.ByStatus {
 		bars = append(bars, bar{Label: t.Label, Value: float64(t.N), Text: fmt.Sprint(t.N), Class: "s-" + t.Label})
 	}
-	return barChart("Requests by status", bars, 0, "")
+	return barChart("Requests by status", bars)
 }
 
 func timingBars(r Report) template.HTML {
 	var bars []bar
 	for _, t := range r.Timing {
+		reg := strings.ToUpper(t.Regulation)
 		bars = append(bars,
-			bar{Label: strings.ToUpper(t.Regulation) + " median", Value: t.Median.Hours() / 24, Text: days(t.Median), Class: "median"},
-			bar{Label: strings.ToUpper(t.Regulation) + " p95", Value: t.P95.Hours() / 24, Text: days(t.P95), Class: "p95"})
+			bar{Label: reg + " median", Value: t.Median.Hours() / 24, Text: days(t.Median), Class: "median"},
+			bar{Label: reg + " p95", Value: t.P95.Hours() / 24, Text: days(t.P95), Class: "p95"},
+			bar{Label: reg + " limit", Value: limitDays(t.Regulation), Text: t.Limit, Class: "limit"})
 	}
-	// The statutory limits, in days: CCPA 45; GDPR one month, drawn at its shortest (28).
-	return barChart("Days to complete (line: 28 days, GDPR's shortest month)", bars, 28, "28 d")
+	return barChart("Days from receipt to completion, against the statutory limit", bars)
+}
+
+// limitDays is a regulation's statutory period in days, for the chart: a
+// GDPR month is drawn at 30 days (it is 28 to 31).
+func limitDays(regulation string) float64 {
+	if regulation == "ccpa" {
+		return 45
+	}
+	return 30
 }
 
 func taskBars(r Report) template.HTML {
@@ -118,17 +128,16 @@ func taskBars(r Report) template.HTML {
 			bars = append(bars, bar{Label: d.Destination + " " + t.Label, Value: float64(t.N), Text: fmt.Sprint(t.N), Class: "t-" + strings.ToLower(t.Label)})
 		}
 	}
-	return barChart("Mixpanel task outcomes (requests)", bars, 0, "")
+	return barChart("Mixpanel task outcomes (requests)", bars)
 }
 
-// barChart draws horizontal bars as inline SVG, with an optional vertical
-// reference line at mark. Every text is escaped.
-func barChart(title string, bars []bar, mark float64, markText string) template.HTML {
+// barChart draws horizontal bars as inline SVG. Every text is escaped.
+func barChart(title string, bars []bar) template.HTML {
 	const labelW, chartW, rowH, top = 190, 420, 24, 28
 	if len(bars) == 0 {
 		return template.HTML(`<p class="empty">` + html.EscapeString(title) + `: nothing this month.</p>`)
 	}
-	maxV := mark
+	maxV := 0.0
 	for _, b := range bars {
 		maxV = max(maxV, b.Value)
 	}
@@ -146,11 +155,6 @@ func barChart(title string, bars []bar, mark float64, markText string) template.
 		fmt.Fprintf(&sb, `<text x="%d" y="%d" class="cl" text-anchor="end">%s</text>`, labelW-8, y+15, html.EscapeString(b.Label))
 		fmt.Fprintf(&sb, `<rect x="%d" y="%d" width="%d" height="%d" class="bar %s"/>`, labelW, y+3, max(w, 1), rowH-8, html.EscapeString(b.Class))
 		fmt.Fprintf(&sb, `<text x="%d" y="%d" class="cv">%s</text>`, labelW+w+6, y+15, html.EscapeString(b.Text))
-	}
-	if mark > 0 {
-		x := labelW + int(float64(chartW)*mark/maxV)
-		fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" class="mark"/><text x="%d" y="%d" class="cv">%s</text>`,
-			x, top-4, x, height-6, x+4, top+2, html.EscapeString(markText))
 	}
 	sb.WriteString(`</svg>`)
 	return template.HTML(sb.String()) // built above with every text escaped
@@ -172,7 +176,7 @@ th:first-child, td:first-child, td.l { text-align: left; } th { background: #f3f
 svg text { font: 12px system-ui, sans-serif; fill: #1d2330; } svg .ct { font-weight: 600; }
 .bar { fill: #4c6ef5; } .s-completed, .t-success { fill: #2f9e44; } .s-failed, .t-failure, .t-revoked { fill: #e03131; } .s-cancelled { fill: #868e96; }
 .s-pending, .s-in_progress, .t-pending, .t-staging, .t-started, .t-none { fill: #f59f00; } .median { fill: #4c6ef5; } .p95 { fill: #364fc7; }
-.mark { stroke: #e03131; stroke-width: 2; stroke-dasharray: 4 3; }
+.limit { fill: #ced4da; }
 .empty, .note { color: #5b6475; }
 </style>
 </head>
@@ -201,7 +205,7 @@ svg text { font: 12px system-ui, sans-serif; fill: #1d2330; } svg .ct { font-wei
 <td id="median-{{.Regulation}}" data-seconds="{{seconds .Median}}">{{days .Median}}</td><td id="p95-{{.Regulation}}" data-seconds="{{seconds .P95}}">{{days .P95}}</td>
 <td data-seconds="{{seconds .Slowest}}">{{days .Slowest}}</td><td id="ontime-{{.Regulation}}" data-n="{{.OnTime}}">{{.OnTime}} ({{percent .OnTime .Completed}})</td></tr>
 {{end}}</table>
-<p class="note">From receipt to the completed status. Percentiles are nearest-rank. On time: completed no later than the due time (GDPR Art. 12(3): one month; CCPA: 45 days; or the extended due time).</p>
+<p class="note">From receipt to the completed status. Percentiles are nearest-rank. On time: completed no later than the due time (GDPR Art. 12(3): one month, drawn as 30 days; CCPA: 45 days; or the extended due time).</p>
 {{timingBar .Report}}
 
 <h2>Overdue requests</h2>
