@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,27 +8,40 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/dsrflow/dsrflow/internal/ledger"
-	"github.com/dsrflow/dsrflow/internal/opendsr"
-	"github.com/dsrflow/dsrflow/internal/requests"
 )
 
 func (c *cli) extendCommand() *cobra.Command {
-	var reason string
-	cmd := c.requestAction("extend ID --reason TEXT", "Extend a request's statutory due time once (GDPR +2 months, CCPA +45 days), telling the controller why", "extended",
-		func(ctx context.Context, svc *requests.Service, key ledger.Key) *opendsr.Error {
-			_, err := svc.Extend(ctx, key, reason, cliOperator())
-			return err
-		})
-	cmd.Flags().StringVar(&reason, "reason", "", "why the request needs more time (sent to the controller; required)")
-	run := cmd.RunE
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if strings.TrimSpace(reason) == "" {
-			return usageError{errors.New("--reason is required: the controller is told why the due time moves")}
-		}
-		return run(cmd, args)
+	var controller, reason string
+	cmd := &cobra.Command{
+		Use:   "extend ID --reason TEXT",
+		Short: "Extend a request's statutory due time once (GDPR +2 months, CCPA +45 days), telling the controller why",
+		Long: `Extend a request's statutory due time once, to the regulation's limit: GDPR
+Art. 12(3) two further months, CCPA 45 further days. The reason is recorded in
+the ledger and sent to the controller in a callback with the new
+expected_completion_time. Refused a second time or once the request is final.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageError{errors.New("--reason is required: the controller is told why the due time moves")}
+			}
+			key, err := c.key(controller, args[0])
+			if err != nil {
+				return err
+			}
+			svc, err := c.service(cmd.Context())
+			if err != nil {
+				return err
+			}
+			resp, oerr := svc.Extend(cmd.Context(), key, reason, cliOperator())
+			if oerr != nil {
+				return describe(oerr)
+			}
+			fmt.Fprintf(c.stdout, "extended %s: due %s\n", args[0], resp.ExpectedCompletionTime.UTC().Format(time.RFC3339))
+			return nil
+		},
 	}
+	c.controllerFlag(cmd, &controller)
+	cmd.Flags().StringVar(&reason, "reason", "", "why the request needs more time (sent to the controller; required)")
 	return cmd
 }
 
