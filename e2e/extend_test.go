@@ -56,8 +56,12 @@ func TestExtendTheDueTime(t *testing.T) {
 	if out, err := dsrCommand(t, "extend", id).CombinedOutput(); err == nil {
 		t.Errorf("dsr extend without --reason succeeded: %s", out)
 	}
-	if out, err := dsrCommand(t, "extend", id, "--reason", "records held by a third system").CombinedOutput(); err != nil {
+	out, err := dsrCommand(t, "extend", id, "--reason", "records held by a third system").CombinedOutput()
+	if err != nil {
 		t.Fatalf("dsr extend: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "due "+want.UTC().Format(time.RFC3339)) {
+		t.Errorf("dsr extend said %q, want the new due time %s", out, want.UTC().Format(time.RFC3339))
 	}
 
 	after := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil)
