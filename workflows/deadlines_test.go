@@ -221,3 +221,22 @@ func TestExtendedDueTime(t *testing.T) {
 		}
 	}
 }
+
+func TestFailureAwaitingRetryWarnsSevenDaysBeforeTheDueTime(t *testing.T) {
+	h := newHeldHarness(t)
+	h.resolve = nil // resolves at once; the task is revoked: a failure an operator can fix
+	h.taskEnds(time.Hour, "REVOKED")
+	h.run() // nobody retries: the request closes after the 30-day retry window
+
+	warned := h.warnings()
+	if len(warned) != 1 {
+		t.Fatalf("warning callbacks = %+v, want one", warned)
+	}
+	w := warned[0]
+	if want := h.in.DueTime.Add(-7 * 24 * time.Hour); w.at.Before(want) || w.at.After(want.Add(time.Minute)) {
+		t.Errorf("warning at %s, want 7 days before the due time %s", w.at, h.in.DueTime)
+	}
+	if w.status != dsr.StatusFailed || !strings.Contains(w.reason, "dsr retry") || !strings.Contains(w.reason, "REVOKED") {
+		t.Errorf("warning = %+v, want a failed notice that says to retry", w)
+	}
+}
