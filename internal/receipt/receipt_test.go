@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/receipt"
@@ -45,6 +46,15 @@ func completedErasure(t *testing.T, store *ledger.Store, received time.Time) led
 		t.Fatal(err)
 	}
 	k := r.Key()
+	spec, err := keyring.Generate("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keyring.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	urlHash := ring.Hash("callback-url", "https://controller.example/cb") // the ledger keeps URLs as keyed hashes
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -55,9 +65,9 @@ func completedErasure(t *testing.T, store *ledger.Store, received time.Time) led
 	must(store.SetForwarding(ctx, []ledger.Key{k}, ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingSent,
 		TaskID: "t-77", TaskStatus: "SUCCESS", StatusMessage: "Mixpanel task ended SUCCESS", UpdatedAt: received.Add(8 * 24 * time.Hour)}))
 	must(store.SetStatus(ctx, k, ledger.StatusCompleted, "deleted by mixpanel; local copy erased: 2 profile store rows removed", received.Add(8*24*time.Hour)))
-	must(store.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: ledger.HashHex("https://controller.example/cb"),
+	must(store.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: urlHash,
 		Host: "controller.example", RequestStatus: ledger.StatusCompleted, Attempt: 1, At: received.Add(8*24*time.Hour + time.Minute), HTTPStatus: 200, Delivered: true}))
-	must(store.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: ledger.HashHex("https://controller.example/cb"),
+	must(store.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: urlHash,
 		Host: "controller.example", RequestStatus: ledger.StatusPending, Attempt: 1, At: received, HTTPStatus: 500}))
 	return k
 }
