@@ -97,7 +97,7 @@ func TestHeldRequestNearItsDueTimeWarns(t *testing.T) {
 	}
 	waitForStatus(t, id, "cancelled", 30*time.Second)
 	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
-		saveClosedHistory(t, filepath.Join(dir, "dsr-held-warned.json"), dsr.WorkflowID(devstack.Controller, id))
+		writeClosedHistory(t, stack, dsr.WorkflowID(devstack.Controller, id), filepath.Join(dir, "dsr-held-warned.json"))
 	}
 }
 
@@ -121,10 +121,10 @@ func metricValue(t *testing.T, u, series string) float64 {
 	return -1
 }
 
-// saveClosedHistory waits for a workflow to close and writes its history as JSON.
-func saveClosedHistory(t *testing.T, path, workflowID string) {
+// writeClosedHistory waits for a workflow of stack s to close and writes its history as JSON.
+func writeClosedHistory(t *testing.T, s *devstack.Stack, workflowID, path string) {
 	t.Helper()
-	tc, err := client.Dial(client.Options{HostPort: stack.Temporal.Address})
+	tc, err := client.Dial(client.Options{HostPort: s.Temporal.Address})
 	if err != nil {
 		t.Fatal(err)
 	}

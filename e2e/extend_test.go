@@ -116,6 +116,6 @@ func TestExtendTheDueTime(t *testing.T) {
 		t.Fatalf("cancel after extending: %d %s", resp.Code, resp.Body)
 	}
 	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
-		saveClosedHistory(t, filepath.Join(dir, "dsr-extended.json"), dsr.WorkflowID(devstack.Controller, id))
+		writeClosedHistory(t, stack, dsr.WorkflowID(devstack.Controller, id), filepath.Join(dir, "dsr-extended.json"))
 	}
 }
