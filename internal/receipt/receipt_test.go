@@ -14,6 +14,22 @@ import (
 	"github.com/dsrflow/dsrflow/internal/receipt"
 )
 
+// testRing keys the hashes the ledger keeps, as the worker does.
+var testRing = func() *keyring.Ring {
+	spec, err := keyring.Generate("test")
+	if err != nil {
+		panic(err)
+	}
+	ring, err := keyring.Parse(spec)
+	if err != nil {
+		panic(err)
+	}
+	return ring
+}()
+
+// janeHash is the ledger's keyed hash of the subject's email.
+var janeHash = testRing.Hash("identity", ledger.HashHex("jane@example.com"))
+
 func signer(t *testing.T) *opendsr.Signer {
 	t.Helper()
 	keyPEM, certPEM, err := opendsr.GenerateSelfSigned("dsrflow test", time.Hour)
@@ -39,22 +55,14 @@ func completedErasure(t *testing.T, store *ledger.Store, received time.Time) led
 	r := ledger.Request{
 		ControllerID: "acme", RequestID: "5d2f8a1e-0000-4000-8000-000000000001", Type: "erasure", Regulation: "gdpr",
 		ReceivedTime: received, SubmittedTime: received, DueTime: received.AddDate(0, 1, 0),
-		Identities:   []ledger.IdentityHash{{Type: "email", Format: "raw", SHA256: ledger.HashHex("jane@example.com")}},
+		Identities:   []ledger.IdentityHash{{Type: "email", Format: "raw", SHA256: janeHash}},
 		CallbackURLs: []string{"https://controller.example/cb"},
 	}
 	if _, _, err := store.CreateRequest(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	k := r.Key()
-	spec, err := keyring.Generate("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keyring.Parse(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	urlHash := ring.Hash("callback-url", "https://controller.example/cb") // the ledger keeps URLs as keyed hashes
+	urlHash := testRing.Hash("callback-url", "https://controller.example/cb") // the ledger keeps URLs as keyed hashes
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -113,7 +121,7 @@ func TestIssueAndVerify(t *testing.T) {
 	if len(r.Callbacks) != 1 || r.Callbacks[0].RequestStatus != "completed" {
 		t.Fatalf("callbacks delivered = %+v, want only the completed one", r.Callbacks)
 	}
-	if !bytes.Contains(r.IdentityHashes, []byte(ledger.HashHex("jane@example.com"))) {
+	if !bytes.Contains(r.IdentityHashes, []byte(janeHash)) {
 		t.Fatalf("identity hashes = %s", r.IdentityHashes)
 	}
 

@@ -13,7 +13,9 @@ import (
 
 	"golang.org/x/net/html"
 
+	"github.com/dsrflow/dsrflow/internal/devstack"
 	"github.com/dsrflow/dsrflow/internal/dsr"
+	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/report"
@@ -38,6 +40,10 @@ func generate(t *testing.T, store *ledger.Store, from, now time.Time) truth {
 	t.Helper()
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(15, 2026))
+	ring, err := keyring.Parse(devstack.TestEncryptionKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tr := truth{counts: map[string]int{}, durations: map[string][]time.Duration{}, onTime: map[string]int{},
 		overdue: map[string]bool{}, extended: map[string]bool{}, tasks: map[string]int{}}
 	month := from.AddDate(0, 1, 0).Sub(from)
@@ -58,7 +64,7 @@ func generate(t *testing.T, store *ledger.Store, from, now time.Time) truth {
 		typ, reg := types[rng.IntN(len(types))], []string{"gdpr", "ccpa"}[rng.IntN(2)]
 		status := outcomes[rng.IntN(len(outcomes))]
 		email := fmt.Sprintf("subject-%d@example.com", i)
-		hash := ledger.HashHex("identity-" + email)
+		hash := ring.Hash("identity", ledger.HashHex(email)) // keyed, as the worker keeps it
 		r := ledger.Request{ControllerID: []string{"acme", "globex"}[i%2], RequestID: fmt.Sprintf("7e57%04d-0000-4000-8000-%012d", i, i),
 			Type: typ, Regulation: reg, SubmittedTime: received, ReceivedTime: received, DueTime: opendsr.DueTime(reg, received),
 			Identities: []ledger.IdentityHash{{Type: "email", Format: "raw", SHA256: hash}}}
