@@ -55,8 +55,7 @@ func completedErasure(t *testing.T, store *ledger.Store, received time.Time) led
 	r := ledger.Request{
 		ControllerID: "acme", RequestID: "5d2f8a1e-0000-4000-8000-000000000001", Type: "erasure", Regulation: "gdpr",
 		ReceivedTime: received, SubmittedTime: received, DueTime: received.AddDate(0, 1, 0),
-		Identities:   []ledger.IdentityHash{{Type: "email", Format: "raw", SHA256: janeHash}},
-		CallbackURLs: []string{"https://controller.example/cb"},
+		Identities: []ledger.IdentityHash{{Type: "email", Format: "raw", SHA256: janeHash}},
 	}
 	if _, _, err := store.CreateRequest(ctx, r); err != nil {
 		t.Fatal(err)
