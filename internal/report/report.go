@@ -116,11 +116,11 @@ func Build(ctx context.Context, store *ledger.Store, month string, now time.Time
 	if err != nil {
 		return Report{}, fmt.Errorf("report: %w", err)
 	}
-	return Compute(month, from, to, records, now), nil
+	return compute(month, from, to, records, now), nil
 }
 
-// Compute builds the report from the month's ledger records.
-func Compute(month string, from, to time.Time, records []ledger.MonthRecord, now time.Time) Report {
+// compute builds the report from the month's ledger records.
+func compute(month string, from, to time.Time, records []ledger.MonthRecord, now time.Time) Report {
 	r := Report{Month: month, From: from, To: to, GeneratedAt: now.UTC(), Total: len(records)}
 	counts := map[Count]int{}
 	byStatus, byType, byRegulation := map[string]int{}, map[string]int{}, map[string]int{}
