@@ -60,6 +60,7 @@ test: tools build lint
 	DSR_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m ./...
 	DSR_BIN=$(BIN) DSR_E2E_STACK=cluster $(GO) test -race -count=1 -timeout 15m \
 		-run '^(TestErasuresEndToEnd|TestAccessRequestProducesAResultsBundle)$$' ./e2e
+	cd deploy/check && $(GO) test -count=1 ./...
 
 ## bench: Go benchmarks of the hot paths, then the end-to-end benchmark (BENCH_N=10000 erasures)
 bench: tools build

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"

@@ -13,6 +13,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/internal/receipt"
 )
 
 // DeliverCallbacks POSTs one status change, signed, to every callback URL of
@@ -25,6 +26,10 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 	attempts, err := a.Ledger.CallbackAttempts(ctx, key)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
+	}
+	ext, err := a.callbackExtension(in)
+	if err != nil {
+		return err
 	}
 	var failures []error
 	for _, u := range in.URLs {
@@ -41,6 +46,7 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 			APIVersion:             in.APIVersion,
 			ResultsURL:             in.ResultsURL,
 			ResultsCount:           in.ResultsCount,
+			Extensions:             ext,
 		})
 		if err != nil {
 			return err
@@ -69,6 +75,20 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 		}
 	}
 	return errors.Join(failures...)
+}
+
+// callbackExtension is dsrflow's entry in a callback's extensions: the status
+// reason, the due time and, once the request is final, its receipt's URL.
+func (a *Activities) callbackExtension(in CallbackInput) (map[string]json.RawMessage, error) {
+	ext := opendsr.CallbackExtension{StatusReason: in.StatusReason, DueTime: opendsr.NewTime(in.DueTime)}
+	if receipt.Final(ledger.Status(in.Status)) {
+		ext.ReceiptURL = receipt.URL(a.Config.PublicURL, in.RequestID)
+	}
+	b, err := json.Marshal(ext)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the callback extension: %w", err)
+	}
+	return map[string]json.RawMessage{a.Config.ProcessorDomain: b}, nil
 }
 
 // delivered reports whether the URL with digest already received the change

@@ -28,6 +28,9 @@ type CallbackInput struct {
 	ExpectedCompletionTime time.Time  `json:"expected_completion_time"`
 	ResultsURL             string     `json:"results_url,omitempty"`
 	ResultsCount           int        `json:"results_count,omitempty"`
+	// StatusReason and DueTime go in the callback's processor extension.
+	StatusReason string    `json:"status_reason,omitempty"`
+	DueTime      time.Time `json:"due_time,omitzero"`
 }
 
 // ResolveInput asks which distinct ids each destination should receive and,
@@ -139,3 +142,14 @@ const (
 	ErrTypeTaskNotFound    = "TaskNotFound"
 	ErrTypeResolverFailed  = "ResolverFailed"
 )
+
+// ExtensionInput records the extension of a request's due time in the ledger.
+type ExtensionInput struct {
+	ControllerID    string    `json:"controller_id"`
+	RequestID       string    `json:"request_id"`
+	OriginalDueTime time.Time `json:"original_due_time"`
+	DueTime         time.Time `json:"due_time"`
+	At              time.Time `json:"at"`
+	Reason          string    `json:"reason"`
+	Operator        string    `json:"operator,omitempty"`
+}

@@ -223,6 +223,7 @@ func (c *cli) listCommand() *cobra.Command {
 	var controller, status, reqType, regulation string
 	var overdue bool
 	var limit int
+	var dueWithin string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List requests from Temporal visibility (filter by status, type, regulation, overdue)",
@@ -239,6 +240,9 @@ func (c *cli) listCommand() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if query, err = withDueWithin(query, dueWithin, time.Now()); err != nil {
+				return usageError{err}
+			}
 			tc, err := c.temporalClient(cmd.Context())
 			if err != nil {
 				return err
@@ -252,6 +256,7 @@ func (c *cli) listCommand() *cobra.Command {
 	fl.StringVar(&reqType, "type", "", "erasure, access or portability")
 	fl.StringVar(&regulation, "regulation", "", "gdpr or ccpa")
 	fl.BoolVar(&overdue, "overdue", false, "only open requests past their statutory due time")
+	fl.StringVar(&dueWithin, "due-within", "", "only open requests due within this time (e.g. 7d, 36h), overdue ones included")
 	fl.IntVar(&limit, "limit", 100, "most requests to show")
 	return cmd
 }

@@ -85,6 +85,7 @@ the stack that 'make dev' started.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(c.submitCommand(), c.cancelCommand(), c.retryCommand(), c.statusCommand(),
 		c.listCommand(), c.watchCommand(), c.resolveCommand(), c.profilesCommand(), c.emulatorCommand(), c.keysCommand())
+	root.AddCommand(c.receiptCommand(), c.extendCommand(), c.reportCommand())
 	return root
 }
 

@@ -104,6 +104,8 @@ type requestRun struct {
 	cancelled  bool
 	cancelBusy bool
 	retry      bool
+	// extended is true once the due time was extended (allowed once).
+	extended bool
 	// candidates and chosen hold an ambiguous resolution and its answer.
 	candidates []string
 	chosen     string
@@ -229,6 +231,7 @@ func (r *requestRun) run(ctx workflow.Context) error {
 // retry it puts the failed destinations back to pending and says true.
 func (r *requestRun) awaitRetry(ctx workflow.Context) (bool, error) {
 	r.phase = phaseAwaitingRetry
+	r.watchDeadline(ctx, needRetry, func() bool { return r.phase == phaseAwaitingRetry && !r.retry })
 	ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 		Timeout:      r.in.RetryWindow,
 		TimerOptions: workflow.TimerOptions{Summary: "failed: waiting for an operator retry"},
@@ -256,6 +259,7 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.Resol
 	if err := r.setStatus(ctx, dsr.StatusPending, reason); err != nil {
 		return err
 	}
+	r.watchDeadline(ctx, needChoice, func() bool { return r.phase == phaseAmbiguous && r.chosen == "" && !r.cancelled })
 	if err := workflow.Await(ctx, func() bool { return r.chosen != "" || r.cancelled }); err != nil {
 		return err
 	}
@@ -499,6 +503,9 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
+	if err := r.registerExtend(ctx); err != nil {
+		return err
+	}
 	workflow.Go(ctx, r.receiveSignals)
 	return nil
 }
@@ -735,6 +742,7 @@ func (r *requestRun) queueCallback(status dsr.Status) {
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Seq: r.callbackSeq, Status: status,
 		URLs: r.in.CallbackURLs, APIVersion: r.in.APIVersion, ExpectedCompletionTime: r.in.ExpectedCompletionTime,
 		ResultsURL: r.resultsURL, ResultsCount: r.resultsCount,
+		StatusReason: r.reason, DueTime: r.in.DueTime,
 	})
 }
 

@@ -327,6 +327,9 @@ type Callback struct {
 	ResultsURL             string `json:"results_url,omitempty"`
 	ResultsCount           int    `json:"results_count,omitempty"`
 	APIVersion             string `json:"api_version,omitempty"`
+	// Extensions is keyed by processor domain; dsrflow's own entry holds a
+	// CallbackExtension.
+	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
 }
 
 // Discovery is the body of GET discovery.
