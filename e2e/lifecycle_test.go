@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -162,10 +163,9 @@ func sweepUntil(t *testing.T, id, want string) opendsr.StatusResponse {
 }
 
 func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
+	cb := newCallbackReceiver(t)
 	id := newID()
-	req := erasure(id, "gdpr", "tterm-"+id[:8], "https://controller.example/cb")
-	delete(req, "status_callback_urls")
-	post(t, req)
+	post(t, erasure(id, "gdpr", "tterm-"+id[:8], cb.srv.URL))
 	temporalCLI(t, "workflow", "terminate", "--workflow-id", dsr.WorkflowID(devstack.Controller, id), "--reason", "e2e")
 	if resp := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil); !strings.Contains(string(resp.Body), `"pending"`) {
 		t.Fatalf("right after terminate: %s", resp.Body)
@@ -174,8 +174,17 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	if got := statusReason(t, st); got != dsr.ReasonTerminated {
 		t.Errorf("status reason %q, want %q", got, dsr.ReasonTerminated)
 	}
-	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], "failed (workflow terminated by an operator)") {
+	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], " failed ") {
 		t.Errorf("dsr list shows %q, want the request once, failed", rows)
+	}
+	if rows := listed(t, id, "--status", "failed"); len(rows) != 1 {
+		t.Errorf("dsr list --status failed shows %q, want the request", rows)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !slices.Contains(cb.statuses(id), "failed") && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !slices.Contains(cb.statuses(id), "failed") {
+		t.Errorf("callbacks %v: the controller was not told the request failed", cb.statuses(id))
 	}
 	resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil)
 	if resp.Code != http.StatusAccepted {
@@ -194,15 +203,21 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	}
 	// The sweep does not touch it again: the new run completed it.
 	sweepUntil(t, id, "completed")
+	for deadline := time.Now().Add(20 * time.Second); !slices.Contains(cb.statuses(id), "completed") && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := cb.statuses(id); slices.Index(got, "failed") < 0 || slices.Index(got, "completed") < slices.Index(got, "failed") {
+		t.Errorf("callbacks %v, want failed (after the sweep), then completed (after the retry)", got)
+	}
 	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], " completed ") {
 		t.Errorf("dsr list shows %q, want the request once (its newest run), completed", rows)
 	}
 }
 
 // listed returns the lines of `dsr list` that show the request.
-func listed(t *testing.T, id string) []string {
+func listed(t *testing.T, id string, filter ...string) []string {
 	t.Helper()
-	out, err := dsrCommand(t, "list", "--limit", "1000").CombinedOutput()
+	out, err := dsrCommand(t, append([]string{"list", "--limit", "1000"}, filter...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dsr list: %v\n%s", err, out)
 	}

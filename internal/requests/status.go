@@ -220,6 +220,7 @@ func (s *Service) originalInput(ctx context.Context, key ledger.Key) (dsr.Reques
 	if in.ControllerID != key.ControllerID || in.RequestID != key.RequestID {
 		return dsr.Request{}, errors.New("the request's workflow input names another request")
 	}
+	in.EndedReason = "" // the last run may be the one the sweep started to record the failure
 	return in, nil
 }
 
