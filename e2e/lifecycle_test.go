@@ -16,6 +16,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -209,6 +210,19 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	if got := cb.statuses(id); slices.Index(got, "failed") < 0 || slices.Index(got, "completed") < slices.Index(got, "failed") {
 		t.Errorf("callbacks %v, want failed (after the sweep), then completed (after the retry)", got)
 	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		// The terminated run, the sweep's recording run and the retried run, oldest first.
+		resp, err := temporalClient(t).ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "WorkflowId = '" + dsr.WorkflowID(devstack.Controller, id) + "'"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs := resp.GetExecutions()
+		for i := range runs {
+			run := runs[len(runs)-1-i].GetExecution()
+			saveRunHistory(t, dir, fmt.Sprintf("dsr-erasure-terminated-run%d.json", i+1), run.GetWorkflowId(), run.GetRunId())
+		}
+	}
 	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], " completed ") {
 		t.Errorf("dsr list shows %q, want the request once (its newest run), completed", rows)
 	}
@@ -299,8 +313,13 @@ func TestPoisonedIDFailsOnlyItsRequest(t *testing.T) {
 // saveHistory writes a workflow's history for the replay tests (see saveHistories).
 func saveHistory(t *testing.T, dir, name, workflowID string) {
 	t.Helper()
+	saveRunHistory(t, dir, name, workflowID, "")
+}
+
+func saveRunHistory(t *testing.T, dir, name, workflowID, runID string) {
+	t.Helper()
 	var events []*historypb.HistoryEvent
-	it := temporalClient(t).GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := temporalClient(t).GetWorkflowHistory(context.Background(), workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
