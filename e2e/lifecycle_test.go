@@ -448,3 +448,32 @@ func TestTerminatedTaskWorkflowIsRestartedBySweep(t *testing.T) {
 	}
 	sweepUntil(t, id, "completed")
 }
+
+// TestDeleteOfATerminatedRequest: DELETE of a request whose workflow was
+// terminated answers 409 with the reason and settles it at once: GET,
+// `dsr list --status failed` and the controller's callback say failed.
+func TestDeleteOfATerminatedRequest(t *testing.T) {
+	cb := newCallbackReceiver(t)
+	id := newID()
+	req := erasure(id, "gdpr", "tdel-"+id[:8], cb.srv.URL)
+	delete(req, "extensions") // in its waiting period
+	post(t, req)
+	temporalCLI(t, "workflow", "terminate", "--workflow-id", dsr.WorkflowID(devstack.Controller, id), "--reason", "e2e")
+	resp := apiCall(t, http.MethodDelete, "/v1/requests/"+id, nil)
+	if resp.Code != http.StatusConflict || !strings.Contains(string(resp.Body), dsr.ReasonTerminated) {
+		t.Fatalf("DELETE of a terminated request: %d %s, want 409 naming the termination", resp.Code, resp.Body)
+	}
+	st := waitForStatus(t, id, "failed", 5*time.Second)
+	if got := statusReason(t, st); got != dsr.ReasonTerminated {
+		t.Errorf("status reason %q", got)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !slices.Contains(cb.statuses(id), "failed") && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !slices.Contains(cb.statuses(id), "failed") {
+		t.Errorf("callbacks %v, want failed", cb.statuses(id))
+	}
+	if rows := listed(t, id, "--status", "failed"); len(rows) != 1 {
+		t.Errorf("dsr list --status failed shows %q, want the request", rows)
+	}
+}
