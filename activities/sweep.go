@@ -31,9 +31,9 @@ const maxReconciled = 1000
 // ReconcileEnded is the hourly sweep's check that the ledger and Temporal
 // agree: a request the ledger holds open (pending, in progress) whose
 // workflow is no longer running (terminated, timed out, or ended without
-// recording an outcome) is recorded failed with the reason, so GET, `dsr
-// list` and the callbacks' receiver stop waiting, and `retry` can start it
-// again. A MixpanelTask workflow ended the same way is started again with
+// recording an outcome) is recorded failed with the reason by a short new
+// run of its workflow (ledger, DsrStatus, callback), so GET, `dsr list` and
+// the controller stop waiting, and `retry` can start it again. A MixpanelTask workflow ended the same way is started again with
 // its members, so they learn how their Mixpanel task ended. It returns how
 // many requests and tasks it reconciled.
 func (a *Activities) ReconcileEnded(ctx context.Context) (int, error) {
@@ -53,6 +53,7 @@ func (a *Activities) ReconcileEnded(ctx context.Context) (int, error) {
 func (a *Activities) eachEnded(ctx context.Context, query string, fix func(context.Context, string) (bool, error)) (int, error) {
 	var token []byte
 	seen, fixed := 0, 0
+	done := map[string]bool{} // a workflow id has a run per retry or restart: look once
 	for seen < maxReconciled {
 		resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Query: query, PageSize: 100, NextPageToken: token,
@@ -60,7 +61,6 @@ func (a *Activities) eachEnded(ctx context.Context, query string, fix func(conte
 		if err != nil {
 			return fixed, fmt.Errorf("listing ended workflows: %w", err)
 		}
-		done := map[string]bool{}
 		for _, e := range resp.GetExecutions() {
 			seen++
 			id := e.GetExecution().GetWorkflowId()
