@@ -121,7 +121,13 @@ func TestTemporalCancelAfterForwardingIsRefused(t *testing.T) {
 	delete(req, "status_callback_urls")
 	post(t, req)
 	waitForStatus(t, id, "in_progress", 60*time.Second)
+	faults := stack.Emulator.Faults()
+	down := faults
+	down.Rate500 = 1 // Mixpanel answers nothing for now: the task cannot finish before the cancel
+	stack.Emulator.SetFaults(down)
+	defer stack.Emulator.SetFaults(faults)
 	temporalCLI(t, "workflow", "cancel", "--workflow-id", dsr.WorkflowID(devstack.Controller, id))
+	stack.Emulator.SetFaults(faults)
 	waitForStatus(t, id, "completed", 90*time.Second)
 	var refused bool
 	for _, tr := range transitions(t, id) {
@@ -431,17 +437,34 @@ func TestFailedAccessRequestCanBeRetried(t *testing.T) {
 func TestTerminatedTaskWorkflowIsRestartedBySweep(t *testing.T) {
 	faults := stack.Emulator.Faults()
 	defer stack.Emulator.SetFaults(faults)
-	id := newID()
-	req := erasure(id, "gdpr", "tasktm-"+id[:8], "https://controller.example/cb")
-	delete(req, "status_callback_urls")
-	post(t, req)
-	st := waitForStatus(t, id, "in_progress", 60*time.Second)
-	down := faults
-	down.Rate500 = 1 // hold the task workflow in its polling while we terminate it
-	stack.Emulator.SetFaults(down)
-	task := forwarding(t, st).Forwarding[0].TaskID
-	temporalCLI(t, "workflow", "terminate", "--workflow-id", dsr.TaskWorkflowID("mixpanel", task), "--reason", "e2e")
-	stack.Emulator.SetFaults(faults)
+	bin, err := devstack.Bin("temporal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	// The task must still be polled when it is terminated: on a slow machine it
+	// may finish first, then try again with another request.
+	for attempt := 1; ; attempt++ {
+		id = newID()
+		req := erasure(id, "gdpr", "tasktm-"+id[:8], "https://controller.example/cb")
+		delete(req, "status_callback_urls")
+		post(t, req)
+		st := waitForStatus(t, id, "in_progress", 60*time.Second)
+		down := faults
+		down.Rate500 = 1 // hold the task workflow in its polling while we terminate it
+		stack.Emulator.SetFaults(down)
+		task := forwarding(t, st).Forwarding[0].TaskID
+		out, err := exec.Command(bin, "workflow", "terminate", "--workflow-id", dsr.TaskWorkflowID("mixpanel", task),
+			"--reason", "e2e", "--address", stack.Temporal.Address).CombinedOutput()
+		stack.Emulator.SetFaults(faults)
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("temporal workflow terminate: %v\n%s", err, out)
+		}
+		t.Logf("attempt %d: the task workflow ended before it was terminated (%s)", attempt, strings.TrimSpace(string(out)))
+	}
 	time.Sleep(3 * time.Second)
 	if resp := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil); !strings.Contains(string(resp.Body), `"in_progress"`) {
 		t.Fatalf("with its task workflow terminated the request moved on: %s", resp.Body)
