@@ -64,9 +64,13 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	if len(in.CallbackURLs) > 0 {
 		workflow.Go(ctx, r.deliverCallbacks)
 	}
-	r.queueCallback(dsr.StatusPending)
-
-	err := r.run(ctx)
+	var err error
+	if in.EndedReason != "" {
+		err = r.recordEnded(ctx)
+	} else {
+		r.queueCallback(dsr.StatusPending)
+		err = r.run(ctx)
+	}
 	// Every status change is reported before the workflow ends.
 	if awaitErr := workflow.Await(ctx, func() bool { return len(r.callbacks) == 0 && workflow.AllHandlersFinished(ctx) }); awaitErr != nil && err == nil {
 		err = awaitErr
@@ -76,6 +80,29 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 		return temporal.NewCanceledError()
 	}
 	return err
+}
+
+// recordEnded is a run the sweep started because the request's previous run
+// ended without an outcome: it records the request failed with the reason
+// and waits for the callback to go out; an operator's retry meanwhile goes
+// on as the request.
+func (r *requestRun) recordEnded(ctx workflow.Context) error {
+	r.phase = phaseAwaitingRetry
+	if err := r.setStatus(ctx, dsr.StatusFailed, r.in.EndedReason); err != nil {
+		return err
+	}
+	if err := workflow.Await(ctx, func() bool { return r.retry || len(r.callbacks) == 0 }); err != nil {
+		return err
+	}
+	if !r.retry {
+		r.phase = phaseDone
+		return nil
+	}
+	r.retry = false
+	if err := r.setStatus(ctx, dsr.StatusPending, "retried by an operator"); err != nil {
+		return err
+	}
+	return r.run(ctx)
 }
 
 // onCancellationRequest waits for a Temporal cancellation request and

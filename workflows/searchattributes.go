@@ -3,16 +3,18 @@ package workflows
 import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
 // Search attributes of DSR workflows. Values never hold identities.
 var (
-	SearchStatus          = temporal.NewSearchAttributeKeyKeyword("DsrStatus")
-	SearchType            = temporal.NewSearchAttributeKeyKeyword("DsrType")
-	SearchRegulation      = temporal.NewSearchAttributeKeyKeyword("DsrRegulation")
-	SearchController      = temporal.NewSearchAttributeKeyKeyword("DsrController")
-	SearchDestinationTask = temporal.NewSearchAttributeKeyKeyword("DsrDestinationTask")
-	SearchDueTime         = temporal.NewSearchAttributeKeyTime("DsrDueTime")
+	SearchStatus          = dsr.SearchStatus
+	SearchType            = dsr.SearchType
+	SearchRegulation      = dsr.SearchRegulation
+	SearchController      = dsr.SearchController
+	SearchDestinationTask = dsr.SearchDestinationTask
+	SearchDueTime         = dsr.SearchDueTime
 )
 
 // SearchAttributes names every search attribute dsrflow uses, with its type,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
 )
 
 // Status is a request's OpenDSR request_status (plus "failed").
@@ -99,6 +100,11 @@ type Request struct {
 	BodyHash string `json:"body_hash"`
 	// RetryWindow is how long a failed request stays open for an operator's retry.
 	RetryWindow time.Duration `json:"retry_window"`
+	// EndedReason is set only on a run the hourly sweep starts after the
+	// request's workflow ended without an outcome (terminated): that run
+	// records the request failed with this reason (ledger, search attribute,
+	// callback); an operator's retry meanwhile continues it as the request.
+	EndedReason string `json:"ended_reason,omitempty"`
 	// PollInterval and MaxTaskAge were stamped at intake by earlier releases;
 	// requests started since carry none (the worker's settings apply). Read
 	// only for a retrieval created by a worker that did not report them.
@@ -292,4 +298,26 @@ func EndedReason(s enumspb.WorkflowExecutionStatus) string {
 	default:
 		return "workflow ended without recording an outcome"
 	}
+}
+
+// Search attributes of DSR workflows (values never hold identities); package
+// workflows registers and upserts them, the intake and the sweep set them at start.
+var (
+	SearchStatus          = temporal.NewSearchAttributeKeyKeyword("DsrStatus")
+	SearchType            = temporal.NewSearchAttributeKeyKeyword("DsrType")
+	SearchRegulation      = temporal.NewSearchAttributeKeyKeyword("DsrRegulation")
+	SearchController      = temporal.NewSearchAttributeKeyKeyword("DsrController")
+	SearchDestinationTask = temporal.NewSearchAttributeKeyKeyword("DsrDestinationTask")
+	SearchDueTime         = temporal.NewSearchAttributeKeyTime("DsrDueTime")
+)
+
+// StartAttributes are the search attributes a request's workflow run starts with.
+func StartAttributes(in Request) temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(
+		SearchStatus.ValueSet(string(StatusPending)),
+		SearchType.ValueSet(in.Type),
+		SearchRegulation.ValueSet(in.Regulation),
+		SearchController.ValueSet(in.ControllerID),
+		SearchDueTime.ValueSet(in.DueTime),
+	)
 }

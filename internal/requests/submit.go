@@ -16,7 +16,6 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/config"
@@ -24,7 +23,6 @@ import (
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
-	"github.com/dsrflow/dsrflow/workflows"
 )
 
 // completionMargin is added to the time a request is forwarded for
@@ -214,13 +212,7 @@ func (s *Service) startRun(ctx context.Context, in dsr.Request, reuse enums.Work
 		WorkflowIDReusePolicy:    reuse,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            fmt.Sprintf("%s %s request from %s", in.Regulation, in.Type, in.ControllerID),
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchStatus.ValueSet(string(dsr.StatusPending)),
-			workflows.SearchType.ValueSet(in.Type),
-			workflows.SearchRegulation.ValueSet(in.Regulation),
-			workflows.SearchController.ValueSet(in.ControllerID),
-			workflows.SearchDueTime.ValueSet(in.DueTime),
-		),
+		TypedSearchAttributes:    dsr.StartAttributes(in),
 	}, dsr.WorkflowDSR, in)
 	return err == nil, err
 }
