@@ -5,6 +5,9 @@ BIN           := $(CURDIR)/bin
 TEMPORAL_CLI  := v1.5.1
 WORKFLOWCHECK := v0.6.0
 GOFILES       := $(shell find . -name '*.go' -not -path './bin/*' -not -path './.data/*')
+# dsr --version: a release tag when there is one (else dsrflow's app.Version), and the commit.
+VERSION       ?= $(shell git describe --tags --dirty 2>/dev/null)
+COMMIT        ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
 .PHONY: all tools build test lint bench chaos fuzz dev clean
 
@@ -27,7 +30,7 @@ $(BIN)/worker: $(GOFILES) go.mod go.sum
 $(BIN)/api: $(GOFILES) go.mod go.sum
 	$(GO) build -o $@ ./api
 $(BIN)/dsr: $(GOFILES) go.mod go.sum
-	$(GO) build -o $@ ./starter
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $@ ./starter
 
 ## lint: gofmt, go vet, workflowcheck
 lint: $(BIN)/workflowcheck

@@ -48,7 +48,8 @@ type Activities struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	pacers sync.Map // destination -> *rate.Limiter
+	pacers   sync.Map // destination -> *rate.Limiter
+	expected expectedRetries
 }
 
 func (a *Activities) now() time.Time {

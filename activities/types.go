@@ -131,4 +131,6 @@ const (
 	ErrTypeTaskNotFinished = "TaskNotFinished"
 	ErrTypeTaskNotFound    = "TaskNotFound"
 	ErrTypeResolverFailed  = "ResolverFailed"
+	// ErrTypeCallbackUndelivered: a status callback could not be delivered yet (retried).
+	ErrTypeCallbackUndelivered = "CallbackUndelivered"
 )

@@ -47,6 +47,9 @@ imported. --bulk speeds up a large import by rebuilding the lookup indexes once 
 			if err != nil {
 				return usageError{err}
 			}
+			if err := ledgerExists(cfg.DB); err != nil {
+				return err
+			}
 			store, err := identity.Open(cmd.Context(), cfg.DB)
 			if err != nil {
 				return fmt.Errorf("opening the profile store at DSR_DB=%s: %w", cfg.DB, err)
@@ -62,23 +65,23 @@ imported. --bulk speeds up a large import by rebuilding the lookup indexes once 
 			if _, err := f.Seek(0, 0); err != nil {
 				return err
 			}
-			progress := newProgress(c.stderr, max(total, 1))
+			progress := newProgress(c.stderr, max(total, 1), "importing", "lines")
 			var last int
 			report, err := store.Import(cmd.Context(), f, fmtKind, identity.ImportOptions{Bulk: bulk, Progress: func(done int) {
 				for ; last < done; last++ {
-					progress.add()
+					progress.add(outcomeRead)
 				}
 			}})
 			progress.finish()
 			for _, e := range report.Errors {
 				fmt.Fprintln(c.stderr, e.String())
 			}
-			fmt.Fprintf(c.stdout, "%d profiles imported, %d lines failed\n", report.Imported, report.Failed)
+			fmt.Fprintf(c.stdout, "%d profiles imported, %d lines rejected (of %d read)\n", report.Imported, report.Failed, report.Imported+report.Failed)
 			if err != nil {
 				return err
 			}
 			if report.Failed > 0 {
-				return fmt.Errorf("%d lines were not imported: fix them and run the same command again", report.Failed)
+				return fmt.Errorf("%d lines were rejected: fix them and run the same command again", report.Failed)
 			}
 			return nil
 		},
@@ -108,6 +111,7 @@ func importFormat(flag, path string) (identity.Format, error) {
 
 func (c *cli) resolveCommand() *cobra.Command {
 	var controller, profile string
+	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "resolve ID --profile PROFILE_ID",
 		Short: "Settle an ambiguous identity: choose which matching profile the request is about",
@@ -120,12 +124,16 @@ func (c *cli) resolveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			svc, err := c.service(cmd.Context())
+			b, err := c.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if _, oerr := svc.Resolve(cmd.Context(), key, profile); oerr != nil {
-				return describe(oerr)
+			resp, err := b.Resolve(cmd.Context(), key, profile)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return writeJSON(c.stdout, resp)
 			}
 			fmt.Fprintf(c.stdout, "resolved %s to profile %s\n", args[0], profile)
 			return nil
@@ -133,5 +141,6 @@ func (c *cli) resolveCommand() *cobra.Command {
 	}
 	c.controllerFlag(cmd, &controller)
 	cmd.Flags().StringVar(&profile, "profile", "", "the chosen profile id")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the request afterwards as JSON, in the API's shape")
 	return cmd
 }

@@ -279,6 +279,11 @@ type StatusExtension struct {
 	// matched which profiles, the rule applied, and the distinct ids sent to
 	// each destination (shown to the owning controller only).
 	Resolution json.RawMessage `json:"resolution,omitempty"`
+	// CancellableUntil is the end of an erasure's waiting period, while the
+	// request is pending in it (a dsrflow addition).
+	CancellableUntil Time `json:"cancellable_until,omitzero"`
+	// ResultsExpiresAt is when results_url stops working (a dsrflow addition).
+	ResultsExpiresAt Time `json:"results_expires_at,omitzero"`
 }
 
 // ForwardingStatus is the state of a request at one destination.
