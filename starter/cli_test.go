@@ -197,8 +197,9 @@ func TestListQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"DsrController = 'acme'", "DsrStatus = 'failed'", "DsrType = 'erasure'", "DsrRegulation = 'gdpr'",
-		"DsrDueTime < '2026-11-23T12:00:00Z'", "DsrStatus IN ('pending', 'in_progress', 'failed')"} {
+	for _, want := range []string{"DsrController = 'acme'", "DsrStatus IN ('failed', 'failed (callbacks pending)', 'failed (results available)')",
+		"DsrType = 'erasure'", "DsrRegulation = 'gdpr'", "DsrDueTime < '2026-11-23T12:00:00Z'",
+		"DsrStatus IN ('pending', 'pending (callbacks pending)', 'pending (results available)', 'in_progress', "} {
 		if !strings.Contains(q, want) {
 			t.Errorf("query %q lacks %q", q, want)
 		}

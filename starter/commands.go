@@ -24,6 +24,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/workflows"
 )
 
 func (c *cli) controllerFlag(cmd *cobra.Command, into *string) {
@@ -196,11 +197,18 @@ func listQuery(controller, status, reqType, regulation string, overdue bool, now
 		if !slices.Contains(f.allowed, f.value) {
 			return "", fmt.Errorf("%q is not one of %s", f.value, strings.Join(f.allowed, ", "))
 		}
+		if f.attr == "DsrStatus" {
+			clauses = append(clauses, "DsrStatus IN "+quotedList(workflows.SearchStatusValues(f.value)))
+			continue
+		}
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", f.attr, f.value))
 	}
 	if overdue {
-		clauses = append(clauses, fmt.Sprintf("DsrDueTime < '%s'", now.UTC().Format(time.RFC3339)),
-			"DsrStatus IN ('pending', 'in_progress', 'failed')")
+		var open []string
+		for _, s := range []string{opendsr.StatusPending, opendsr.StatusInProgress, opendsr.StatusFailed} {
+			open = append(open, workflows.SearchStatusValues(s)...)
+		}
+		clauses = append(clauses, fmt.Sprintf("DsrDueTime < '%s'", now.UTC().Format(time.RFC3339)), "DsrStatus IN "+quotedList(open))
 	}
 	if strings.ContainsAny(controller, "'\\") {
 		return "", errors.New("invalid controller id")
@@ -217,6 +225,11 @@ type listItem struct {
 	Regulation       string `json:"regulation"`
 	DueTime          string `json:"due_time,omitempty"`
 	DestinationTasks string `json:"destination_tasks,omitempty"`
+}
+
+// quotedList is ('a', 'b') for a visibility query; the values are fixed strings.
+func quotedList(values []string) string {
+	return "('" + strings.Join(values, "', '") + "')"
 }
 
 func (c *cli) printList(ctx context.Context, tc client.Client, namespace, query string, limit int, jsonOut bool) error {
@@ -239,7 +252,8 @@ func (c *cli) printList(ctx context.Context, tc client.Client, namespace, query 
 			attrs := searchAttributes(e.GetSearchAttributes().GetIndexedFields())
 			shown++
 			if jsonOut {
-				items = append(items, listItem{ControllerID: controller, SubjectRequestID: id, RequestStatus: attrs["DsrStatus"],
+				status, _, _ := strings.Cut(attrs["DsrStatus"], " (") // "completed (results available)" is completed
+				items = append(items, listItem{ControllerID: controller, SubjectRequestID: id, RequestStatus: status,
 					Type: attrs["DsrType"], Regulation: attrs["DsrRegulation"], DueTime: attrs["DsrDueTime"], DestinationTasks: attrs["DsrDestinationTask"]})
 				continue
 			}

@@ -2,7 +2,9 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -32,6 +34,7 @@ func Batch(ctx workflow.Context, in dsr.BatchInput) error {
 	}
 	enqueued := workflow.GetSignalChannel(ctx, dsr.SignalEnqueue)
 	receiveAll(ctx, enqueued, func(m dsr.Member) { b.add(ctx, m) })
+	b.showDetails(ctx)
 	for {
 		var err error
 		switch {
@@ -63,6 +66,8 @@ type batchRun struct {
 	buffer []dsr.Member
 	// messages counts signals and updates received in this run.
 	messages int
+	// lastFlush describes this run's latest flush, for Current Details.
+	lastFlush string
 }
 
 func (b *batchRun) add(ctx workflow.Context, m dsr.Member) {
@@ -76,6 +81,7 @@ func (b *batchRun) add(ctx workflow.Context, m dsr.Member) {
 		m.EnqueuedAt = workflow.Now(ctx)
 	}
 	b.buffer = append(b.buffer, m)
+	b.showDetails(ctx)
 }
 
 // remove answers UpdateRemove: taken out if still buffered, too late once a flush took it.
@@ -84,6 +90,7 @@ func (b *batchRun) remove(ctx workflow.Context, m dsr.Member) (dsr.RemoveResult,
 	for i, have := range b.buffer {
 		if have.ControllerID == m.ControllerID && have.RequestID == m.RequestID {
 			b.buffer = append(b.buffer[:i:i], b.buffer[i+1:]...)
+			b.showDetails(ctx)
 			return dsr.RemoveResult{Removed: true}, nil
 		}
 	}
@@ -179,6 +186,15 @@ func (b *batchRun) flush(ctx workflow.Context) error {
 			return err
 		}
 	}
+	var links []string
+	for _, task := range sortedKeys(byTask) {
+		links = append(links, workflowLink(ctx, task, dsr.TaskWorkflowID(b.in.Destination, task)))
+	}
+	b.lastFlush = fmt.Sprintf("%s: %d requests to Mixpanel tasks %s", stamp(workflow.Now(ctx)), len(members), strings.Join(links, ", "))
+	if len(failures) > 0 {
+		b.lastFlush += fmt.Sprintf(" (%d groups of requests could not be sent)", len(failures))
+	}
+	b.showDetails(ctx)
 	return nil
 }
 

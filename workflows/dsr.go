@@ -43,6 +43,7 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	if err := r.registerHandlers(ctx); err != nil {
 		return err
 	}
+	r.showDetails(ctx)
 	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordRequest, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("recording the request: %w", err)
 	}
@@ -52,9 +53,15 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	r.queueCallback(dsr.StatusPending)
 
 	err := r.run(ctx)
+	if err == nil && len(r.callbacks) > 0 {
+		err = r.awaiting(ctx, "delivering status callbacks", waitingCallbacks)
+	}
 	// Every status change is reported before the workflow ends.
 	if awaitErr := workflow.Await(ctx, func() bool { return len(r.callbacks) == 0 && workflow.AllHandlersFinished(ctx) }); awaitErr != nil && err == nil {
 		err = awaitErr
+	}
+	if err == nil && r.waiting != "" {
+		err = r.awaiting(ctx, "", "")
 	}
 	return err
 }
@@ -79,6 +86,8 @@ type requestRun struct {
 	// resultsURL and resultsCount describe an access or portability result.
 	resultsURL   string
 	resultsCount int
+	// waiting says what the workflow waits for once the outcome is final.
+	waiting string
 }
 
 // destinationState is the request's progress at one destination.
@@ -241,6 +250,7 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 		}
 	}
 	r.phase = phaseQueued
+	r.showDetails(ctx)
 	for {
 		if err := workflow.Await(ctx, func() bool {
 			return !r.cancelBusy && (r.cancelled || r.allDone() || (r.status == dsr.StatusPending && r.anyForwarded()))
@@ -442,11 +452,13 @@ func (r *requestRun) receiveSignals(ctx workflow.Context) {
 		var f dsr.Forwarded
 		c.Receive(ctx, &f)
 		r.onForwarded(f)
+		r.showDetails(ctx)
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalTaskResult), func(c workflow.ReceiveChannel, _ bool) {
 		var res dsr.TaskResult
 		c.Receive(ctx, &res)
 		r.onTaskResult(res)
+		r.showDetails(ctx)
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalRequeue), func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, nil)
@@ -587,7 +599,7 @@ func (r *requestRun) setStatus(ctx workflow.Context, to dsr.Status, reason strin
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		return err
 	}
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", to, reason))
+	r.showDetails(ctx)
 	if changed {
 		r.queueCallback(to)
 	}

@@ -52,7 +52,7 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 			continue
 		}
 		d.status, d.message = dsr.ForwardingSent, "Mixpanel export ready"
-		exports = append(exports, activities.Export{Destination: d.plan.Destination, ResultURL: res.ResultURL})
+		exports = append(exports, activities.Export{Destination: d.plan.Destination, ResultURL: res.ResultURL, TaskID: d.taskIDs[0]})
 	}
 	if reason := r.failureReason(); reason != "" {
 		return r.fail(ctx, reason)
@@ -70,6 +70,9 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	}
 	r.phase = phaseDone
 	if err := r.setStatus(ctx, dsr.StatusCompleted, reason); err != nil {
+		return err
+	}
+	if err := r.awaiting(ctx, "results available until "+stamp(info.ExpiresAt), waitingResults); err != nil {
 		return err
 	}
 	if err := workflow.NewTimerWithOptions(ctx, info.ExpiresAt.Sub(workflow.Now(ctx)),
