@@ -197,9 +197,9 @@ func TestListQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"DsrController = 'acme'", "DsrStatus IN ('failed', 'failed (callbacks pending)', 'failed (results available)')",
+	for _, want := range []string{"DsrController = 'acme'", "DsrStatus IN ('failed', 'failed (callbacks pending)')",
 		"DsrType = 'erasure'", "DsrRegulation = 'gdpr'", "DsrDueTime < '2026-11-23T12:00:00Z'",
-		"DsrStatus IN ('pending', 'pending (callbacks pending)', 'pending (results available)', 'in_progress', "} {
+		"DsrStatus IN ('pending', 'pending (waiting period)', 'pending (held for an operator)', 'in_progress', 'failed', 'failed (callbacks pending)')"} {
 		if !strings.Contains(q, want) {
 			t.Errorf("query %q lacks %q", q, want)
 		}

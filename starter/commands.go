@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,7 +145,8 @@ func controllerHint(controller string) string {
 
 func (c *cli) listCommand() *cobra.Command {
 	var controller, status, reqType, regulation string
-	var overdue, jsonOut bool
+	var overdue, jsonOut, link bool
+	var ui string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -162,6 +164,10 @@ func (c *cli) listCommand() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if link {
+				fmt.Fprintln(c.stdout, webUIListURL(ui, cfg.TemporalNamespace, query))
+				return nil
+			}
 			tc, err := c.temporalClient(cmd.Context())
 			if err != nil {
 				return err
@@ -176,6 +182,8 @@ func (c *cli) listCommand() *cobra.Command {
 	fl.StringVar(&regulation, "regulation", "", "gdpr or ccpa")
 	fl.BoolVar(&overdue, "overdue", false, "only open requests past their statutory due time")
 	fl.IntVar(&limit, "limit", 100, "most requests to show")
+	fl.BoolVar(&link, "link", false, "print the Temporal Web UI link of this list instead (a saved query)")
+	fl.StringVar(&ui, "ui", "http://127.0.0.1:8233", "the Temporal Web UI's address, for --link")
 	fl.BoolVar(&jsonOut, "json", false, "print a JSON array of {controller_id, subject_request_id, request_status, subject_request_type, regulation, due_time, destination_tasks}")
 	return cmd
 }
@@ -225,6 +233,11 @@ type listItem struct {
 	Regulation       string `json:"regulation"`
 	DueTime          string `json:"due_time,omitempty"`
 	DestinationTasks string `json:"destination_tasks,omitempty"`
+}
+
+// webUIListURL is the Temporal Web UI's workflow list filtered by query.
+func webUIListURL(ui, namespace, query string) string {
+	return strings.TrimRight(ui, "/") + "/namespaces/" + url.PathEscape(namespace) + "/workflows?query=" + strings.ReplaceAll(url.QueryEscape(query), "+", "%20")
 }
 
 // quotedList is ('a', 'b') for a visibility query; the values are fixed strings.

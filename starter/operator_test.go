@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -464,5 +465,19 @@ func TestProfilesImportSummary(t *testing.T) {
 	code, out, errOut := runCLI(t, dir, "profiles", "import", file)
 	if code != exitFailure || !strings.Contains(out, "1 profiles imported, 2 lines rejected (of 3 read)") || strings.Contains(errOut, "submitted") {
 		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestListLink: --link prints the Web UI's list for the same visibility query.
+func TestListLink(t *testing.T) {
+	code, out, _ := runCLI(t, t.TempDir(), "list", "--status", "failed", "--link", "--ui", "http://ui.example:8233/")
+	prefix := "http://ui.example:8233/namespaces/default/workflows?query="
+	if code != exitOK || !strings.HasPrefix(out, prefix) || strings.Contains(out, "+") {
+		t.Fatalf("exit %d %q", code, out)
+	}
+	q, err := url.QueryUnescape(strings.TrimSpace(strings.TrimPrefix(out, prefix)))
+	want, _ := listQuery("acme", "failed", "", "", false, time.Now())
+	if err != nil || q != want {
+		t.Errorf("the link's query is %q (%v), want %q", q, err, want)
 	}
 }

@@ -19,17 +19,42 @@ const maxListedMembers = 20
 // outcome is final still waits (for callbacks, or for its results to expire).
 const changeWaitingStatus = "dsr-status-while-waiting"
 
-// Suffixes of DsrStatus while a final request's workflow still runs.
+// Notes DsrStatus carries after the status, e.g. "pending (waiting period)":
+// the Web UI's list shows them and saved queries select on them.
 const (
 	waitingCallbacks = "callbacks pending"
 	waitingResults   = "results available"
+	// NoteWaitingPeriod marks an erasure in its cancellable waiting period.
+	NoteWaitingPeriod = "waiting period"
+	// NoteHeld marks a request held for an operator (an ambiguous identity).
+	NoteHeld = "held for an operator"
 )
 
 // SearchStatusValues are the DsrStatus values of requests whose status is
-// status: the plain value, and while the workflow still waits, the value with
-// a note, e.g. "completed (results available)".
+// status: the plain value and the value with each note it can carry.
 func SearchStatusValues(status string) []string {
-	return []string{status, status + " (" + waitingCallbacks + ")", status + " (" + waitingResults + ")"}
+	out := []string{status}
+	var notes []string
+	switch dsr.Status(status) {
+	case dsr.StatusPending:
+		notes = []string{NoteWaitingPeriod, NoteHeld}
+	case dsr.StatusCompleted:
+		notes = []string{waitingCallbacks, waitingResults}
+	case dsr.StatusCancelled, dsr.StatusFailed:
+		notes = []string{waitingCallbacks}
+	}
+	for _, note := range notes {
+		out = append(out, StatusWithNote(status, note))
+	}
+	return out
+}
+
+// StatusWithNote is the DsrStatus value of a status with a note ("" for none).
+func StatusWithNote(status, note string) string {
+	if note == "" {
+		return status
+	}
+	return status + " (" + note + ")"
 }
 
 // workflowLink is a markdown link to a workflow in the Temporal Web UI.
@@ -100,18 +125,20 @@ func (r *requestRun) showDetails(ctx workflow.Context) {
 
 // awaiting records that the request's outcome is final but its workflow
 // still waits (what for, or "" when it no longer does): in Current Details
-// and, for workflows started after this change, in DsrStatus.
-func (r *requestRun) awaiting(ctx workflow.Context, what, short string) error {
+// and in DsrStatus.
+func (r *requestRun) awaiting(ctx workflow.Context, what, note string) error {
 	r.waiting = what
 	r.showDetails(ctx)
+	return r.noteStatus(ctx, note)
+}
+
+// noteStatus sets DsrStatus to the status with a note, for workflows that
+// reach this code after it was added (an upsert is a command).
+func (r *requestRun) noteStatus(ctx workflow.Context, note string) error {
 	if workflow.GetVersion(ctx, changeWaitingStatus, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
 	}
-	value := string(r.status)
-	if short != "" {
-		value += " (" + short + ")"
-	}
-	return workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(value))
+	return workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(StatusWithNote(string(r.status), note)))
 }
 
 // memberLinks lists members' request ids as links to their workflows, capped.

@@ -96,8 +96,28 @@ func TestFinalButWaitingSaysSo(t *testing.T) {
 }
 
 func TestSearchStatusValues(t *testing.T) {
-	got := workflows.SearchStatusValues("completed")
-	if len(got) != 3 || got[0] != "completed" || got[2] != "completed (results available)" {
+	got := workflows.SearchStatusValues("pending")
+	if strings.Join(got, "|") != "pending|pending (waiting period)|pending (held for an operator)" {
 		t.Errorf("%q", got)
+	}
+	if got := workflows.SearchStatusValues("completed"); strings.Join(got, "|") != "completed|completed (callbacks pending)|completed (results available)" {
+		t.Errorf("%q", got)
+	}
+}
+
+// TestWaitingPeriodEndClearsItsNote: the intake starts an erasure as
+// "pending (waiting period)"; when the period ends, DsrStatus is "pending".
+func TestWaitingPeriodEndClearsItsNote(t *testing.T) {
+	h := newDSRHarness(t, false)
+	var upserts []string
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(workflows.SearchStatus); ok {
+			upserts = append(upserts, v)
+		}
+	}).Return(nil)
+	h.taskEnds(waitingPeriod+time.Minute, "SUCCESS")
+	h.run()
+	if len(upserts) < 2 || upserts[0] != "pending" || upserts[1] != "in_progress" {
+		t.Errorf("DsrStatus upserts %q, want pending (the waiting period over), then in_progress", upserts)
 	}
 }

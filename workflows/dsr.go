@@ -130,6 +130,12 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		if r.cancelled {
 			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled during the waiting period")
 		}
+		if r.in.ForwardAt.After(r.in.ReceivedTime) {
+			// The intake started it as "pending (waiting period)".
+			if err := r.noteStatus(ctx, ""); err != nil {
+				return err
+			}
+		}
 	}
 	// Erasures resolve and join their batches in one activity; while it runs a
 	// cancel waits for it and then takes the request out of the batches.
@@ -206,11 +212,14 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.Resol
 	if err := r.setStatus(ctx, dsr.StatusPending, reason); err != nil {
 		return err
 	}
+	if err := r.noteStatus(ctx, NoteHeld); err != nil {
+		return err
+	}
 	if err := workflow.Await(ctx, func() bool { return r.chosen != "" || r.cancelled }); err != nil {
 		return err
 	}
 	r.candidates = nil
-	return nil
+	return r.noteStatus(ctx, "")
 }
 
 func (r *requestRun) validateChoice(c dsr.ResolveChoice) error {

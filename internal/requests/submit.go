@@ -172,7 +172,7 @@ func (s *Service) start(ctx context.Context, in dsr.Request) (bool, error) {
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            fmt.Sprintf("%s %s request from %s", in.Regulation, in.Type, in.ControllerID),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchStatus.ValueSet(string(dsr.StatusPending)),
+			workflows.SearchStatus.ValueSet(initialSearchStatus(in)),
 			workflows.SearchType.ValueSet(in.Type),
 			workflows.SearchRegulation.ValueSet(in.Regulation),
 			workflows.SearchController.ValueSet(in.ControllerID),
@@ -188,6 +188,15 @@ func (s *Service) start(ctx context.Context, in dsr.Request) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// initialSearchStatus is DsrStatus at the start: an erasure in its waiting
+// period says so, for the Web UI's "in waiting period" query.
+func initialSearchStatus(in dsr.Request) string {
+	if in.ForwardAt.After(in.ReceivedTime) {
+		return workflows.StatusWithNote(string(dsr.StatusPending), workflows.NoteWaitingPeriod)
+	}
+	return string(dsr.StatusPending)
 }
 
 func createdResponse(r ledger.Request, raw []byte) opendsr.CreatedResponse {
