@@ -421,6 +421,7 @@ func TestForwardingLineIsCoherent(t *testing.T) {
 		{"pending", queued, "waiting: queued for the next batch"},
 		{"in_progress", opendsr.ForwardingStatus{Status: "pending", TaskID: "t1", TaskStatus: "PENDING"}, "sent: Mixpanel task t1 PENDING, waiting for it to finish"},
 		{"completed", opendsr.ForwardingStatus{Status: "sent", StatusMessage: "Mixpanel task ended SUCCESS", TaskID: "t1", TaskStatus: "SUCCESS"}, "done: Mixpanel task ended SUCCESS (Mixpanel task t1 SUCCESS)"},
+		{"in_progress", opendsr.ForwardingStatus{Status: "sent", StatusMessage: "Mixpanel task created", TaskID: "t1", TaskStatus: "PENDING"}, "sent: Mixpanel task created (Mixpanel task t1 PENDING)"},
 		{"completed", opendsr.ForwardingStatus{Status: "skipped", StatusMessage: "no identity of type x"}, "skipped: no identity of type x"},
 	} {
 		if got := forwardingLine(tc.status, tc.f); got != tc.want {

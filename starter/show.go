@@ -110,7 +110,10 @@ func forwardingLine(requestStatus string, f opendsr.ForwardingStatus) string {
 	case opendsr.ForwardingFailed:
 		return joinNonEmpty("failed: "+f.StatusMessage, task)
 	case opendsr.ForwardingSent:
-		return joinNonEmpty("done: "+f.StatusMessage, task)
+		if requestStatus == opendsr.StatusCompleted {
+			return joinNonEmpty("done: "+f.StatusMessage, task)
+		}
+		return joinNonEmpty("sent: "+f.StatusMessage, task)
 	}
 	// Pending at the destination: what that means depends on the request.
 	switch requestStatus {

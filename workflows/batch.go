@@ -190,7 +190,7 @@ func (b *batchRun) flush(ctx workflow.Context) error {
 	for _, task := range sortedKeys(byTask) {
 		links = append(links, workflowLink(ctx, task, dsr.TaskWorkflowID(b.in.Destination, task)))
 	}
-	b.lastFlush = fmt.Sprintf("%s: %d requests to Mixpanel tasks %s", stamp(workflow.Now(ctx)), len(members), strings.Join(links, ", "))
+	b.lastFlush = fmt.Sprintf("%s: %d requests (%s) to Mixpanel tasks %s", stamp(workflow.Now(ctx)), len(members), memberLinks(ctx, members), strings.Join(links, ", "))
 	if len(failures) > 0 {
 		b.lastFlush += fmt.Sprintf(" (%d groups of requests could not be sent)", len(failures))
 	}
