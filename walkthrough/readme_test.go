@@ -82,7 +82,7 @@ func runReadmeBlocks(t *testing.T, root string, env []string, addr stackAddresse
 // checkReadmeOutputs checks what the README blocks printed: the CLI's
 // erasure completes, the curl POST and GET answer, the access request's
 // bundle is downloaded and verified, the overdue link is the Web UI's.
-func checkReadmeOutputs(t *testing.T, outputs map[string]string, addr stackAddresses) {
+func checkReadmeOutputs(t *testing.T, outputs map[string]string) {
 	t.Helper()
 	want := map[string][]*regexp.Regexp{
 		"--type erasure --identity controller_customer_id=user-42": {
@@ -190,5 +190,50 @@ func checkCurrentDetails(t *testing.T, temporalAddr, keysFile, ui, workflowID st
 	back := fmt.Sprintf("(/namespaces/default/workflows/%s)", url.PathEscape(workflowID))
 	if td := details(taskID); !strings.Contains(td, back) {
 		t.Errorf("the task's Current Details do not link back to %s:\n%s", workflowID, td)
+	}
+}
+
+// checkSavedQueries opens every saved query the README links through the
+// Web UI's API, and checks that "in waiting period" lists an erasure that is
+// in its waiting period (submitted here) and "failed" does not.
+func checkSavedQueries(t *testing.T, root, ui, api, token string) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{}
+	for _, m := range regexp.MustCompile(`\[([^\]]+)\]\(http://127\.0\.0\.1:8233/namespaces/default/workflows\?query=([^)\s]+)\)`).FindAllStringSubmatch(string(readme), -1) {
+		links[m[1]] = m[2]
+	}
+	for _, name := range []string{"in waiting period", "held for an operator", "failed"} {
+		if links[name] == "" {
+			t.Errorf("the README has no saved query %q", name)
+		}
+	}
+	id := newUUID(t)
+	body := strings.Replace(string(erasureBody(id)), `"skip_waiting_period":true`, `"skip_waiting_period":false`, 1)
+	if code, out := post(t, api+"/v1/requests", token, []byte(body)); code != 201 {
+		t.Fatalf("POST a waiting erasure: %d %s", code, out)
+	}
+	list := func(query string) string {
+		code, out := get(t, ui+"/api/v1/namespaces/default/workflows?query="+query, "")
+		if code != 200 {
+			t.Fatalf("the Web UI refused the saved query %s: %d %.300s", query, code, out)
+		}
+		return out
+	}
+	for name, query := range links {
+		list(query)
+		t.Logf("saved query %q works", name)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if out := list(links["in waiting period"]); !strings.Contains(out, "dsr/dev/"+id) {
+			return fmt.Errorf("the saved query \"in waiting period\" does not list dsr/dev/%s: %.500s", id, out)
+		}
+		return nil
+	})
+	if out := list(links["failed"]); strings.Contains(out, "dsr/dev/"+id) {
+		t.Errorf("the saved query \"failed\" lists a request in its waiting period")
 	}
 }

@@ -158,7 +158,8 @@ func TestWalkthrough(t *testing.T) {
 
 	// --- the README's own code blocks, as written
 	readmeAddr := stackAddresses{api: api, ui: ui, emulator: strings.TrimSuffix(tasksURL, "/_emulator/tasks")}
-	checkReadmeOutputs(t, runReadmeBlocks(t, root, cliEnv, readmeAddr), readmeAddr)
+	checkReadmeOutputs(t, runReadmeBlocks(t, root, cliEnv, readmeAddr))
+	checkSavedQueries(t, root, ui, api, token)
 
 	// --- the same over HTTP: what the banner's curl lines send, with net/http
 	httpID := newUUID(t)

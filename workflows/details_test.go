@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
@@ -119,5 +120,35 @@ func TestWaitingPeriodEndClearsItsNote(t *testing.T) {
 	h.run()
 	if len(upserts) < 2 || upserts[0] != "pending" || upserts[1] != "in_progress" {
 		t.Errorf("DsrStatus upserts %q, want pending (the waiting period over), then in_progress", upserts)
+	}
+}
+
+// TestHeldForAnOperatorSaysSo: an ambiguous identity shows as
+// "pending (held for an operator)" in DsrStatus until an operator chooses.
+func TestHeldForAnOperatorSaysSo(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.resolve = func(in activities.ResolveInput) (activities.ResolveResult, error) {
+		if in.ChosenProfile == "" {
+			return activities.ResolveResult{Hold: true, Candidates: []string{"p-1", "p-2"}}, nil
+		}
+		return activities.ResolveResult{Plans: h.plans, Enqueued: true, Profiles: []string{in.ChosenProfile}}, nil
+	}
+	var upserts []string
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(workflows.SearchStatus); ok {
+			upserts = append(upserts, v)
+		}
+	}).Return(nil)
+	h.env.RegisterDelayedCallback(func() {
+		assertContains(t, "details while held", h.currentDetails(), "**Pending**", "ambiguous identity: 2 profiles match")
+		h.env.UpdateWorkflow(dsr.UpdateResolve, "resolve-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("resolve refused: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, dsr.ResolveChoice{ProfileID: "p-2"})
+	}, time.Hour)
+	h.taskEnds(2*time.Hour, "SUCCESS")
+	h.run()
+	want := "pending|pending (held for an operator)|pending|in_progress|completed"
+	if got := strings.Join(upserts, "|"); !strings.HasPrefix(got, want) {
+		t.Errorf("DsrStatus upserts %q, want them to start %q", got, want)
 	}
 }
