@@ -64,3 +64,29 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	*d = Duration(ns)
 	return nil
 }
+
+// taskInputJSON is TaskInput on the wire, durations as strings.
+type taskInputJSON struct {
+	taskInputPlain
+	PollInterval Duration `json:"poll_interval"`
+	MaxTaskAge   Duration `json:"max_task_age"`
+}
+
+// taskInputPlain has TaskInput's fields without its JSON methods.
+type taskInputPlain TaskInput
+
+// MarshalJSON writes the durations as strings, for the Web UI.
+func (in TaskInput) MarshalJSON() ([]byte, error) {
+	return json.Marshal(taskInputJSON{taskInputPlain: taskInputPlain(in), PollInterval: Duration(in.PollInterval), MaxTaskAge: Duration(in.MaxTaskAge)})
+}
+
+// UnmarshalJSON reads durations as strings or integer nanoseconds.
+func (in *TaskInput) UnmarshalJSON(b []byte) error {
+	var w taskInputJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*in = TaskInput(w.taskInputPlain)
+	in.PollInterval, in.MaxTaskAge = time.Duration(w.PollInterval), time.Duration(w.MaxTaskAge)
+	return nil
+}
