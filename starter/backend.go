@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/app"
@@ -60,22 +61,27 @@ func (c *cli) backend(ctx context.Context) (backend, error) {
 }
 
 // localBackend works on the database and Temporal through the request service.
+// It is safe for concurrent use (bulk submission).
 type localBackend struct {
 	cli *cli
-	svc *requests.Service
+	// svc reads; full, connected to Temporal on first use, changes requests.
+	svc  *requests.Service
+	mu   sync.Mutex
+	full *requests.Service
 }
 
-// withTemporal connects the service to Temporal, for what changes a request.
+// withTemporal returns the service connected to Temporal, for what changes a request.
 func (b *localBackend) withTemporal(ctx context.Context) (*requests.Service, error) {
-	if b.svc.Temporal != nil {
-		return b.svc, nil
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.full == nil {
+		svc, err := b.cli.service(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b.full = svc
 	}
-	svc, err := b.cli.service(ctx)
-	if err != nil {
-		return nil, err
-	}
-	b.svc = svc
-	return svc, nil
+	return b.full, nil
 }
 
 func (b *localBackend) Submit(ctx context.Context, controller string, req opendsr.Request, raw []byte) (bool, opendsr.CreatedResponse, error) {
