@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,33 @@ func TestHeldForAnOperatorSaysSo(t *testing.T) {
 	want := "pending|pending (held for an operator)|pending|in_progress|completed"
 	if got := strings.Join(upserts, "|"); !strings.HasPrefix(got, want) {
 		t.Errorf("DsrStatus upserts %q, want them to start %q", got, want)
+	}
+}
+
+// TestCallbacksPendingSaysSo: a request that completed while its callback
+// receiver is down stays open to deliver them, and says so.
+func TestCallbacksPendingSaysSo(t *testing.T) {
+	h := newDSRHarness(t, true)
+	start := h.env.Now()
+	h.deliver = func(activities.CallbackInput) error {
+		if h.env.Now().Sub(start) < 6*time.Hour {
+			return errors.New("callback to host controller.example: connection refused")
+		}
+		return nil
+	}
+	var upserts []string
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(workflows.SearchStatus); ok {
+			upserts = append(upserts, v)
+		}
+	}).Return(nil)
+	h.taskEnds(time.Minute, "SUCCESS")
+	h.env.RegisterDelayedCallback(func() {
+		assertContains(t, "details while callbacks are pending", h.currentDetails(), "**Completed**",
+			"Outcome final; the workflow stays open: delivering status callbacks")
+	}, 3*time.Hour)
+	h.run()
+	if got, want := strings.Join(upserts, "|"), "in_progress|completed|completed (callbacks pending)|completed"; got != want {
+		t.Errorf("DsrStatus upserts %q, want %q", got, want)
 	}
 }
