@@ -1,8 +1,9 @@
 // Command dsr is dsrflow's CLI: it submits requests (one, or thousands from a
 // CSV) through the same request service as the HTTP API, talking to Temporal
-// and the ledger directly as a Temporal starter does; it cancels, retries,
-// shows and lists requests, imports profiles, generates signing keys and runs
-// the Mixpanel emulator.
+// and the ledger directly as a Temporal starter does (or through the HTTP API
+// when DSR_API_URL is set); it cancels, retries, shows and lists requests,
+// downloads results, imports profiles, generates signing keys and runs the
+// Mixpanel emulator.
 package main
 
 import (
@@ -89,7 +90,11 @@ func (c *cli) rootCommand() *cobra.Command {
 
 It reads the same environment as the worker and the API (TEMPORAL_ADDRESS,
 DSR_DB, ...). Run from the checkout root with no extra environment, it reaches
-the stack that 'make dev' started.`,
+the stack that 'make dev' started. With DSR_API_URL and DSR_API_TOKEN set, it
+reads and changes requests through the HTTP API instead, from any directory.
+It never creates a database: a DSR_DB that does not exist is an error.
+
+Exit codes: 0 success, 1 failure, 2 usage error.`,
 		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
