@@ -46,7 +46,8 @@ type Activities struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	gates sync.Map // destination -> *callGate
+	gates    sync.Map // destination -> *callGate
+	expected expectedRetries
 }
 
 func (a *Activities) now() time.Time {

@@ -74,7 +74,11 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 			failures = append(failures, sendErr)
 		}
 	}
-	return errors.Join(failures...)
+	if len(failures) == 0 {
+		return nil
+	}
+	// A receiver that is down is expected to come back: retried, logged at debug.
+	return a.stillRunning(ctx, retryCallbackDown, errors.Join(failures...).Error(), ErrTypeCallbackUndelivered)
 }
 
 // callbackExtension is dsrflow's entry in a callback's extensions: the status

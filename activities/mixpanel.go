@@ -76,11 +76,11 @@ func (a *Activities) PollTask(ctx context.Context, ref TaskRef) (TaskOutcome, er
 		if a.now().Sub(ref.CreatedAt) > notFoundGrace {
 			return TaskOutcome{}, temporal.NewNonRetryableApplicationError("Mixpanel does not know task "+ref.TaskID, ErrTypeTaskNotFound, nil)
 		}
-		return TaskOutcome{}, temporal.NewApplicationError("task "+ref.TaskID+" is not visible yet", ErrTypeTaskNotFinished)
+		return TaskOutcome{}, a.stillRunning(ctx, retryTaskRunning, "task "+ref.TaskID+" is not visible yet", ErrTypeTaskNotFinished)
 	case err != nil:
 		return TaskOutcome{}, mixpanelError(err)
 	case !task.Status.Terminal():
-		return TaskOutcome{}, temporal.NewApplicationError("task "+ref.TaskID+" is "+string(task.Status), ErrTypeTaskNotFinished)
+		return TaskOutcome{}, a.stillRunning(ctx, retryTaskRunning, "task "+ref.TaskID+" is "+string(task.Status), ErrTypeTaskNotFinished)
 	}
 	return TaskOutcome{Status: string(task.Status), ResultURL: task.Result}, nil
 }

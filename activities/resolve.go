@@ -61,7 +61,7 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 	}
 	for _, p := range res.Plans {
 		plan := Plan{Destination: p.Destination, DistinctIDs: p.DistinctIDs, Skipped: p.Skipped, Reason: p.Reason}
-		f := ledger.Forwarding{Destination: p.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingPending), StatusMessage: "queued for the next batch", UpdatedAt: a.now()}
+		f := ledger.Forwarding{Destination: p.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingPending), StatusMessage: pendingMessage(in.Enqueue), UpdatedAt: a.now()}
 		if p.Skipped {
 			f.Status, f.StatusMessage = ledger.ForwardingStatus(dsr.ForwardingSkipped), p.Reason
 		}
@@ -89,6 +89,15 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 // ReasonDestinationNotAllowed is the forwarding reason of a destination
 // whose DSR_DESTINATIONS entry does not list the request's controller.
 const ReasonDestinationNotAllowed = "skipped: this destination is not available to the request's controller (DSR_DESTINATIONS controllers)"
+
+// pendingMessage is the forwarding message of a destination not yet sent to:
+// erasures join a batch, access and portability requests get their own task.
+func pendingMessage(enqueue bool) string {
+	if enqueue {
+		return "queued for the next batch"
+	}
+	return "waiting for its Mixpanel task"
+}
 
 // recordResolution keeps the trace the owning controller reads back: the
 // rule, the profile ids and the reasons, without the distinct ids (identity

@@ -30,6 +30,8 @@ type CreateRetrievalInput struct {
 type Export struct {
 	Destination string `json:"destination"`
 	ResultURL   string `json:"result_url"`
+	// TaskID is the retrieval task that made the export (empty in histories before it was sent).
+	TaskID string `json:"task_id,omitempty"`
 }
 
 // BuildResultsInput builds the subject's results bundle.
@@ -148,6 +150,18 @@ func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (Re
 	}
 	if err := a.Ledger.SetResults(ctx, key, token, sealedURL, info.Count, info.ExpiresAt); err != nil {
 		return ResultsInfo{}, fmt.Errorf("ledger: %w", err)
+	}
+	// Each destination's row says its export was retrieved, so no row of a
+	// completed request still reads as waiting.
+	for _, e := range in.Exports {
+		f := ledger.Forwarding{Destination: e.Destination, Status: ledger.ForwardingSent, StatusMessage: "Mixpanel export retrieved",
+			TaskID: e.TaskID, UpdatedAt: a.now()}
+		if e.TaskID != "" {
+			f.TaskStatus = "SUCCESS"
+		}
+		if err := a.Ledger.SetForwarding(ctx, []ledger.Key{key}, f); err != nil {
+			return ResultsInfo{}, fmt.Errorf("ledger: %w", err)
+		}
 	}
 	return info, nil
 }

@@ -141,6 +141,8 @@ const (
 	ErrTypeTaskNotFinished = "TaskNotFinished"
 	ErrTypeTaskNotFound    = "TaskNotFound"
 	ErrTypeResolverFailed  = "ResolverFailed"
+	// ErrTypeCallbackUndelivered: a status callback could not be delivered yet (retried).
+	ErrTypeCallbackUndelivered = "CallbackUndelivered"
 )
 
 // ExtensionInput records the extension of a request's due time in the ledger.

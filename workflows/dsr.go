@@ -58,6 +58,7 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	if version >= lifecycleV1 {
 		workflow.Go(ctx, func(ctx workflow.Context) { r.onCancellationRequest(ctx, requested) })
 	}
+	r.showDetails(ctx)
 	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordRequest, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("recording the request: %w", err)
 	}
@@ -71,9 +72,15 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 		r.queueCallback(dsr.StatusPending)
 		err = r.run(ctx)
 	}
+	if err == nil && len(r.callbacks) > 0 {
+		err = r.awaiting(ctx, "delivering status callbacks", dsr.NoteCallbacksPending)
+	}
 	// Every status change is reported before the workflow ends.
 	if awaitErr := workflow.Await(ctx, func() bool { return len(r.callbacks) == 0 && workflow.AllHandlersFinished(ctx) }); awaitErr != nil && err == nil {
 		err = awaitErr
+	}
+	if err == nil && r.waiting != "" {
+		err = r.awaiting(ctx, "", "")
 	}
 	if err == nil && requested.Err() != nil && r.status == dsr.StatusCancelled {
 		// Cancelled as Temporal asked: the execution ends Canceled, as the ledger says.
@@ -149,6 +156,8 @@ type requestRun struct {
 	// resultsURL and resultsCount describe an access or portability result.
 	resultsURL   string
 	resultsCount int
+	// waiting says what the workflow waits for once the outcome is final.
+	waiting string
 }
 
 // destinationState is the request's progress at one destination.
@@ -194,6 +203,12 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		}
 		if r.cancelled {
 			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled during the waiting period")
+		}
+		if r.in.ForwardAt.After(r.in.ReceivedTime) {
+			// The intake started it as "pending (waiting period)".
+			if err := r.noteStatus(ctx, ""); err != nil {
+				return err
+			}
 		}
 	}
 	// Erasures resolve and join their batches in one activity; while it runs a
@@ -287,6 +302,9 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.Resol
 		return err
 	}
 	r.watchDeadline(ctx, needChoice, func() bool { return r.phase == phaseAmbiguous && r.chosen == "" && !r.cancelled })
+	if err := r.noteStatus(ctx, dsr.NoteHeld); err != nil {
+		return err
+	}
 	if err := workflow.Await(ctx, func() bool { return r.chosen != "" || r.cancelled }); err != nil {
 		return err
 	}
@@ -298,9 +316,10 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.Resol
 		if by == "" {
 			by = "an operator"
 		}
+		// The transition sets DsrStatus back to the plain status too.
 		return r.setStatus(ctx, dsr.StatusPending, "identity settled by "+by+": profile "+r.chosen)
 	}
-	return nil
+	return r.noteStatus(ctx, "")
 }
 
 // versionRecordChoice is the workflow.GetVersion change id of the
@@ -344,6 +363,7 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 		}
 	}
 	r.phase = phaseQueued
+	r.showDetails(ctx)
 	for {
 		if err := workflow.Await(ctx, func() bool {
 			return !r.cancelBusy && (r.cancelled || r.allDone() || (r.status == dsr.StatusPending && r.anyForwarded()))
@@ -560,11 +580,13 @@ func (r *requestRun) receiveSignals(ctx workflow.Context) {
 		var f dsr.Forwarded
 		c.Receive(ctx, &f)
 		r.onForwarded(f)
+		r.showDetails(ctx)
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalTaskResult), func(c workflow.ReceiveChannel, _ bool) {
 		var res dsr.TaskResult
 		c.Receive(ctx, &res)
 		r.onTaskResult(res)
+		r.showDetails(ctx)
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalRequeue), func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, nil)
@@ -740,7 +762,7 @@ func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason st
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		return err
 	}
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", to, reason))
+	r.showDetails(ctx)
 	if changed {
 		r.queueCallback(to)
 	}

@@ -39,7 +39,7 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	var exports []activities.Export
 	for _, d := range r.dests {
 		if d.status == dsr.ForwardingSent {
-			exports = append(exports, activities.Export{Destination: d.plan.Destination, ResultURL: d.resultURL})
+			exports = append(exports, activities.Export{Destination: d.plan.Destination, ResultURL: d.resultURL, TaskID: d.taskIDs[len(d.taskIDs)-1]})
 		}
 	}
 	var info activities.ResultsInfo
@@ -56,6 +56,9 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	}
 	r.phase = phaseDone
 	if err := r.setStatus(ctx, dsr.StatusCompleted, reason); err != nil {
+		return err
+	}
+	if err := r.awaiting(ctx, "results available until "+stamp(info.ExpiresAt), dsr.NoteResultsAvailable); err != nil {
 		return err
 	}
 	if err := workflow.NewTimerWithOptions(ctx, info.ExpiresAt.Sub(workflow.Now(ctx)),

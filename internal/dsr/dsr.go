@@ -311,13 +311,59 @@ var (
 	SearchDueTime         = temporal.NewSearchAttributeKeyTime("DsrDueTime")
 )
 
-// StartAttributes are the search attributes a request's workflow run starts with.
+// StartAttributes are the search attributes a request's workflow run starts
+// with: an erasure in its waiting period says so, for the Web UI's "in waiting
+// period" query.
 func StartAttributes(in Request) temporal.SearchAttributes {
+	status := string(StatusPending)
+	if in.ForwardAt.After(in.ReceivedTime) && in.EndedReason == "" {
+		status = StatusWithNote(status, NoteWaitingPeriod)
+	}
 	return temporal.NewSearchAttributes(
-		SearchStatus.ValueSet(string(StatusPending)),
+		SearchStatus.ValueSet(status),
 		SearchType.ValueSet(in.Type),
 		SearchRegulation.ValueSet(in.Regulation),
 		SearchController.ValueSet(in.ControllerID),
 		SearchDueTime.ValueSet(in.DueTime),
 	)
+}
+
+// Notes DsrStatus carries after the status, e.g. "pending (waiting period)":
+// the Web UI's list shows them and saved queries select on them.
+const (
+	// NoteCallbacksPending marks a request whose outcome is final while its callbacks are still being delivered.
+	NoteCallbacksPending = "callbacks pending"
+	// NoteResultsAvailable marks a completed access or portability request whose results can still be downloaded.
+	NoteResultsAvailable = "results available"
+	// NoteWaitingPeriod marks an erasure in its cancellable waiting period.
+	NoteWaitingPeriod = "waiting period"
+	// NoteHeld marks a request held for an operator (an ambiguous identity).
+	NoteHeld = "held for an operator"
+)
+
+// SearchStatusValues are the DsrStatus values of requests whose status is
+// status: the plain value and the value with each note it can carry.
+func SearchStatusValues(status string) []string {
+	out := []string{status}
+	var notes []string
+	switch Status(status) {
+	case StatusPending:
+		notes = []string{NoteWaitingPeriod, NoteHeld}
+	case StatusCompleted:
+		notes = []string{NoteCallbacksPending, NoteResultsAvailable}
+	case StatusCancelled, StatusFailed:
+		notes = []string{NoteCallbacksPending}
+	}
+	for _, note := range notes {
+		out = append(out, StatusWithNote(status, note))
+	}
+	return out
+}
+
+// StatusWithNote is the DsrStatus value of a status with a note ("" for none).
+func StatusWithNote(status, note string) string {
+	if note == "" {
+		return status
+	}
+	return status + " (" + note + ")"
 }

@@ -304,6 +304,11 @@ type StatusExtension struct {
 	// matched which of the controller's profiles, the rule applied, and the
 	// reason per destination, without identity values (owning controller only).
 	Resolution json.RawMessage `json:"resolution,omitempty"`
+	// CancellableUntil is the end of an erasure's waiting period, while the
+	// request is pending in it (a dsrflow addition).
+	CancellableUntil Time `json:"cancellable_until,omitzero"`
+	// ResultsExpiresAt is when results_url stops working (a dsrflow addition).
+	ResultsExpiresAt Time `json:"results_expires_at,omitzero"`
 }
 
 // ForwardingStatus is the state of a request at one destination.

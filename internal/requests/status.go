@@ -40,7 +40,12 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 		s.logger().Error("opening the sealed resolution trace failed", "request_id", key.RequestID, "error", err)
 		return opendsr.StatusResponse{}, opendsr.Internal()
 	}
-	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason, Resolution: trace}
+	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason, Resolution: trace,
+		ResultsExpiresAt: opendsr.NewTime(rec.ResultsExpiresAt)}
+	if end := rec.ReceivedTime.Add(s.Config.WaitingPeriod); rec.Type == dsr.TypeErasure && !rec.SkipWaitingPeriod &&
+		rec.Status == ledger.StatusPending && end.After(s.now()) {
+		ext.CancellableUntil = opendsr.NewTime(end)
+	}
 	for _, f := range fwd {
 		ext.Forwarding = append(ext.Forwarding, opendsr.ForwardingStatus{
 			Destination: f.Destination, Status: string(f.Status), StatusMessage: f.StatusMessage,
