@@ -45,7 +45,10 @@ type CompleteErasureResult struct {
 //     profile store, leaving keyed hashes on the suppression list, in one
 //     transaction recorded under the request (a retry reports the same count);
 //  3. records the status completed in the ledger, with the reason saying
-//     "local copy erased" and how many rows were removed.
+//     "local copy erased" and how many rows were removed;
+//  4. replaces the matched profile ids, wherever the controller's ledger
+//     records name them (an ambiguous hold's candidates, the operator's
+//     choice, a skipped destination's message), by their keyed hash.
 //
 // The ledger therefore never says completed while the local copy remains.
 func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInput) (CompleteErasureResult, error) {
@@ -75,6 +78,9 @@ func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInpu
 	out.Reason = LocalCopyErasedReason(c.Reason, res.Rows)
 	c.Reason = out.Reason
 	if err := a.RecordStatus(ctx, c); err != nil {
+		return out, err
+	}
+	if _, err := a.Ledger.ForgetProfiles(ctx, a.Keys, c.ControllerID, in.Profiles); err != nil {
 		return out, err
 	}
 	return out, nil

@@ -1,0 +1,177 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/dsrflow/dsrflow/internal/keyring"
+	"github.com/dsrflow/dsrflow/internal/sqldb"
+)
+
+// PurposeProfile is the purpose of the keyed hash that stands for an erased
+// subject's profile id in the ledger's reasons.
+const PurposeProfile = "ledger/profile-id"
+
+// erasedPrefix opens the mention that replaces a forgotten profile id:
+// "[erased hmac:<key id>:<hex>]".
+const erasedPrefix = "[erased "
+
+// ForgetProfiles replaces every mention of the given profile ids in the
+// reasons the ledger keeps for controller's requests (status reasons,
+// transition reasons, forwarding messages; e.g. "ambiguous identity: 2
+// profiles match (p1, p2)" or "identity settled by ...: profile p1") by
+// "[erased <keyed hash>]", the id's keyed hash for PurposeProfile. An
+// erasure's completion calls it, so that the ledger keeps no profile id of
+// the erased subject in clear, while an auditor holding the key can still
+// tell which profile a record named. A mention is the id not directly
+// preceded or followed by a letter, digit, '-' or '_' (so p1 is not
+// mistaken for p10). It returns the number of rows changed; calling it again
+// changes nothing. On SQLite it runs with secure_delete on, so the old text
+// is overwritten in the database file, and then checkpoints and truncates
+// the write-ahead log.
+func (s *Store) ForgetProfiles(ctx context.Context, keys *keyring.Ring, controller string, profileIDs []string) (changed int, err error) {
+	defer wrap(&err, "forget %d profile ids of controller %s", len(profileIDs), controller)
+	if keys == nil {
+		return 0, fmt.Errorf("no key ring")
+	}
+	var ids []string
+	for _, id := range profileIDs {
+		if strings.TrimSpace(id) != "" {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if s.db.Dialect == sqldb.SQLite {
+		if _, err := conn.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
+			return 0, fmt.Errorf("secure_delete: %w", err)
+		}
+		defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = OFF`) }()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	// Each column holding free text about a request, with the columns that
+	// identify its row.
+	columns := []struct{ table, text, rowKey string }{
+		{"requests", "status_reason", "request_id"},
+		{"transitions", "reason", "id"},
+		{"forwarding", "status_message", "request_id || '/' || destination"},
+	}
+	for _, id := range ids {
+		mention := keys.Hash(PurposeProfile, id)
+		pattern := "%" + likeEscaper.Replace(id) + "%"
+		for _, c := range columns {
+			n, err := s.forgetIn(ctx, tx, c.table, c.text, c.rowKey, controller, pattern, id, mention)
+			if err != nil {
+				return 0, err
+			}
+			changed += n
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	if s.db.Dialect == sqldb.SQLite && changed > 0 {
+		// The old pages also sit in the write-ahead log and, until it is
+		// checkpointed, in the database file (best effort: a reader at this
+		// moment keeps them until the next checkpoint).
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
+	return changed, nil
+}
+
+// forgetIn rewrites the text column of controller's rows of table that
+// mention id.
+func (s *Store) forgetIn(ctx context.Context, tx *sql.Tx, table, text, rowKey, controller, pattern, id, mention string) (int, error) {
+	rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT `+rowKey+`, `+text+` FROM `+table+`
+		WHERE controller_id = ? AND `+text+` LIKE ? ESCAPE '\'`), controller, pattern)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", table, err)
+	}
+	type row struct{ key, text string }
+	var found []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.key, &r.text); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("read %s: %w", table, err)
+		}
+		found = append(found, r)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("read %s: %w", table, err)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read %s: %w", table, err)
+	}
+	n := 0
+	for _, r := range found {
+		redacted := replaceMentions(r.text, id, erasedPrefix+mention+"]")
+		if redacted == r.text {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE `+table+` SET `+text+` = ?
+			WHERE controller_id = ? AND `+rowKey+` = ?`), redacted, controller, r.key); err != nil {
+			return 0, fmt.Errorf("rewrite %s: %w", table, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// replaceMentions replaces each mention of id in text by repl: an
+// occurrence not directly preceded or followed by a letter, digit, '-' or
+// '_', and not inside an earlier "[erased ...]" replacement.
+func replaceMentions(text, id, repl string) string {
+	var b strings.Builder
+	i := 0
+	for i < len(text) {
+		if strings.HasPrefix(text[i:], erasedPrefix) {
+			end := strings.IndexByte(text[i:], ']')
+			if end < 0 {
+				end = len(text) - i - 1
+			}
+			b.WriteString(text[i : i+end+1])
+			i += end + 1
+			continue
+		}
+		if strings.HasPrefix(text[i:], id) && !idRuneBefore(text[:i]) && !idRuneAfter(text[i+len(id):]) {
+			b.WriteString(repl)
+			i += len(id)
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(text[i:])
+		b.WriteString(text[i : i+size])
+		i += size
+	}
+	return b.String()
+}
+
+func idRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_'
+}
+
+func idRuneBefore(s string) bool {
+	r, size := utf8.DecodeLastRuneInString(s)
+	return size > 0 && idRune(r)
+}
+
+func idRuneAfter(s string) bool {
+	r, size := utf8.DecodeRuneInString(s)
+	return size > 0 && idRune(r)
+}
