@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -48,7 +49,9 @@ type CompleteErasureResult struct {
 //     "local copy erased" and how many rows were removed;
 //  4. replaces the matched profile ids, wherever the controller's ledger
 //     records name them (an ambiguous hold's candidates, the operator's
-//     choice, a skipped destination's message), by their keyed hash.
+//     choice, a skipped destination's message), by their keyed hash, and so
+//     in the sealed resolution traces of the erasure and of the access
+//     requests whose bundles were removed.
 //
 // The ledger therefore never says completed while the local copy remains.
 func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInput) (CompleteErasureResult, error) {
@@ -83,7 +86,45 @@ func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInpu
 	if _, err := a.Ledger.ForgetProfiles(ctx, a.Keys, c.ControllerID, in.Profiles); err != nil {
 		return out, err
 	}
+	if err := a.forgetInTraces(ctx, c.ControllerID, append([]string{c.RequestID}, bundles...), in.Profiles); err != nil {
+		return out, err
+	}
 	return out, nil
+}
+
+// forgetInTraces replaces the erased profile ids in the sealed resolution
+// traces of the controller's requests named (the erasure's own, and the
+// access requests whose bundles held the subject) by their keyed hash.
+func (a *Activities) forgetInTraces(ctx context.Context, controller string, requestIDs, profiles []string) error {
+	if len(profiles) == 0 {
+		return nil
+	}
+	for _, id := range requestIDs {
+		key := ledger.Key{ControllerID: controller, RequestID: id}
+		rec, err := a.Ledger.Get(ctx, key)
+		if errors.Is(err, ledger.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		var sealed string
+		if len(rec.Resolution) == 0 || json.Unmarshal(rec.Resolution, &sealed) != nil {
+			continue
+		}
+		trace, err := a.Keys.Open(sealed)
+		if err != nil {
+			return fmt.Errorf("open the resolution trace of %s: %w", key, err)
+		}
+		forgotten := ledger.ForgetMentions(a.Keys, trace, profiles, true)
+		if forgotten == trace {
+			continue
+		}
+		if err := a.recordTrace(ctx, key, []byte(forgotten)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rawIdentities returns a request's raw identities (hashed ones cannot be

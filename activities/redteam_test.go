@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,8 @@ import (
 // operator's choice names the chosen one; once the erasure completes, the
 // erased profile's id is left in no reason of the controller's records (an
 // earlier access request's included), only its keyed hash. The other
-// candidate, who was not erased, keeps its name.
+// candidate, who was not erased, keeps its name. The sealed resolution trace
+// the controller reads back is rewritten the same way.
 func TestCompleteErasureForgetsTheProfileIDInTheLedger(t *testing.T) {
 	f := newTenancyFixture(t, config.Config{PublicURL: "https://dsr.example"})
 	ctx := context.Background()
@@ -39,6 +41,14 @@ func TestCompleteErasureForgetsTheProfileIDInTheLedger(t *testing.T) {
 		if err := f.ledger.SetStatus(ctx, st.k, ledger.StatusPending, st.reason, time.Now()); err != nil {
 			t.Fatal(err)
 		}
+	}
+	trace, err := f.ring.Seal(`{"rule":"operator_choice","profiles":["cust-8812"],"candidates":["cust-8812","cust-8813"],"reason":"an operator chose profile cust-8812 among cust-8812, cust-8813"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(trace)
+	if err := f.ledger.SetResolution(ctx, erasure, doc); err != nil {
+		t.Fatal(err)
 	}
 	in := activities.CompleteErasureInput{
 		Status:     activities.StatusChange{ControllerID: "acme", RequestID: erasure.RequestID, To: dsr.StatusCompleted, Reason: "all destinations done", At: time.Now().UTC()},
@@ -63,11 +73,27 @@ func TestCompleteErasureForgetsTheProfileIDInTheLedger(t *testing.T) {
 		}
 		reasons = append(reasons, rec.StatusReason)
 	}
+	rec, err := f.ledger.Get(ctx, erasure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed string
+	if err := json.Unmarshal(rec.Resolution, &sealed); err != nil {
+		t.Fatal(err)
+	}
+	opened, err := f.ring.Open(sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons = append(reasons, opened)
 	all := strings.Join(reasons, "\n")
 	if strings.Contains(all, "cust-8812") {
 		t.Errorf("the erased profile id is still in the ledger:\n%s", all)
 	}
 	hash := "[erased " + f.ring.Hash(ledger.PurposeProfile, "cust-8812") + "]"
+	if !strings.Contains(all, `"profiles":["`+hash+`"]`) {
+		t.Errorf("the sealed trace does not name the keyed hash:\n%s", all)
+	}
 	if !strings.Contains(all, "profiles match ("+hash+", cust-8813)") {
 		t.Errorf("the hold's reason does not name the keyed hash and the other candidate:\n%s", all)
 	}

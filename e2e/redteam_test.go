@@ -153,6 +153,16 @@ func TestRedTeamNothingLeftAfterErasure(t *testing.T) {
 		t.Fatalf("no callback arrived: the callback secret was never used")
 	}
 
+	// What acme reads back about its own requests names the erased
+	// profiles only by their keyed hash (status reason and resolution trace).
+	for _, id := range []string{accessID, erasureID, ambID} {
+		_, body := acme.call(t, http.MethodGet, "/v1/requests/"+id, "", nil)
+		for _, v := range []string{zedPID, amb1PID, zedEmail, zedCust, amb1Cust} {
+			if strings.Contains(string(body), v) {
+				t.Errorf("acme's status of %s still holds %q: %s", id, v, body)
+			}
+		}
+	}
 	secrets := map[string]string{
 		"erased email": zedEmail, "erased customer id": zedCust, "erased device id": zedDev,
 		"erased attribute": zedAttr, "erased profile id": zedPID,
@@ -181,5 +191,18 @@ func TestRedTeamNothingLeftAfterErasure(t *testing.T) {
 				}
 			}
 		}
+	}
+
+	// (After the scan: globex's import writes the person again, as globex's.)
+	// The suppression list is acme's: globex, importing the same person,
+	// learns nothing of acme's erasure; acme's own re-import is suppressed.
+	zedLine := fmt.Sprintf(`{"profile_id":%q,"identities":{"email":%q}}`+"\n", zedPID, zedEmail)
+	code, body := globex.call(t, http.MethodPost, "/v1/profiles", "application/x-ndjson", zedLine)
+	if code != http.StatusOK || !strings.Contains(string(body), `"imported":1,"suppressed":0`) {
+		t.Errorf("globex importing the person acme erased: %d %s", code, body)
+	}
+	code, body = acme.call(t, http.MethodPost, "/v1/profiles", "application/x-ndjson", zedLine)
+	if code != http.StatusOK || !strings.Contains(string(body), `"imported":0,"suppressed":1`) {
+		t.Errorf("acme re-importing the person it erased: %d %s", code, body)
 	}
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode"
@@ -130,6 +131,26 @@ func (s *Store) forgetIn(ctx context.Context, tx *sql.Tx, table, text, rowKey, c
 		n++
 	}
 	return n, nil
+}
+
+// ForgetMentions returns text with every mention of profileIDs replaced as
+// ForgetProfiles does in the ledger's own columns: for texts the ledger
+// keeps sealed (a resolution trace), which the caller opens and seals
+// again. With inJSON, text is JSON and the ids are looked for as JSON
+// strings spell them.
+func ForgetMentions(keys *keyring.Ring, text string, profileIDs []string, inJSON bool) string {
+	for _, id := range profileIDs {
+		if strings.TrimSpace(id) == "" {
+			continue
+		}
+		spelled := id
+		if inJSON {
+			b, _ := json.Marshal(id)
+			spelled = string(b[1 : len(b)-1])
+		}
+		text = replaceMentions(text, spelled, erasedPrefix+keys.Hash(PurposeProfile, id)+"]")
+	}
+	return text
 }
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
