@@ -46,12 +46,7 @@ type CompleteErasureResult struct {
 //     profile store, leaving keyed hashes on the suppression list, in one
 //     transaction recorded under the request (a retry reports the same count);
 //  3. records the status completed in the ledger, with the reason saying
-//     "local copy erased" and how many rows were removed;
-//  4. replaces the matched profile ids, wherever the controller's ledger
-//     records name them (an ambiguous hold's candidates, the operator's
-//     choice, a skipped destination's message), by their keyed hash, and so
-//     in the sealed resolution traces of the erasure and of the access
-//     requests whose bundles were removed.
+//     "local copy erased" and how many rows were removed.
 //
 // The ledger therefore never says completed while the local copy remains.
 func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInput) (CompleteErasureResult, error) {
@@ -83,6 +78,11 @@ func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInpu
 	if err := a.RecordStatus(ctx, c); err != nil {
 		return out, err
 	}
+	// Then the ledger forgets the matched profile ids wherever the
+	// controller's records name them (an ambiguous hold's candidates, the
+	// operator's choice, a skipped destination's message, the sealed traces
+	// of the erasure and of the access requests whose bundles went): their
+	// keyed hash stands in their place.
 	if _, err := a.Ledger.ForgetProfiles(ctx, a.Keys, c.ControllerID, in.Profiles); err != nil {
 		return out, err
 	}
