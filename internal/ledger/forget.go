@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -48,6 +49,33 @@ func (s *Store) ForgetProfiles(ctx context.Context, keys *keyring.Ring, controll
 	if len(ids) == 0 {
 		return 0, nil
 	}
+	// Find the rows that mention an id first, outside any transaction (on
+	// SQLite a write transaction would hold the write lock for the scan);
+	// then rewrite just those, reading each again under the lock.
+	type hit struct {
+		column forgetColumn
+		key    string
+	}
+	var hits []hit
+	seen := map[hit]bool{}
+	for _, id := range ids {
+		pattern := "%" + likeEscaper.Replace(id) + "%"
+		for _, c := range forgetColumns {
+			keysFound, err := s.mentioning(ctx, c, controller, pattern)
+			if err != nil {
+				return 0, err
+			}
+			for _, k := range keysFound {
+				if h := (hit{c, k}); !seen[h] {
+					seen[h] = true
+					hits = append(hits, h)
+				}
+			}
+		}
+	}
+	if len(hits) == 0 {
+		return 0, nil
+	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return 0, err
@@ -64,23 +92,26 @@ func (s *Store) ForgetProfiles(ctx context.Context, keys *keyring.Ring, controll
 		return 0, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	// Each column holding free text about a request, with the columns that
-	// identify its row.
-	columns := []struct{ table, text, rowKey string }{
-		{"requests", "status_reason", "request_id"},
-		{"transitions", "reason", "id"},
-		{"forwarding", "status_message", "request_id || '/' || destination"},
-	}
-	for _, id := range ids {
-		mention := keys.Hash(PurposeProfile, id)
-		pattern := "%" + likeEscaper.Replace(id) + "%"
-		for _, c := range columns {
-			n, err := s.forgetIn(ctx, tx, c.table, c.text, c.rowKey, controller, pattern, id, mention)
-			if err != nil {
-				return 0, err
-			}
-			changed += n
+	for _, h := range hits {
+		c := h.column
+		var text string
+		err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT `+c.text+` FROM `+c.table+`
+			WHERE controller_id = ? AND `+c.rowKey+` = ?`), controller, h.key).Scan(&text)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
 		}
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", c.table, err)
+		}
+		forgotten := ForgetMentions(keys, text, ids, false)
+		if forgotten == text {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE `+c.table+` SET `+c.text+` = ?
+			WHERE controller_id = ? AND `+c.rowKey+` = ?`), forgotten, controller, h.key); err != nil {
+			return 0, fmt.Errorf("rewrite %s: %w", c.table, err)
+		}
+		changed++
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, err
@@ -94,47 +125,41 @@ func (s *Store) ForgetProfiles(ctx context.Context, keys *keyring.Ring, controll
 	return changed, nil
 }
 
-// forgetIn rewrites the text column of controller's rows of table that
-// mention id.
-func (s *Store) forgetIn(ctx context.Context, tx *sql.Tx, table, text, rowKey, controller, pattern, id, mention string) (int, error) {
-	rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT `+rowKey+`, `+text+` FROM `+table+`
-		WHERE controller_id = ? AND `+text+` LIKE ? ESCAPE '\'`), controller, pattern)
+// forgetColumn is a column holding free text about a request, with the
+// expression that identifies its row among the controller's.
+type forgetColumn struct{ table, text, rowKey string }
+
+var forgetColumns = []forgetColumn{
+	{"requests", "status_reason", "request_id"},
+	{"transitions", "reason", "id"},
+	{"forwarding", "status_message", "request_id || '/' || destination"},
+}
+
+// mentioning returns the keys of controller's rows whose column c matches
+// the LIKE pattern.
+func (s *Store) mentioning(ctx context.Context, c forgetColumn, controller, pattern string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.db.Rebind(`SELECT `+c.rowKey+` FROM `+c.table+`
+		WHERE controller_id = ? AND `+c.text+` LIKE ? ESCAPE '\'`), controller, pattern)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", table, err)
+		return nil, fmt.Errorf("read %s: %w", c.table, err)
 	}
-	type row struct{ key, text string }
-	var found []row
+	defer rows.Close()
+	var out []string
 	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.key, &r.text); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("read %s: %w", table, err)
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("read %s: %w", c.table, err)
 		}
-		found = append(found, r)
-	}
-	if err := rows.Close(); err != nil {
-		return 0, fmt.Errorf("read %s: %w", table, err)
+		out = append(out, k)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("read %s: %w", table, err)
+		return nil, fmt.Errorf("read %s: %w", c.table, err)
 	}
-	n := 0
-	for _, r := range found {
-		redacted := replaceMentions(r.text, id, erasedPrefix+mention+"]")
-		if redacted == r.text {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE `+table+` SET `+text+` = ?
-			WHERE controller_id = ? AND `+rowKey+` = ?`), redacted, controller, r.key); err != nil {
-			return 0, fmt.Errorf("rewrite %s: %w", table, err)
-		}
-		n++
-	}
-	return n, nil
+	return out, nil
 }
 
 // ForgetMentions returns text with every mention of profileIDs replaced as
-// ForgetProfiles does in the ledger's own columns: for texts the ledger
+// ForgetProfiles does in the ledger's own columns; also for texts the ledger
 // keeps sealed (a resolution trace), which the caller opens and seals
 // again. With inJSON, text is JSON and the ids are looked for as JSON
 // strings spell them.
