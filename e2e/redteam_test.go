@@ -120,6 +120,17 @@ func TestRedTeamNothingLeftAfterErasure(t *testing.T) {
 		}
 	}
 
+	// globex submitting under acme's request id creates globex's own request
+	// (a 409 would tell globex the id exists at another controller).
+	clash := map[string]any{
+		"subject_request_id": accessID, "subject_request_type": "access", "regulation": "gdpr",
+		"submitted_time": time.Now().UTC().Format(time.RFC3339), "api_version": "1.0",
+		"subject_identities": []map[string]string{{"identity_type": "email", "identity_format": "raw", "identity_value": "someone.else@example.com"}},
+	}
+	if code, body := globex.call(t, http.MethodPost, "/v1/requests", "application/json", clash); code != http.StatusCreated {
+		t.Errorf("globex submitting under acme's request id: %d %s", code, body)
+	}
+
 	erasureID := redteamSubmit(t, acme, "erasure", cbURL, [3]string{"email", "raw", zedEmail})
 	if st, ext, _ = acme.wait(t, erasureID, 3*time.Minute); st.RequestStatus != "completed" {
 		t.Fatalf("erasure: %s %s", st.RequestStatus, ext.StatusReason)
