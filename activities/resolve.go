@@ -107,6 +107,11 @@ func (a *Activities) recordResolution(ctx context.Context, key ledger.Key, res i
 	if err != nil {
 		return err
 	}
+	return a.recordTrace(ctx, key, trace)
+}
+
+// recordTrace seals a resolution trace and records it in the ledger.
+func (a *Activities) recordTrace(ctx context.Context, key ledger.Key, trace []byte) error {
 	sealed, err := a.Keys.Seal(string(trace))
 	if err != nil {
 		return err

@@ -184,7 +184,7 @@ func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 		s.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
 		// No identity, token or body in the log: route pattern, status and duration only.
 		s.logger.Info("http request", "route", pattern, "status", rec.code,
-			"duration_ms", time.Since(start).Milliseconds(), "subject_request_id", r.PathValue("id"))
+			"duration_ms", time.Since(start).Milliseconds(), "subject_request_id", loggedRequestID(r))
 	})
 }
 
