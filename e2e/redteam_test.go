@@ -11,7 +11,20 @@ import (
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/devstack"
+	"github.com/dsrflow/dsrflow/internal/keyring"
+	"github.com/dsrflow/dsrflow/internal/ledger"
 )
+
+// erasedMention is how the ledger names profile id once an erasure of it
+// completed: its keyed hash under the test stack's key ring.
+func erasedMention(t *testing.T, id string) string {
+	t.Helper()
+	ring, err := keyring.Parse(devstack.TestEncryptionKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "[erased " + ring.Hash(ledger.PurposeProfile, id) + "]"
+}
 
 // redteamSubmit posts a skip-wait request of typ for controller c with a
 // callback URL and returns its id.
