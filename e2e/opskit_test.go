@@ -20,15 +20,29 @@ import (
 var metricToken = regexp.MustCompile(`\b(?:dsrflow|temporal)_[a-zA-Z0-9_]+`)
 
 // TestOpsKitNamesExportedMetrics scrapes the running worker's and API's
-// /metrics after an erasure (with a callback that fails) and checks that
-// every metric the Grafana dashboard and the alert rules in deploy/ name is
-// one of them.
+// /metrics after an erasure (with a callback that fails) and one whose
+// Mixpanel credentials are rejected (a real activity failure: a receiver
+// that is down is an expected retry, which the SDK does not count as one),
+// and checks that every metric the Grafana dashboard and the alert rules in
+// deploy/ name is one of them.
 func TestOpsKitNamesExportedMetrics(t *testing.T) {
 	id := newID()
 	if resp := apiCall(t, http.MethodPost, "/v1/requests", erasure(id, "ccpa", "opskit-1", "http://127.0.0.1:1/callback")); resp.Code != http.StatusCreated {
 		t.Fatalf("POST: %d %s", resp.Code, resp.Body)
 	}
 	waitForStatus(t, id, "completed", 90*time.Second)
+
+	faults := stack.Emulator.Faults()
+	rejected := faults
+	rejected.Unauthorized = true
+	stack.Emulator.SetFaults(rejected)
+	defer stack.Emulator.SetFaults(faults)
+	failing := newID()
+	if resp := apiCall(t, http.MethodPost, "/v1/requests", erasure(failing, "ccpa", "opskit-2", "http://127.0.0.1:1/callback")); resp.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.Code, resp.Body)
+	}
+	waitForStatus(t, failing, "failed", 90*time.Second)
+	stack.Emulator.SetFaults(faults)
 
 	exported := map[string]bool{}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -39,19 +38,18 @@ type backend interface {
 // errNotFound is a request the backend does not know.
 var errNotFound = errors.New("no such request")
 
-// apiSettings reads DSR_API_URL and DSR_API_TOKEN; url is empty when the CLI
-// works on the database.
-func apiSettings() (apiURL, token string) {
-	return strings.TrimRight(strings.TrimSpace(os.Getenv("DSR_API_URL")), "/"), strings.TrimSpace(os.Getenv("DSR_API_TOKEN"))
-}
-
 // backend opens the API backend when DSR_API_URL is set, else the request service.
 func (c *cli) backend(ctx context.Context) (backend, error) {
-	if apiURL, token := apiSettings(); apiURL != "" {
+	cfg, err := c.config()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.APIURL != "" {
+		token := strings.TrimSpace(cfg.APIToken.Reveal())
 		if token == "" {
 			return nil, usageError{errors.New("DSR_API_URL is set but DSR_API_TOKEN is empty: set it to a controller's API token")}
 		}
-		return &apiBackend{base: apiURL, token: token, http: &http.Client{Timeout: time.Minute}}, nil
+		return &apiBackend{base: cfg.APIURL, token: token, http: &http.Client{Timeout: time.Minute}}, nil
 	}
 	svc, err := c.localService(ctx)
 	if err != nil {
@@ -224,6 +222,20 @@ func (b *apiBackend) Results(ctx context.Context, _ ledger.Key, resultsURL strin
 		return nil, err
 	}
 	return resp.Body, nil
+}
+
+// Receipt fetches a finished request's signed receipt, as served.
+func (b *apiBackend) Receipt(ctx context.Context, key ledger.Key) ([]byte, error) {
+	resp, err := b.do(ctx, http.MethodGet, b.base+"/v1/requests/"+url.PathEscape(key.RequestID)+"/receipt", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading the API's answer: %w", err)
+	}
+	return body, nil
 }
 
 // call sends a JSON request to the API and decodes its answer into out.

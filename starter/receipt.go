@@ -3,9 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -55,14 +52,23 @@ DSR_API_TOKEN set it is fetched from the API instead.`,
 	return cmd
 }
 
-// fetchReceipt issues the receipt from the ledger, or gets it from the API.
+// fetchReceipt issues the receipt from the ledger, or gets it from the API
+// (DSR_API_URL).
 func (c *cli) fetchReceipt(cmd *cobra.Command, controller, id string) ([]byte, error) {
-	if base := strings.TrimRight(os.Getenv("DSR_API_URL"), "/"); base != "" {
-		return apiGet(cmd, base+"/v1/requests/"+url.PathEscape(id)+"/receipt")
-	}
 	cfg, err := c.config()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.APIURL != "" {
+		b, err := c.backend(cmd.Context())
+		if err != nil {
+			return nil, err
+		}
+		jws, err := b.(*apiBackend).Receipt(cmd.Context(), ledger.Key{RequestID: id})
+		if errors.Is(err, errNotFound) {
+			return nil, fmt.Errorf("request %s has no receipt: it is unknown or has not reached a final status", id)
+		}
+		return jws, err
 	}
 	key, err := c.key(controller, id)
 	if err != nil {
@@ -96,28 +102,6 @@ func withDevSigningKey(cfg config.Config) config.Config {
 		}
 	}
 	return cfg
-}
-
-// apiGet reads one resource of the API with DSR_API_TOKEN.
-func apiGet(cmd *cobra.Command, u string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+os.Getenv("DSR_API_TOKEN"))
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reaching the API: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("reading the API's answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("the API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	return body, nil
 }
 
 func (c *cli) receiptVerifyCommand() *cobra.Command {
