@@ -181,24 +181,8 @@ cat <<EOF
    bin/dsr submit --regulation gdpr --type erasure --identity controller_customer_id=user-42 --skip-waiting-period
    bin/dsr watch <the request id it printed>
 
- then open the Web UI (workflow dsr/$controller/<id>) and the emulator's task list.
- The same over HTTP:
-
-   id=\$(cat /proc/sys/kernel/random/uuid)
-   curl -sS -X POST $api_url/v1/requests -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' -d '{"subject_request_id":"'"\$id"'","subject_request_type":"erasure","regulation":"gdpr","submitted_time":"'"\$(date -u +%Y-%m-%dT%H:%M:%SZ)"'","subject_identities":[{"identity_type":"controller_customer_id","identity_value":"user-42","identity_format":"raw"}],"extensions":{"$DSR_PROCESSOR_DOMAIN":{"skip_waiting_period":true}}}'
-   curl -sS -H 'Authorization: Bearer $token' $api_url/v1/requests/\$id
-
- Ctrl-C stops everything.
-================================================================================
-
 EOF
+banner_tail
 
 # ------------------------------------------------------------------------ run
-# Until Ctrl-C/SIGTERM (the trap) or until a process ends by itself.
-while :; do
-    for i in "${!PIDS[@]}"; do
-        alive "${PIDS[$i]}" || died "$i"
-    done
-    sleep 1 &
-    wait $! || true
-done
+supervise

@@ -131,3 +131,32 @@ stop() {
     done
     wait 2>/dev/null || true # what is left (the main loop's last sleep)
 }
+
+# banner_tail: the end of the banner, the same request over HTTP (needs
+# controller, api_url, token and DSR_PROCESSOR_DOMAIN).
+banner_tail() {
+    cat <<EOF
+ then open the Web UI (workflow dsr/$controller/<id>) and the emulator's task list.
+ The same over HTTP:
+
+   id=\$(cat /proc/sys/kernel/random/uuid)
+   curl -sS -X POST $api_url/v1/requests -H 'Authorization: Bearer $token' -H 'Content-Type: application/json' -d '{"subject_request_id":"'"\$id"'","subject_request_type":"erasure","regulation":"gdpr","submitted_time":"'"\$(date -u +%Y-%m-%dT%H:%M:%SZ)"'","subject_identities":[{"identity_type":"controller_customer_id","identity_value":"user-42","identity_format":"raw"}],"extensions":{"$DSR_PROCESSOR_DOMAIN":{"skip_waiting_period":true}}}'
+   curl -sS -H 'Authorization: Bearer $token' $api_url/v1/requests/\$id
+
+ Ctrl-C stops everything.
+================================================================================
+
+EOF
+}
+
+# supervise: run until Ctrl-C or SIGTERM (the script's trap) or until one of
+# the processes ends by itself.
+supervise() {
+    while :; do
+        for i in "${!PIDS[@]}"; do
+            alive "${PIDS[$i]}" || died "$i"
+        done
+        sleep 1 &
+        wait $! || true
+    done
+}
