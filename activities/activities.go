@@ -26,7 +26,6 @@ import (
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
-	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/results"
 )
 
@@ -77,46 +76,11 @@ func (a *Activities) mixpanelClient(ctx context.Context, destination string) (*m
 	return c, nil
 }
 
-// LedgerRecord is the ledger row of a request: identities and the body as
-// keyed hashes, callback URLs sealed, all with keys (the ledger refuses
-// anything weaker); the ledger sets its expiry from DSR_RECORD_RETENTION.
-func LedgerRecord(keys *keyring.Ring, in dsr.Request) (ledger.Request, error) {
-	if keys == nil {
-		return ledger.Request{}, errors.New("ledger record: no key ring")
-	}
-	ids := make([]ledger.IdentityHash, len(in.Identities))
-	for i, id := range in.Identities {
-		ids[i] = ledger.IdentityHash{Type: id.Type, Format: id.Format,
-			Hash: keys.Hash(ledger.PurposeIdentity, opendsr.HashIdentity(id.Type, id.Format, id.Value))}
-	}
-	body := in.BodyHash
-	if body != "" && !keyring.IsHash(body) {
-		// A workflow started before keyed hashes carries the digest itself.
-		body = keys.Hash(ledger.PurposeBody, body)
-	}
-	urls := make([]string, len(in.CallbackURLs))
-	for i, u := range in.CallbackURLs {
-		sealed, err := keys.Seal(u)
-		if err != nil {
-			return ledger.Request{}, fmt.Errorf("ledger record: %w", err)
-		}
-		urls[i] = sealed
-	}
-	return ledger.Request{
-		ControllerID: in.ControllerID, RequestID: in.RequestID, Type: in.Type, Regulation: in.Regulation,
-		Status: ledger.Status(dsr.StatusPending), APIVersion: in.APIVersion,
-		SubmittedTime: in.SubmittedTime, ReceivedTime: in.ReceivedTime,
-		ExpectedCompletionTime: in.ExpectedCompletionTime, DueTime: in.DueTime,
-		BodyHash: body, Identities: ids, CallbackURLs: urls,
-		SkipWaitingPeriod: in.SkipWaitingPeriod,
-	}, nil
-}
-
 // RecordRequest makes sure the request's ledger row exists (a local activity,
 // the DSR workflow's first step): the intake writes it right after starting
 // the workflow, and this covers an intake that died in between.
 func (a *Activities) RecordRequest(ctx context.Context, in dsr.Request) error {
-	rec, err := LedgerRecord(a.Keys, in)
+	rec, err := ledger.RecordOf(a.Keys, in)
 	if err != nil {
 		return err
 	}
@@ -129,7 +93,7 @@ func (a *Activities) RecordRequest(ctx context.Context, in dsr.Request) error {
 // RecordStatus writes one status transition to the ledger (a local activity).
 func (a *Activities) RecordStatus(ctx context.Context, c StatusChange) error {
 	key := ledger.Key{ControllerID: c.ControllerID, RequestID: c.RequestID}
-	if err := a.Ledger.SetStatus(ctx, key, ledger.Status(c.To), c.Reason, c.At); err != nil {
+	if err := a.Ledger.SetStatus(ctx, key, c.To, c.Reason, c.At); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	a.Metrics.statusChanged(string(c.To))
@@ -247,7 +211,7 @@ func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error
 		groups[taskIDs] = append(groups[taskIDs], ledger.Key{ControllerID: m.ControllerID, RequestID: m.RequestID})
 	}
 	for taskIDs, keys := range groups {
-		f := ledger.Forwarding{Destination: in.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingSent), TaskID: taskIDs, TaskStatus: "PENDING", StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
+		f := ledger.Forwarding{Destination: in.Destination, Status: dsr.ForwardingSent, TaskID: taskIDs, TaskStatus: "PENDING", StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
 		if r := in.Result; r != nil {
 			f.TaskStatus = r.TaskStatus
 			if r.Superseded {
@@ -256,7 +220,7 @@ func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error
 			} else if r.Succeeded {
 				f.StatusMessage = "Mixpanel task ended " + r.TaskStatus
 			} else {
-				f.Status, f.StatusMessage = ledger.ForwardingStatus(dsr.ForwardingFailed), r.Reason
+				f.Status, f.StatusMessage = dsr.ForwardingFailed, r.Reason
 			}
 		}
 		if err := a.Ledger.SetForwarding(ctx, keys, f); err != nil {

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/dsrflow/dsrflow/internal/callback"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -48,7 +49,7 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 		status, sendErr := a.Callbacks.Send(ctx, u, body)
 		attempt := ledger.CallbackAttempt{
 			URLHash: a.Keys.Hash(ledger.PurposeCallbackURL, digest), Host: host(u),
-			Seq: in.Seq, RequestStatus: ledger.Status(in.Status),
+			Seq: in.Seq, RequestStatus: dsr.Status(in.Status),
 			Attempt: int(activity.GetInfo(ctx).Attempt), At: a.now(), HTTPStatus: status,
 			Delivered: sendErr == nil, Permanent: sendErr != nil && callback.IsPermanent(sendErr),
 		}
@@ -78,7 +79,7 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 // be keyed with a rotated key, or be a legacy one.
 func delivered(keys *keyring.Ring, attempts []ledger.CallbackAttempt, in CallbackInput, digest string) bool {
 	for _, at := range attempts {
-		if at.Seq == in.Seq && at.RequestStatus == ledger.Status(in.Status) && (at.Delivered || at.Permanent) &&
+		if at.Seq == in.Seq && at.RequestStatus == dsr.Status(in.Status) && (at.Delivered || at.Permanent) &&
 			ledger.Matches(keys, ledger.PurposeCallbackURL, digest, at.URLHash) {
 			return true
 		}

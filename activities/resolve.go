@@ -61,9 +61,9 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 	}
 	for _, p := range res.Plans {
 		plan := Plan{Destination: p.Destination, DistinctIDs: p.DistinctIDs, Skipped: p.Skipped, Reason: p.Reason}
-		f := ledger.Forwarding{Destination: p.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingPending), StatusMessage: "queued for the next batch", UpdatedAt: a.now()}
+		f := ledger.Forwarding{Destination: p.Destination, Status: dsr.ForwardingPending, StatusMessage: "queued for the next batch", UpdatedAt: a.now()}
 		if p.Skipped {
-			f.Status, f.StatusMessage = ledger.ForwardingStatus(dsr.ForwardingSkipped), p.Reason
+			f.Status, f.StatusMessage = dsr.ForwardingSkipped, p.Reason
 		}
 		if err := a.Ledger.SetForwarding(ctx, []ledger.Key{key}, f); err != nil {
 			return ResolveResult{}, fmt.Errorf("ledger: %w", err)

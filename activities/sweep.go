@@ -169,7 +169,7 @@ func (a *Activities) reconcile(ctx context.Context, workflowID string) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("ledger: %w", err)
 	}
-	if rec.Status != ledger.Status(dsr.StatusPending) && rec.Status != ledger.Status(dsr.StatusInProgress) {
+	if rec.Status != dsr.StatusPending && rec.Status != dsr.StatusInProgress {
 		return false, nil
 	}
 	// The latest run: after a retry a new run may be going.
@@ -185,7 +185,7 @@ func (a *Activities) reconcile(ctx context.Context, workflowID string) (bool, er
 	if reason == "" {
 		return false, nil
 	}
-	if err := a.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusFailed), reason, a.now()); err != nil {
+	if err := a.Ledger.SetStatus(ctx, key, dsr.StatusFailed, reason, a.now()); err != nil {
 		return false, fmt.Errorf("ledger: %w", err)
 	}
 	a.Metrics.statusChanged(string(dsr.StatusFailed))

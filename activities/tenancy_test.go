@@ -236,7 +236,7 @@ func TestCompleteErasure(t *testing.T) {
 		t.Errorf("globex's profile of the same id was erased: %v", err)
 	}
 	rec, err := f.ledger.Get(ctx, erasure)
-	if err != nil || string(rec.Status) != string(dsr.StatusCompleted) || rec.StatusReason != out.Reason {
+	if err != nil || rec.Status != dsr.StatusCompleted || rec.StatusReason != out.Reason {
 		t.Fatalf("ledger: %+v %v", rec, err)
 	}
 

@@ -166,14 +166,14 @@ func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 	}
 	type row struct {
 		Seq       int
-		Status    ledger.Status
+		Status    dsr.Status
 		Attempt   int
 		Delivered bool
 	}
 	want := []row{
-		{1, ledger.StatusPending, 1, true}, {2, ledger.StatusInProgress, 1, true}, {3, ledger.StatusFailed, 1, true},
-		{4, ledger.StatusPending, 1, true}, {5, ledger.StatusInProgress, 1, false}, {5, ledger.StatusInProgress, 2, true},
-		{6, ledger.StatusCompleted, 1, true},
+		{1, dsr.StatusPending, 1, true}, {2, dsr.StatusInProgress, 1, true}, {3, dsr.StatusFailed, 1, true},
+		{4, dsr.StatusPending, 1, true}, {5, dsr.StatusInProgress, 1, false}, {5, dsr.StatusInProgress, 2, true},
+		{6, dsr.StatusCompleted, 1, true},
 	}
 	for i, at := range attempts {
 		got := row{at.Seq, at.RequestStatus, at.Attempt, at.Delivered}

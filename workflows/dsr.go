@@ -699,9 +699,9 @@ func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason st
 		}
 		r.reason = res.Reason
 	}
-	updates := []temporal.SearchAttributeUpdate{SearchStatus.ValueSet(string(to))}
+	updates := []temporal.SearchAttributeUpdate{dsr.SearchStatus.ValueSet(string(to))}
 	if tasks := r.taskIDs(); tasks != "" {
-		updates = append(updates, SearchDestinationTask.ValueSet(tasks))
+		updates = append(updates, dsr.SearchDestinationTask.ValueSet(tasks))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		return err

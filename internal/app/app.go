@@ -28,13 +28,13 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/results"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
-	"github.com/dsrflow/dsrflow/workflows"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -160,7 +160,7 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 	if err != nil {
 		return fmt.Errorf("listing search attributes: %w", err)
 	}
-	want := workflows.SearchAttributes()
+	want := dsr.SearchAttributes()
 	missing := &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: map[string]enums.IndexedValueType{}}
 	names := make([]string, 0, len(want))
 	for name := range want {

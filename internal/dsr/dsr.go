@@ -22,16 +22,43 @@ const (
 	StatusFailed     Status = "failed"
 )
 
+// Statuses lists every Status in lifecycle order.
+func Statuses() []Status {
+	return []Status{StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed}
+}
+
+// Valid reports whether s is one of the statuses above.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed:
+		return true
+	}
+	return false
+}
+
 // ForwardingStatus is the state of a request at one destination.
 type ForwardingStatus string
 
 // Forwarding statuses, as mParticle reports them per destination.
 const (
+	// ForwardingPending: not yet sent to the destination.
 	ForwardingPending ForwardingStatus = "pending"
+	// ForwardingSkipped: nothing to send (no identity the destination knows).
 	ForwardingSkipped ForwardingStatus = "skipped"
-	ForwardingSent    ForwardingStatus = "sent"
-	ForwardingFailed  ForwardingStatus = "failed"
+	// ForwardingSent: part of a task the destination accepted.
+	ForwardingSent ForwardingStatus = "sent"
+	// ForwardingFailed: the destination refused the request or its task failed.
+	ForwardingFailed ForwardingStatus = "failed"
 )
+
+// Valid reports whether s is one of the forwarding statuses above.
+func (s ForwardingStatus) Valid() bool {
+	switch s {
+	case ForwardingPending, ForwardingSkipped, ForwardingSent, ForwardingFailed:
+		return true
+	}
+	return false
+}
 
 // Request types and regulations (OpenDSR values).
 const (

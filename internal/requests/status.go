@@ -168,7 +168,7 @@ func (s *Service) recordEnded(ctx context.Context, key ledger.Key) string {
 	if reason == "" {
 		return ""
 	}
-	if err := s.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusFailed), reason, s.now()); err != nil {
+	if err := s.Ledger.SetStatus(ctx, key, dsr.StatusFailed, reason, s.now()); err != nil {
 		s.logger().Error("ledger write failed", "request_id", key.RequestID, "error", err)
 		return ""
 	}
@@ -195,7 +195,7 @@ func (s *Service) restart(ctx context.Context, key ledger.Key, by string) error 
 	if by != "" {
 		who = by
 	}
-	if err := s.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusPending), "retried by "+who+": started again", s.now()); err != nil {
+	if err := s.Ledger.SetStatus(ctx, key, dsr.StatusPending, "retried by "+who+": started again", s.now()); err != nil {
 		// The new run records its own progress; only this transition is missing.
 		s.logger().Error("ledger write failed after restarting a request", "request_id", key.RequestID, "error", err)
 	}

@@ -18,13 +18,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
-	"github.com/dsrflow/dsrflow/workflows"
 )
 
 // completionMargin is added to the time a request is forwarded for
@@ -119,7 +117,7 @@ func (s *Service) submit(ctx context.Context, controllerID string, req opendsr.R
 	if err != nil {
 		return Result{}, unavailable()
 	}
-	rec, err := activities.LedgerRecord(s.Keys, in)
+	rec, err := ledger.RecordOf(s.Keys, in)
 	if err != nil {
 		s.logger().Error("ledger record failed", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
 		return Result{}, unavailable()
@@ -215,11 +213,11 @@ func (s *Service) startRun(ctx context.Context, in dsr.Request, reuse enums.Work
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            fmt.Sprintf("%s %s request from %s", in.Regulation, in.Type, in.ControllerID),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchStatus.ValueSet(string(dsr.StatusPending)),
-			workflows.SearchType.ValueSet(in.Type),
-			workflows.SearchRegulation.ValueSet(in.Regulation),
-			workflows.SearchController.ValueSet(in.ControllerID),
-			workflows.SearchDueTime.ValueSet(in.DueTime),
+			dsr.SearchStatus.ValueSet(string(dsr.StatusPending)),
+			dsr.SearchType.ValueSet(in.Type),
+			dsr.SearchRegulation.ValueSet(in.Regulation),
+			dsr.SearchController.ValueSet(in.ControllerID),
+			dsr.SearchDueTime.ValueSet(in.DueTime),
 		),
 	}, dsr.WorkflowDSR, in)
 	return err == nil, err
