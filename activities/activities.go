@@ -211,14 +211,14 @@ func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error
 		groups[taskIDs] = append(groups[taskIDs], ledger.Key{ControllerID: m.ControllerID, RequestID: m.RequestID})
 	}
 	for taskIDs, keys := range groups {
-		f := ledger.Forwarding{Destination: in.Destination, Status: dsr.ForwardingSent, TaskID: taskIDs, TaskStatus: "PENDING", StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
+		f := ledger.Forwarding{Destination: in.Destination, Status: dsr.ForwardingSent, TaskID: taskIDs, TaskStatus: dsr.TaskPending, StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
 		if r := in.Result; r != nil {
 			f.TaskStatus = r.TaskStatus
 			if r.Superseded {
 				// Sent again: the row shows the new task(s), still running.
-				f.TaskStatus, f.StatusMessage = "PENDING", r.Reason
+				f.TaskStatus, f.StatusMessage = dsr.TaskPending, r.Reason
 			} else if r.Succeeded {
-				f.StatusMessage = "Mixpanel task ended " + r.TaskStatus
+				f.StatusMessage = "Mixpanel task ended " + string(r.TaskStatus)
 			} else {
 				f.Status, f.StatusMessage = dsr.ForwardingFailed, r.Reason
 			}

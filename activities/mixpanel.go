@@ -79,7 +79,7 @@ func (a *Activities) PollTask(ctx context.Context, ref TaskRef) (TaskOutcome, er
 	case !task.Status.Terminal():
 		return TaskOutcome{}, temporal.NewApplicationError("task "+ref.TaskID+" is "+string(task.Status), ErrTypeTaskNotFinished)
 	}
-	return TaskOutcome{Status: string(task.Status), ResultURL: task.Result}, nil
+	return TaskOutcome{Status: task.Status, ResultURL: task.Result}, nil
 }
 
 // complianceType maps a request's regulation to Mixpanel's compliance_type:

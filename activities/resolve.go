@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
@@ -34,14 +35,14 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 		}
 		return ResolveResult{}, temporal.NewNonRetryableApplicationError("identity resolver: "+err.Error(), ErrTypeResolverFailed, nil)
 	}
-	var dests []identity.Destination
+	var dests []config.Destination
 	var denied []string
 	for _, d := range a.Config.ActiveDestinations() {
 		if !d.AllowsController(in.ControllerID) {
 			denied = append(denied, d.Name)
 			continue
 		}
-		dests = append(dests, identity.Destination{Name: d.Name, IdentityType: d.IdentityType, DeviceIDPrefix: d.DeviceIDPrefix})
+		dests = append(dests, d)
 	}
 	res := identity.Resolve(identity.Input{
 		Identities: queries, Matches: matches, LoginTypes: a.Config.LoginIdentityTypes,
@@ -49,7 +50,7 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 	})
 	if !res.Hold {
 		for _, name := range denied {
-			res.Plans = append(res.Plans, identity.Plan{Destination: name, Skipped: true, Reason: ReasonDestinationNotAllowed})
+			res.Plans = append(res.Plans, dsr.Plan{Destination: name, Skipped: true, Reason: ReasonDestinationNotAllowed})
 		}
 	}
 	if err := a.recordResolution(ctx, key, res); err != nil {
@@ -60,7 +61,6 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 		return out, nil
 	}
 	for _, p := range res.Plans {
-		plan := Plan{Destination: p.Destination, DistinctIDs: p.DistinctIDs, Skipped: p.Skipped, Reason: p.Reason}
 		f := ledger.Forwarding{Destination: p.Destination, Status: dsr.ForwardingPending, StatusMessage: "queued for the next batch", UpdatedAt: a.now()}
 		if p.Skipped {
 			f.Status, f.StatusMessage = dsr.ForwardingSkipped, p.Reason
@@ -68,7 +68,7 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 		if err := a.Ledger.SetForwarding(ctx, []ledger.Key{key}, f); err != nil {
 			return ResolveResult{}, fmt.Errorf("ledger: %w", err)
 		}
-		out.Plans = append(out.Plans, plan)
+		out.Plans = append(out.Plans, p)
 	}
 	if !in.Enqueue {
 		return out, nil

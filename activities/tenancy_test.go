@@ -114,7 +114,7 @@ func TestResolveScopesByControllerAndDestination(t *testing.T) {
 	if len(res.Profiles) != 1 || res.Profiles[0] != "g-ann" {
 		t.Fatalf("globex resolved to %v, want its own g-ann", res.Profiles)
 	}
-	plans := map[string]activities.Plan{}
+	plans := map[string]dsr.Plan{}
 	for _, p := range res.Plans {
 		plans[p.Destination] = p
 	}

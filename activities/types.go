@@ -43,18 +43,9 @@ type ResolveInput struct {
 	ChosenProfile string `json:"chosen_profile,omitempty"`
 }
 
-// Plan is what one destination receives for a request.
-type Plan struct {
-	Destination string   `json:"destination"`
-	DistinctIDs []string `json:"distinct_ids,omitempty"`
-	// Skipped is true when no suitable identity exists for the destination.
-	Skipped bool   `json:"skipped,omitempty"`
-	Reason  string `json:"reason,omitempty"`
-}
-
 // ResolveResult is the outcome of identity resolution for every active destination.
 type ResolveResult struct {
-	Plans []Plan `json:"plans"`
+	Plans []dsr.Plan `json:"plans"`
 	// Enqueued is true when every plan that is not skipped joined its batch.
 	Enqueued bool `json:"enqueued,omitempty"`
 	// Profiles are the ids of the profiles the identities resolved to.
@@ -118,7 +109,7 @@ const (
 
 // TaskOutcome is a Mixpanel task's terminal status.
 type TaskOutcome struct {
-	Status string `json:"status"`
+	Status dsr.TaskStatus `json:"status"`
 	// ResultURL is the retrieval's download URL on SUCCESS.
 	ResultURL string `json:"result_url,omitempty"`
 }

@@ -171,7 +171,7 @@ func printStatus(w interface{ Write([]byte) (int, error) }, rec ledger.Request, 
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  DESTINATION\tSTATUS\tTASK\tTASK STATUS\tMESSAGE")
 		for _, f := range fwd {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Destination, f.Status, dash(f.TaskID), dash(f.TaskStatus), f.StatusMessage)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Destination, f.Status, dash(f.TaskID), dash(string(f.TaskStatus)), f.StatusMessage)
 		}
 		tw.Flush()
 	}
@@ -256,6 +256,15 @@ func (c *cli) listCommand() *cobra.Command {
 	return cmd
 }
 
+// statusNames lists every request status, for checking a --status value.
+func statusNames() []string {
+	var out []string
+	for _, s := range dsr.Statuses() {
+		out = append(out, string(s))
+	}
+	return out
+}
+
 // listQuery builds the visibility query; every value is checked against a fixed set.
 func listQuery(controller, status, reqType, regulation string, overdue bool, now time.Time) (string, error) {
 	clauses := []string{fmt.Sprintf("DsrController = '%s'", controller), "WorkflowType = 'DSR'"}
@@ -263,9 +272,9 @@ func listQuery(controller, status, reqType, regulation string, overdue bool, now
 		attr, value string
 		allowed     []string
 	}{
-		{"DsrStatus", status, opendsr.Statuses()},
-		{"DsrType", reqType, opendsr.RequestTypes()},
-		{"DsrRegulation", regulation, opendsr.Regulations()},
+		{"DsrStatus", status, statusNames()},
+		{"DsrType", reqType, dsr.Types()},
+		{"DsrRegulation", regulation, dsr.Regulations()},
 	} {
 		if f.value == "" {
 			continue
@@ -367,7 +376,7 @@ func (c *cli) watch(ctx context.Context, store *ledger.Store, key ledger.Key, ev
 		for _, f := range fwd {
 			line += fmt.Sprintf(" | %s: %s", f.Destination, f.Status)
 			if f.TaskID != "" {
-				line += " task " + f.TaskID + " " + f.TaskStatus
+				line += " task " + f.TaskID + " " + string(f.TaskStatus)
 			}
 		}
 		if line != last {

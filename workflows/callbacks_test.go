@@ -115,7 +115,7 @@ func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 	}
 	env.RegisterActivity(&activities.Activities{Ledger: store, Profiles: profiles, Keys: keys, Callbacks: sender})
 	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(activities.ResolveResult{
-		Plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}, Enqueued: true}, nil)
+		Plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}, Enqueued: true}, nil)
 	env.OnActivity(a.Enqueue, mock.Anything, mock.Anything).Return(nil)
 
 	// The first task is revoked (a failure an operator can retry); after the
@@ -125,7 +125,7 @@ func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 			env.SignalWorkflow(dsr.SignalForwarded, dsr.Forwarded{Destination: "mixpanel", TaskIDs: []string{id}})
 		}, after)
 		env.RegisterDelayedCallback(func() {
-			res := dsr.TaskResult{Destination: "mixpanel", TaskID: id, TaskStatus: status, Succeeded: status == "SUCCESS"}
+			res := dsr.TaskResult{Destination: "mixpanel", TaskID: id, TaskStatus: dsr.TaskStatus(status), Succeeded: status == "SUCCESS"}
 			if !res.Succeeded {
 				res.Reason, res.Retryable = "ended "+status, true
 			}

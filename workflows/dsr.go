@@ -124,12 +124,12 @@ type requestRun struct {
 
 // destinationState is the request's progress at one destination.
 type destinationState struct {
-	plan       activities.Plan
+	plan       dsr.Plan
 	enqueued   bool
 	status     dsr.ForwardingStatus
 	message    string
 	taskIDs    []string
-	taskStatus string
+	taskStatus dsr.TaskStatus
 	results    map[string]dsr.TaskResult
 	// createdAt is when a retrieval task was created; pollInterval and
 	// maxTaskAge are how it is polled.
@@ -458,7 +458,7 @@ func (r *requestRun) onTaskResult(res dsr.TaskResult) {
 		d.taskIDs = mergeSorted(d.taskIDs, res.NextTaskIDs)
 		d.message = res.Reason
 		if d.done() {
-			d.status, d.message = dsr.ForwardingSent, "Mixpanel task ended "+d.taskStatus+" after resubmission"
+			d.status, d.message = dsr.ForwardingSent, "Mixpanel task ended "+string(d.taskStatus)+" after resubmission"
 		}
 		return
 	}
@@ -468,7 +468,7 @@ func (r *requestRun) onTaskResult(res dsr.TaskResult) {
 		return
 	}
 	if d.done() {
-		d.status, d.message = dsr.ForwardingSent, "Mixpanel task ended "+res.TaskStatus
+		d.status, d.message = dsr.ForwardingSent, "Mixpanel task ended "+string(res.TaskStatus)
 	}
 }
 

@@ -38,7 +38,7 @@ type dsrHarness struct {
 	enqueues   int
 	// keepQueued makes the batch answer "too late" to a remove.
 	keepQueued bool
-	plans      []activities.Plan
+	plans      []dsr.Plan
 	// deliver, when set, decides each callback attempt (nil: every attempt succeeds).
 	deliver func(activities.CallbackInput) error
 	// resolve, when set, answers ResolveIdentities instead of plans.
@@ -61,7 +61,7 @@ func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
 	if skip {
 		in.ForwardAt = now
 	}
-	h := &dsrHarness{t: t, env: env, in: in, plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}}
+	h := &dsrHarness{t: t, env: env, in: in, plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}}
 	env.OnActivity(a.RecordRequest, mock.Anything, mock.Anything).Return(nil)
 	env.OnActivity(a.RecordStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.StatusChange) error {
 		h.mu.Lock()
@@ -130,7 +130,7 @@ func (h *dsrHarness) taskEnds(after time.Duration, status string) {
 		h.env.SignalWorkflow(dsr.SignalForwarded, dsr.Forwarded{Destination: "mixpanel", TaskIDs: []string{"task-1"}})
 	}, after)
 	h.env.RegisterDelayedCallback(func() {
-		res := dsr.TaskResult{Destination: "mixpanel", TaskID: "task-1", TaskStatus: status, Succeeded: status == "SUCCESS"}
+		res := dsr.TaskResult{Destination: "mixpanel", TaskID: "task-1", TaskStatus: dsr.TaskStatus(status), Succeeded: status == "SUCCESS"}
 		if !res.Succeeded {
 			res.Reason = "ended " + status
 			res.Retryable = status == "REVOKED"
@@ -366,7 +366,7 @@ func TestFailedRequestClosesAfterTheRetryWindow(t *testing.T) {
 
 func TestNoSuitableIdentityCompletesAsSkipped(t *testing.T) {
 	h := newDSRHarness(t, true)
-	h.plans = []activities.Plan{{Destination: "mixpanel", Skipped: true, Reason: "no identity"}}
+	h.plans = []dsr.Plan{{Destination: "mixpanel", Skipped: true, Reason: "no identity"}}
 	h.run()
 	if h.enqueues != 0 {
 		t.Errorf("a skipped request was enqueued")

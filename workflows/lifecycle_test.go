@@ -102,7 +102,7 @@ func TestAccessRequestRevokedIsResubmittedOnceThenRetried(t *testing.T) {
 		return activities.CreateTaskResult{TaskID: "r-" + string(rune('0'+len(creates))), CreatedAt: h.env.Now(), PollInterval: time.Minute, MaxTaskAge: 24 * time.Hour}, nil
 	})
 	h.env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref activities.TaskRef) (activities.TaskOutcome, error) {
-		return activities.TaskOutcome{Status: outcome[ref.TaskID], ResultURL: "https://mixpanel.example/" + ref.TaskID + ".zip"}, nil
+		return activities.TaskOutcome{Status: dsr.TaskStatus(outcome[ref.TaskID]), ResultURL: "https://mixpanel.example/" + ref.TaskID + ".zip"}, nil
 	})
 	var built activities.BuildResultsInput
 	h.env.OnActivity(a.BuildResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BuildResultsInput) (activities.ResultsInfo, error) {

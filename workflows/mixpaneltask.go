@@ -15,13 +15,6 @@ import (
 // minPollWindow is the least time a task is polled, even when it was adopted late.
 const minPollWindow = time.Hour
 
-// Mixpanel's terminal task statuses.
-const (
-	mixpanelSuccess = "SUCCESS"
-	mixpanelFailure = "FAILURE"
-	mixpanelRevoked = "REVOKED"
-)
-
 // maxSplitRounds bounds how often a failed task's requests are split in
 // halves: 2^11 is more than the requests one task can hold.
 const maxSplitRounds = 11
@@ -97,7 +90,7 @@ func (t *taskRun) addMembers(ms []dsr.Member) {
 
 // notify tells members how the task ended.
 func (t *taskRun) notify(ctx workflow.Context, members []dsr.Member, result dsr.TaskResult) error {
-	return workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task ended "+result.TaskStatus), a.NotifyMembers, activities.NotifyInput{
+	return workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task ended "+string(result.TaskStatus)), a.NotifyMembers, activities.NotifyInput{
 		Destination: t.in.Destination, Members: members, Result: &result,
 	}).Get(ctx, nil)
 }
@@ -110,8 +103,8 @@ func (t *taskRun) resubmits(ctx workflow.Context, result dsr.TaskResult) bool {
 		return false
 	}
 	switch {
-	case result.TaskStatus == mixpanelFailure:
-	case result.TaskStatus == mixpanelRevoked && !t.in.Resubmitted:
+	case result.TaskStatus == dsr.TaskFailure:
+	case result.TaskStatus == dsr.TaskRevoked && !t.in.Resubmitted:
 	default:
 		return false
 	}
@@ -125,7 +118,7 @@ func (t *taskRun) resubmit(ctx workflow.Context, members []dsr.Member, result ds
 	words := strings.Join(chain, " → ")
 	var groups [][]dsr.Member
 	switch {
-	case result.TaskStatus == mixpanelRevoked:
+	case result.TaskStatus == dsr.TaskRevoked:
 		groups = [][]dsr.Member{members}
 	case len(t.members) == 1:
 		result.Reason += "; this request failed alone in its task (task chain: " + words + ")"
@@ -146,7 +139,7 @@ func (t *taskRun) resubmit(ctx workflow.Context, members []dsr.Member, result ds
 	for _, group := range groups {
 		sent, err := sendMembers(ctx, sendInput{
 			Destination: t.in.Destination, Regulation: t.in.Regulation, MaxIDs: maxIDs, Members: group,
-			Chain: chain, Resubmitted: result.TaskStatus == mixpanelRevoked || t.in.Resubmitted,
+			Chain: chain, Resubmitted: result.TaskStatus == dsr.TaskRevoked || t.in.Resubmitted,
 		})
 		if err != nil {
 			return err
@@ -162,7 +155,7 @@ func (t *taskRun) resubmit(ctx workflow.Context, members []dsr.Member, result ds
 			notice := dsr.TaskResult{
 				Destination: t.in.Destination, TaskID: t.in.TaskID, TaskStatus: result.TaskStatus,
 				Superseded: true, NextTaskIDs: next[0].TaskIDs,
-				Reason: "Mixpanel task " + t.in.TaskID + " ended " + result.TaskStatus + "; sent again as " + strings.Join(next[0].TaskIDs, ", ") + " (task chain: " + words + ")",
+				Reason: "Mixpanel task " + t.in.TaskID + " ended " + string(result.TaskStatus) + "; sent again as " + strings.Join(next[0].TaskIDs, ", ") + " (task chain: " + words + ")",
 			}
 			if err := t.notify(ctx, next, notice); err != nil {
 				return err
@@ -227,12 +220,12 @@ func pollTask(ctx workflow.Context, ref activities.TaskRef, interval, maxAge tim
 	default:
 		res.TaskStatus, res.ResultURL = out.Status, out.ResultURL
 		switch out.Status {
-		case mixpanelSuccess:
+		case dsr.TaskSuccess:
 			res.Succeeded = true
-		case mixpanelRevoked:
+		case dsr.TaskRevoked:
 			res.Reason, res.Retryable = "the Mixpanel task was cancelled (REVOKED)", true
 		default:
-			res.Reason = "the Mixpanel task ended " + out.Status + ": Mixpanel could not process the ids"
+			res.Reason = "the Mixpanel task ended " + string(out.Status) + ": Mixpanel could not process the ids"
 		}
 	}
 	return res

@@ -96,7 +96,7 @@ func (r *requestRun) retrieveExports(ctx workflow.Context) error {
 				d.status, d.message, d.resultURL = dsr.ForwardingSent, "Mixpanel export ready", res.ResultURL
 				break
 			}
-			if r.version >= lifecycleV1 && res.TaskStatus == mixpanelRevoked && !resubmitted {
+			if r.version >= lifecycleV1 && res.TaskStatus == dsr.TaskRevoked && !resubmitted {
 				// Someone cancelled the task in Mixpanel: ask once more.
 				if r.createRetrieval(ctx, d) {
 					continue

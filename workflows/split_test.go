@@ -78,7 +78,7 @@ func (f *fakeMixpanel) runTask(in dsr.TaskInput) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref activities.TaskRef) (activities.TaskOutcome, error) {
-		return activities.TaskOutcome{Status: f.status(ref.TaskID)}, nil
+		return activities.TaskOutcome{Status: dsr.TaskStatus(f.status(ref.TaskID))}, nil
 	})
 	env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.CreateTaskInput) (activities.CreateTaskResult, error) {
 		if c.Regulation != dsr.RegulationGDPR {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
@@ -328,7 +329,7 @@ func (s *Server) answer(w http.ResponseWriter, code int, v any, err *opendsr.Err
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	d := opendsr.Discovery{
 		APIVersion:                   opendsr.APIVersion1,
-		SupportedSubjectRequestTypes: opendsr.RequestTypes(),
+		SupportedSubjectRequestTypes: dsr.Types(),
 		ProcessorCertificate:         s.cfg.PublicURL + "/v1/cert.pem",
 	}
 	for _, t := range opendsr.IdentityTypes() {

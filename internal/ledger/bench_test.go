@@ -53,7 +53,7 @@ func BenchmarkSetForwarding2000(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		f.TaskStatus, f.UpdatedAt = fmt.Sprintf("PENDING %d", i), base().Add(time.Duration(i)*time.Second)
+		f.TaskStatus, f.UpdatedAt = dsr.TaskStatus(fmt.Sprintf("PENDING %d", i)), base().Add(time.Duration(i)*time.Second)
 		if err := s.SetForwarding(ctx, keys, f); err != nil {
 			b.Fatal(err)
 		}

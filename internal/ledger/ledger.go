@@ -127,9 +127,9 @@ type Forwarding struct {
 	Status        dsr.ForwardingStatus `json:"status"`
 	StatusMessage string               `json:"status_message,omitempty"`
 	// TaskID and TaskStatus are the destination's deletion task and its state.
-	TaskID     string    `json:"task_id,omitempty"`
-	TaskStatus string    `json:"task_status,omitempty"`
-	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+	TaskID     string         `json:"task_id,omitempty"`
+	TaskStatus dsr.TaskStatus `json:"task_status,omitempty"`
+	UpdatedAt  time.Time      `json:"updated_at,omitzero"`
 }
 
 // CallbackAttempt is one attempt to deliver a status callback.

@@ -42,9 +42,9 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 	}
 	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason, Resolution: trace}
 	for _, f := range fwd {
-		ext.Forwarding = append(ext.Forwarding, opendsr.ForwardingStatus{
+		ext.Forwarding = append(ext.Forwarding, opendsr.Forwarding{
 			Destination: f.Destination, Status: string(f.Status), StatusMessage: f.StatusMessage,
-			TaskID: f.TaskID, TaskStatus: f.TaskStatus,
+			TaskID: f.TaskID, TaskStatus: string(f.TaskStatus),
 		})
 	}
 	extJSON, _ := json.Marshal(ext) // plain struct: cannot fail
