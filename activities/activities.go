@@ -64,7 +64,7 @@ func (a *Activities) now() time.Time {
 func (a *Activities) mixpanelClient(ctx context.Context, destination string) (*mixpanel.Client, error) {
 	c, ok := a.Mixpanel[destination]
 	if !ok {
-		return nil, temporal.NewNonRetryableApplicationError("destination "+destination+" is not configured on this worker", ErrTypeBadRequest, nil)
+		return nil, temporal.NewNonRetryableApplicationError("destination "+destination+" is not configured on this worker", dsr.ErrTypeBadRequest, nil)
 	}
 	if a.Config.MixpanelRateLimit > 0 {
 		// A 10% margin: calls that leave 1.00 s apart can arrive 0.99 s apart.
@@ -91,7 +91,7 @@ func (a *Activities) RecordRequest(ctx context.Context, in dsr.Request) error {
 }
 
 // RecordStatus writes one status transition to the ledger (a local activity).
-func (a *Activities) RecordStatus(ctx context.Context, c StatusChange) error {
+func (a *Activities) RecordStatus(ctx context.Context, c dsr.RecordStatusInput) error {
 	key := ledger.Key{ControllerID: c.ControllerID, RequestID: c.RequestID}
 	if err := a.Ledger.SetStatus(ctx, key, c.To, c.Reason, c.At); err != nil {
 		return fmt.Errorf("ledger: %w", err)
@@ -101,7 +101,7 @@ func (a *Activities) RecordStatus(ctx context.Context, c StatusChange) error {
 }
 
 // Enqueue adds a request to its destination's batch, starting the batch if needed.
-func (a *Activities) Enqueue(ctx context.Context, in EnqueueInput) error {
+func (a *Activities) Enqueue(ctx context.Context, in dsr.EnqueueInput) error {
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, dsr.BatchWorkflowID(in.Destination, in.Regulation), dsr.SignalEnqueue, in.Member,
 		client.StartWorkflowOptions{
 			ID:            dsr.BatchWorkflowID(in.Destination, in.Regulation),
@@ -137,7 +137,7 @@ func (a *Activities) ReadBatchSettings(context.Context) (dsr.BatchSettings, erro
 const maxSignalsPerRun = 2000
 
 // RemoveFromBatch takes a request out of its batch if the batch has not sent it.
-func (a *Activities) RemoveFromBatch(ctx context.Context, in RemoveInput) (dsr.RemoveResult, error) {
+func (a *Activities) RemoveFromBatch(ctx context.Context, in dsr.RemoveFromBatchInput) (dsr.RemoveResult, error) {
 	h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   dsr.BatchWorkflowID(in.Destination, in.Regulation),
 		UpdateName:   dsr.UpdateRemove,
@@ -181,7 +181,7 @@ const notifyConcurrency = 16
 // NotifyMembers records a task's news in the ledger for every member at once,
 // then signals each member's DSR workflow. Progress is heartbeated, so a retry
 // resumes where the last attempt stopped.
-func (a *Activities) NotifyMembers(ctx context.Context, in NotifyInput) error {
+func (a *Activities) NotifyMembers(ctx context.Context, in dsr.NotifyMembersInput) error {
 	if err := a.recordForwarding(ctx, in); err != nil {
 		return err
 	}
@@ -200,7 +200,7 @@ func (a *Activities) NotifyMembers(ctx context.Context, in NotifyInput) error {
 	return nil
 }
 
-func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error {
+func (a *Activities) recordForwarding(ctx context.Context, in dsr.NotifyMembersInput) error {
 	// Members of one notice share a row unless their task lists differ.
 	groups := map[string][]ledger.Key{} // task ids, comma-joined -> members
 	for _, m := range in.Members {
@@ -233,7 +233,7 @@ func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error
 	return nil
 }
 
-func (a *Activities) signalMembers(ctx context.Context, in NotifyInput, members []dsr.Member) error {
+func (a *Activities) signalMembers(ctx context.Context, in dsr.NotifyMembersInput, members []dsr.Member) error {
 	errs := make([]error, len(members))
 	sem := make(chan struct{}, notifyConcurrency)
 	done := make(chan struct{})

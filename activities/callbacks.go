@@ -21,7 +21,7 @@ import (
 // to the ledger. A change is known by its sequence number, not its status, so
 // a status that comes again (pending after a retry) is delivered again. It
 // fails while any URL can still succeed, so Temporal retries with backoff.
-func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) error {
+func (a *Activities) DeliverCallbacks(ctx context.Context, in dsr.DeliverCallbacksInput) error {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
 	attempts, err := a.Ledger.CallbackAttempts(ctx, key)
 	if err != nil {
@@ -77,7 +77,7 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 // sequence number; 0 for changes queued before sequence numbers, which fall
 // back to the status) that succeeded or failed permanently. The URL hash may
 // be keyed with a rotated key, or be a legacy one.
-func delivered(keys *keyring.Ring, attempts []ledger.CallbackAttempt, in CallbackInput, digest string) bool {
+func delivered(keys *keyring.Ring, attempts []ledger.CallbackAttempt, in dsr.DeliverCallbacksInput, digest string) bool {
 	for _, at := range attempts {
 		if at.Seq == in.Seq && at.RequestStatus == dsr.Status(in.Status) && (at.Delivered || at.Permanent) &&
 			ledger.Matches(keys, ledger.PurposeCallbackURL, digest, at.URLHash) {

@@ -96,7 +96,7 @@ func recordAndCallBack(t *testing.T, store *ledger.Store, keys *keyring.Ring, di
 	var env testsuite.WorkflowTestSuite
 	act := env.NewTestActivityEnvironment()
 	act.RegisterActivity(a)
-	if _, err := act.ExecuteActivity(a.DeliverCallbacks, activities.CallbackInput{
+	if _, err := act.ExecuteActivity(a.DeliverCallbacks, dsr.DeliverCallbacksInput{
 		ControllerID: in.ControllerID, RequestID: in.RequestID, Seq: 1, Status: dsr.StatusPending, URLs: in.CallbackURLs,
 	}); err != nil {
 		t.Fatal(err)

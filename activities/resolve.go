@@ -22,7 +22,7 @@ import (
 // ledger, and, when asked and not held for an operator, joins the
 // destinations' batches. Every step is idempotent, so a retry repeats them
 // safely.
-func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (ResolveResult, error) {
+func (a *Activities) ResolveIdentities(ctx context.Context, in dsr.ResolveIdentitiesInput) (dsr.ResolveIdentitiesResult, error) {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
 	queries := make([]identity.Query, len(in.Identities))
 	for i, id := range in.Identities {
@@ -31,9 +31,9 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 	matches, err := a.Finder.Find(ctx, in.ControllerID, queries)
 	if err != nil {
 		if identity.IsTransient(err) {
-			return ResolveResult{}, fmt.Errorf("identity resolver: %w", err)
+			return dsr.ResolveIdentitiesResult{}, fmt.Errorf("identity resolver: %w", err)
 		}
-		return ResolveResult{}, temporal.NewNonRetryableApplicationError("identity resolver: "+err.Error(), ErrTypeResolverFailed, nil)
+		return dsr.ResolveIdentitiesResult{}, temporal.NewNonRetryableApplicationError("identity resolver: "+err.Error(), dsr.ErrTypeResolverFailed, nil)
 	}
 	var dests []config.Destination
 	var denied []string
@@ -54,9 +54,9 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 		}
 	}
 	if err := a.recordResolution(ctx, key, res); err != nil {
-		return ResolveResult{}, err
+		return dsr.ResolveIdentitiesResult{}, err
 	}
-	out := ResolveResult{Profiles: res.Profiles, Hold: res.Hold, Candidates: res.Candidates, Reason: res.Reason}
+	out := dsr.ResolveIdentitiesResult{Profiles: res.Profiles, Hold: res.Hold, Candidates: res.Candidates, Reason: res.Reason}
 	if res.Hold {
 		return out, nil
 	}
@@ -66,7 +66,7 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 			f.Status, f.StatusMessage = dsr.ForwardingSkipped, p.Reason
 		}
 		if err := a.Ledger.SetForwarding(ctx, []ledger.Key{key}, f); err != nil {
-			return ResolveResult{}, fmt.Errorf("ledger: %w", err)
+			return dsr.ResolveIdentitiesResult{}, fmt.Errorf("ledger: %w", err)
 		}
 		out.Plans = append(out.Plans, p)
 	}
@@ -77,9 +77,9 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 		if p.Skipped {
 			continue
 		}
-		if err := a.Enqueue(ctx, EnqueueInput{Destination: p.Destination, Regulation: in.Regulation,
+		if err := a.Enqueue(ctx, dsr.EnqueueInput{Destination: p.Destination, Regulation: in.Regulation,
 			Member: dsr.Member{ControllerID: in.ControllerID, RequestID: in.RequestID, DistinctIDs: p.DistinctIDs}}); err != nil {
-			return ResolveResult{}, err
+			return dsr.ResolveIdentitiesResult{}, err
 		}
 	}
 	out.Enqueued = true

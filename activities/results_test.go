@@ -18,6 +18,7 @@ import (
 
 	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
@@ -99,19 +100,19 @@ func newResultsFixture(t *testing.T, serve http.HandlerFunc) *resultsFixture {
 	return f
 }
 
-func (f *resultsFixture) build(t *testing.T) (activities.ResultsInfo, error) {
+func (f *resultsFixture) build(t *testing.T) (dsr.BuildResultsResult, error) {
 	t.Helper()
 	var env testsuite.WorkflowTestSuite
 	act := env.NewTestActivityEnvironment()
 	act.RegisterActivity(f.a)
-	v, err := act.ExecuteActivity(f.a.BuildResults, activities.BuildResultsInput{
+	v, err := act.ExecuteActivity(f.a.BuildResults, dsr.BuildResultsInput{
 		ControllerID: f.controller, RequestID: f.request,
-		Exports: []activities.Export{{Destination: "mixpanel", ResultURL: f.exportURL}},
+		Exports: []dsr.Export{{Destination: "mixpanel", ResultURL: f.exportURL}},
 	})
 	if err != nil {
-		return activities.ResultsInfo{}, err
+		return dsr.BuildResultsResult{}, err
 	}
-	var info activities.ResultsInfo
+	var info dsr.BuildResultsResult
 	return info, v.Get(&info)
 }
 

@@ -8,7 +8,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
@@ -211,12 +210,12 @@ func createTasks(ctx workflow.Context, destination, regulation string, ids []str
 		if round == maxConflictRounds {
 			return tasks, "Mixpanel kept answering 409 conflict", true
 		}
-		var res activities.CreateTaskResult
-		err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "create a deletion task", 72*time.Hour), a.CreateDeletionTask, activities.CreateTaskInput{
+		var res dsr.CreateTaskResult
+		err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "create a deletion task", 72*time.Hour), a.CreateDeletionTask, dsr.CreateDeletionTaskInput{
 			Destination: destination, Regulation: regulation, DistinctIDs: remaining,
 		}).Get(ctx, &res)
 		if err != nil {
-			return tasks, "creating the Mixpanel deletion task failed: " + errorMessage(err), !isErrorType(err, activities.ErrTypeBadRequest)
+			return tasks, "creating the Mixpanel deletion task failed: " + errorMessage(err), !isErrorType(err, dsr.ErrTypeBadRequest)
 		}
 		if res.TaskID != "" {
 			t := tasks[res.TaskID]
@@ -254,8 +253,8 @@ func conflictOwners(ctx workflow.Context, destination string, taskIDs, conflicti
 	left := conflicting
 	for _, task := range taskIDs {
 		var held []string
-		if err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "look up task "+task, time.Hour), a.DeletionTaskIDs, activities.TaskRef{
-			Destination: destination, TaskID: task, Kind: activities.KindDeletion,
+		if err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "look up task "+task, time.Hour), a.DeletionTaskIDs, dsr.PollTaskInput{
+			Destination: destination, TaskID: task, Kind: dsr.KindDeletion,
 		}).Get(ctx, &held); err != nil {
 			return nil, err
 		}
@@ -353,7 +352,7 @@ func withMixpanelOptions(ctx workflow.Context, destination, summary string, retr
 		ScheduleToCloseTimeout: retryFor,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeUnauthorized, activities.ErrTypeBadRequest},
+			NonRetryableErrorTypes: []string{dsr.ErrTypeUnauthorized, dsr.ErrTypeBadRequest},
 		},
 	})
 }

@@ -114,7 +114,7 @@ func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 		ReceivedTime: now, ForwardAt: now, RetryWindow: 30 * 24 * time.Hour,
 	}
 	env.RegisterActivity(&activities.Activities{Ledger: store, Profiles: profiles, Keys: keys, Callbacks: sender})
-	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(activities.ResolveResult{
+	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(dsr.ResolveIdentitiesResult{
 		Plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}, Enqueued: true}, nil)
 	env.OnActivity(a.Enqueue, mock.Anything, mock.Anything).Return(nil)
 

@@ -115,7 +115,7 @@ type requestRun struct {
 	profiles []string
 	// callbacks holds status changes not yet delivered, oldest first;
 	// callbackSeq numbers the changes queued so far.
-	callbacks   []activities.CallbackInput
+	callbacks   []dsr.DeliverCallbacksInput
 	callbackSeq int
 	// resultsURL and resultsCount describe an access or portability result.
 	resultsURL   string
@@ -175,10 +175,10 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		resolving = phaseEnqueuing
 	}
 	r.phase = resolving
-	var resolved activities.ResolveResult
+	var resolved dsr.ResolveIdentitiesResult
 	for {
-		resolved = activities.ResolveResult{} // decoding into a used value would keep its old fields
-		if err := workflow.ExecuteActivity(withResolveOptions(ctx), a.ResolveIdentities, activities.ResolveInput{
+		resolved = dsr.ResolveIdentitiesResult{} // decoding into a used value would keep its old fields
+		if err := workflow.ExecuteActivity(withResolveOptions(ctx), a.ResolveIdentities, dsr.ResolveIdentitiesInput{
 			ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Regulation: r.in.Regulation,
 			Identities: r.in.Identities, Enqueue: erasure && !r.cancelled, ChosenProfile: r.chosen,
 		}).Get(ctx, &resolved); err != nil {
@@ -250,7 +250,7 @@ func (r *requestRun) awaitRetry(ctx workflow.Context) (bool, error) {
 
 // awaitChoice holds the request in pending until an operator chooses one of
 // the candidate profiles (or cancels it).
-func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.ResolveResult) error {
+func (r *requestRun) awaitChoice(ctx workflow.Context, resolved dsr.ResolveIdentitiesResult) error {
 	r.phase, r.candidates, r.chosen = phaseAmbiguous, resolved.Candidates, ""
 	reason := fmt.Sprintf("ambiguous identity: %d profiles match (%s); choose one with dsr resolve", len(resolved.Candidates), strings.Join(resolved.Candidates, ", "))
 	if err := r.setStatus(ctx, dsr.StatusPending, reason); err != nil {
@@ -339,7 +339,7 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 }
 
 func (r *requestRun) enqueue(ctx workflow.Context, d *destinationState) error {
-	err := workflow.ExecuteActivity(withShortActivityOptions(ctx, "join the "+r.in.Regulation+" batch of "+d.plan.Destination), a.Enqueue, activities.EnqueueInput{
+	err := workflow.ExecuteActivity(withShortActivityOptions(ctx, "join the "+r.in.Regulation+" batch of "+d.plan.Destination), a.Enqueue, dsr.EnqueueInput{
 		Destination: d.plan.Destination,
 		Regulation:  r.in.Regulation,
 		Member:      dsr.Member{ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, DistinctIDs: d.plan.DistinctIDs},
@@ -604,7 +604,7 @@ func (r *requestRun) cancel(ctx workflow.Context) (dsr.CancelResult, error) {
 			continue
 		}
 		var res dsr.RemoveResult
-		if err := workflow.ExecuteActivity(withShortActivityOptions(ctx, "leave the batch of "+d.plan.Destination), a.RemoveFromBatch, activities.RemoveInput{
+		if err := workflow.ExecuteActivity(withShortActivityOptions(ctx, "leave the batch of "+d.plan.Destination), a.RemoveFromBatch, dsr.RemoveFromBatchInput{
 			Destination: d.plan.Destination, Regulation: r.in.Regulation, ControllerID: r.in.ControllerID, RequestID: r.in.RequestID,
 		}).Get(ctx, &res); err != nil || !res.Removed {
 			tooLate = true
@@ -629,7 +629,7 @@ func (r *requestRun) cancel(ctx workflow.Context) (dsr.CancelResult, error) {
 // recordRefusedCancel writes a refused cancel signal or cancellation request
 // to the ledger's transitions; the status does not change.
 func (r *requestRun) recordRefusedCancel(ctx workflow.Context, what string, cause error) {
-	_ = workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordStatus, activities.StatusChange{
+	_ = workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordStatus, dsr.RecordStatusInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, To: r.status,
 		Reason: what + errorMessage(cause), At: workflow.Now(ctx),
 	}).Get(ctx, nil)
@@ -665,7 +665,7 @@ func (r *requestRun) completeErasure(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, versionEraseLocalCopy, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return r.setStatus(ctx, dsr.StatusCompleted, r.completionReason())
 	}
-	return r.changeStatus(ctx, dsr.StatusCompleted, r.completionReason(), &activities.CompleteErasureInput{
+	return r.changeStatus(ctx, dsr.StatusCompleted, r.completionReason(), &dsr.CompleteErasureInput{
 		Profiles: r.profiles, Identities: r.in.Identities,
 	})
 }
@@ -678,13 +678,13 @@ func (r *requestRun) setStatus(ctx workflow.Context, to dsr.Status, reason strin
 
 // changeStatus is setStatus; with erase, the ledger write is CompleteErasure,
 // whose reason (with the count of rows erased) becomes the status reason.
-func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason string, erase *activities.CompleteErasureInput) error {
+func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason string, erase *dsr.CompleteErasureInput) error {
 	if r.status == to && r.reason == reason {
 		return nil
 	}
 	changed := r.status != to
 	r.status, r.reason = to, reason
-	change := activities.StatusChange{
+	change := dsr.RecordStatusInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, To: to, Reason: reason, At: workflow.Now(ctx),
 	}
 	if erase == nil {
@@ -693,7 +693,7 @@ func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason st
 		}
 	} else {
 		erase.Status = change
-		var res activities.CompleteErasureResult
+		var res dsr.CompleteErasureResult
 		if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.CompleteErasure, *erase).Get(ctx, &res); err != nil {
 			return fmt.Errorf("recording status %s: %w", to, err)
 		}
@@ -731,7 +731,7 @@ func (r *requestRun) queueCallback(status dsr.Status) {
 	// retry, pending and in_progress come again and are delivered again.
 	// It is workflow state only (no command), so replay needs no version.
 	r.callbackSeq++
-	r.callbacks = append(r.callbacks, activities.CallbackInput{
+	r.callbacks = append(r.callbacks, dsr.DeliverCallbacksInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Seq: r.callbackSeq, Status: status,
 		URLs: r.in.CallbackURLs, APIVersion: r.in.APIVersion, ExpectedCompletionTime: r.in.ExpectedCompletionTime,
 		ResultsURL: r.resultsURL, ResultsCount: r.resultsCount,
@@ -784,7 +784,7 @@ func withResolveOptions(ctx workflow.Context) workflow.Context {
 		ScheduleToCloseTimeout: 24 * time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeBadRequest},
+			NonRetryableErrorTypes: []string{dsr.ErrTypeBadRequest},
 		},
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
@@ -90,7 +89,7 @@ func (t *taskRun) addMembers(ms []dsr.Member) {
 
 // notify tells members how the task ended.
 func (t *taskRun) notify(ctx workflow.Context, members []dsr.Member, result dsr.TaskResult) error {
-	return workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task ended "+string(result.TaskStatus)), a.NotifyMembers, activities.NotifyInput{
+	return workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task ended "+string(result.TaskStatus)), a.NotifyMembers, dsr.NotifyMembersInput{
 		Destination: t.in.Destination, Members: members, Result: &result,
 	}).Get(ctx, nil)
 }
@@ -176,7 +175,7 @@ func (t *taskRun) announce(ctx workflow.Context) {
 		}
 		t.announcing = true
 		batch := t.members[t.announced:]
-		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task was created"), a.NotifyMembers, activities.NotifyInput{
+		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task was created"), a.NotifyMembers, dsr.NotifyMembersInput{
 			Destination: t.in.Destination, Members: batch,
 		}).Get(ctx, nil); err == nil {
 			t.announced += len(batch)
@@ -187,15 +186,15 @@ func (t *taskRun) announce(ctx workflow.Context) {
 
 // poll waits for the task's terminal status.
 func (t *taskRun) poll(ctx workflow.Context) dsr.TaskResult {
-	return pollTask(ctx, activities.TaskRef{
-		Destination: t.in.Destination, TaskID: t.in.TaskID, Kind: activities.KindDeletion, CreatedAt: t.in.CreatedAt,
+	return pollTask(ctx, dsr.PollTaskInput{
+		Destination: t.in.Destination, TaskID: t.in.TaskID, Kind: dsr.KindDeletion, CreatedAt: t.in.CreatedAt,
 	}, t.in.PollInterval, t.in.MaxTaskAge)
 }
 
 // pollTask waits for a Mixpanel task's terminal status with one retry-driven
 // activity (a few history events however long the task takes), bounded by
 // maxAge since the task was created, and says how it ended.
-func pollTask(ctx workflow.Context, ref activities.TaskRef, interval, maxAge time.Duration) dsr.TaskResult {
+func pollTask(ctx workflow.Context, ref dsr.PollTaskInput, interval, maxAge time.Duration) dsr.TaskResult {
 	res := dsr.TaskResult{Destination: ref.Destination, TaskID: ref.TaskID}
 	window := max(maxAge-workflow.Now(ctx).Sub(ref.CreatedAt), minPollWindow)
 	opts := workflow.ActivityOptions{
@@ -205,15 +204,15 @@ func pollTask(ctx workflow.Context, ref activities.TaskRef, interval, maxAge tim
 		ScheduleToCloseTimeout: window,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: interval, BackoffCoefficient: 1, MaximumInterval: interval,
-			NonRetryableErrorTypes: []string{activities.ErrTypeUnauthorized, activities.ErrTypeTaskNotFound},
+			NonRetryableErrorTypes: []string{dsr.ErrTypeUnauthorized, dsr.ErrTypeTaskNotFound},
 		},
 	}
-	var out activities.TaskOutcome
+	var out dsr.PollTaskResult
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.PollTask, ref).Get(ctx, &out)
 	switch {
-	case err != nil && isErrorType(err, activities.ErrTypeUnauthorized):
+	case err != nil && isErrorType(err, dsr.ErrTypeUnauthorized):
 		res.Reason, res.Retryable = "Mixpanel rejected the credentials while checking the task: fix them, then retry the request", true
-	case err != nil && isErrorType(err, activities.ErrTypeTaskNotFound):
+	case err != nil && isErrorType(err, dsr.ErrTypeTaskNotFound):
 		res.Reason, res.Retryable = "Mixpanel does not know the task", true
 	case err != nil:
 		res.Reason, res.Retryable = "the Mixpanel task did not finish in time: "+errorMessage(err), true
