@@ -32,7 +32,7 @@ import (
 // Activities carries the dependencies of every activity. Workflows reference
 // its methods through a nil pointer.
 type Activities struct {
-	Config    config.Config
+	Settings  Settings
 	Ledger    *ledger.Store
 	Temporal  client.Client
 	Mixpanel  map[string]*mixpanel.Client
@@ -48,6 +48,33 @@ type Activities struct {
 	Now func() time.Time
 
 	pacers sync.Map // destination -> *rate.Limiter
+}
+
+// Settings are the worker's settings that activities read. The worker
+// builds them once from its configuration (worker/settings.go).
+type Settings struct {
+	// TaskQueue is the queue of workflows and ordinary activities.
+	TaskQueue string
+	// Destinations are the active destinations, sorted by name.
+	Destinations []config.Destination
+	// LoginIdentityTypes are the identity types that count as login ids.
+	LoginIdentityTypes []string
+	// AmbiguityPolicy says what resolution does when several profiles match.
+	AmbiguityPolicy identity.Policy
+	// BatchMaxSize and BatchMaxWait are a batch's flush rules.
+	BatchMaxSize int
+	BatchMaxWait time.Duration
+	// MixpanelMaxIDs bounds the ids of one Mixpanel task.
+	MixpanelMaxIDs int
+	// MixpanelPollInterval and MixpanelMaxTaskAge govern polling a task.
+	MixpanelPollInterval time.Duration
+	MixpanelMaxTaskAge   time.Duration
+	// MixpanelRateLimit is the GDPR API calls per second per destination (0: none).
+	MixpanelRateLimit float64
+	// PublicURL is the API's base URL, for results links.
+	PublicURL string
+	// ResultsTTL is how long a results link works.
+	ResultsTTL time.Duration
 }
 
 func (a *Activities) now() time.Time {
@@ -66,9 +93,9 @@ func (a *Activities) mixpanelClient(ctx context.Context, destination string) (*m
 	if !ok {
 		return nil, temporal.NewNonRetryableApplicationError("destination "+destination+" is not configured on this worker", dsr.ErrTypeBadRequest, nil)
 	}
-	if a.Config.MixpanelRateLimit > 0 {
+	if a.Settings.MixpanelRateLimit > 0 {
 		// A 10% margin: calls that leave 1.00 s apart can arrive 0.99 s apart.
-		p, _ := a.pacers.LoadOrStore(destination, rate.NewLimiter(rate.Limit(a.Config.MixpanelRateLimit*0.9), 1))
+		p, _ := a.pacers.LoadOrStore(destination, rate.NewLimiter(rate.Limit(a.Settings.MixpanelRateLimit*0.9), 1))
 		if err := p.(*rate.Limiter).Wait(ctx); err != nil {
 			return nil, fmt.Errorf("waiting for the Mixpanel rate limit: %w", err)
 		}
@@ -105,7 +132,7 @@ func (a *Activities) Enqueue(ctx context.Context, in dsr.EnqueueInput) error {
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, dsr.BatchWorkflowID(in.Destination, in.Regulation), dsr.SignalEnqueue, in.Member,
 		client.StartWorkflowOptions{
 			ID:            dsr.BatchWorkflowID(in.Destination, in.Regulation),
-			TaskQueue:     a.Config.TaskQueue,
+			TaskQueue:     a.Settings.TaskQueue,
 			StaticSummary: "Batch of " + in.Regulation + " erasures for " + in.Destination,
 		},
 		dsr.WorkflowBatch, dsr.BatchInput{Destination: in.Destination, Regulation: in.Regulation, Settings: a.batchSettings()})
@@ -121,9 +148,9 @@ func (a *Activities) Enqueue(ctx context.Context, in dsr.EnqueueInput) error {
 // time its buffer starts to fill, so a changed setting applies to the next flush.
 func (a *Activities) batchSettings() dsr.BatchSettings {
 	return dsr.BatchSettings{
-		MaxSize:          a.Config.BatchMaxSize,
-		MaxWait:          a.Config.BatchMaxWait,
-		MaxIDs:           a.Config.MixpanelMaxIDs,
+		MaxSize:          a.Settings.BatchMaxSize,
+		MaxWait:          a.Settings.BatchMaxWait,
+		MaxIDs:           a.Settings.MixpanelMaxIDs,
 		MaxSignalsPerRun: maxSignalsPerRun,
 	}
 }
@@ -160,12 +187,12 @@ func (a *Activities) RemoveFromBatch(ctx context.Context, in dsr.RemoveFromBatch
 func (a *Activities) TrackTask(ctx context.Context, in dsr.TaskInput) error {
 	members := in.Members
 	in.Members = nil
-	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Config.MixpanelPollInterval, a.Config.MixpanelMaxTaskAge, a.Config.MixpanelMaxIDs
+	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Settings.MixpanelPollInterval, a.Settings.MixpanelMaxTaskAge, a.Settings.MixpanelMaxIDs
 	id := dsr.TaskWorkflowID(in.Destination, in.TaskID)
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, id, dsr.SignalAddMembers, members,
 		client.StartWorkflowOptions{
 			ID:            id,
-			TaskQueue:     a.Config.TaskQueue,
+			TaskQueue:     a.Settings.TaskQueue,
 			StaticSummary: "Mixpanel deletion task " + in.TaskID + " at " + in.Destination,
 		},
 		dsr.WorkflowMixpanelTask, in)
@@ -272,7 +299,7 @@ const staleAfter = time.Hour
 // (joining twice is harmless: the batch dedupes, and Mixpanel's 409 maps ids
 // already sent to their task). It returns how many it nudged.
 func (a *Activities) RequeueStale(ctx context.Context) (int, error) {
-	keys, err := a.Ledger.StaleQueued(ctx, a.now().Add(-a.Config.BatchMaxWait-staleAfter), 1000)
+	keys, err := a.Ledger.StaleQueued(ctx, a.now().Add(-a.Settings.BatchMaxWait-staleAfter), 1000)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: %w", err)
 	}
@@ -310,7 +337,7 @@ func (a *Activities) PurgeExpired(ctx context.Context) (int64, error) {
 			break
 		}
 	}
-	if _, err := a.Results.PurgeOlderThan(a.now().Add(-a.Config.ResultsTTL - time.Hour)); err != nil {
+	if _, err := a.Results.PurgeOlderThan(a.now().Add(-a.Settings.ResultsTTL - time.Hour)); err != nil {
 		return n, fmt.Errorf("results store: %w", err)
 	}
 	if _, err := a.Results.PurgeTemporary(a.now().Add(-leftoverAfter)); err != nil {

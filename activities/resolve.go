@@ -37,7 +37,7 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in dsr.ResolveIdenti
 	}
 	var dests []config.Destination
 	var denied []string
-	for _, d := range a.Config.ActiveDestinations() {
+	for _, d := range a.Settings.Destinations {
 		if !d.AllowsController(in.ControllerID) {
 			denied = append(denied, d.Name)
 			continue
@@ -45,8 +45,8 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in dsr.ResolveIdenti
 		dests = append(dests, d)
 	}
 	res := identity.Resolve(identity.Input{
-		Identities: queries, Matches: matches, LoginTypes: a.Config.LoginIdentityTypes,
-		Destinations: dests, Policy: identity.Policy(a.Config.AmbiguityPolicy), ChosenProfile: in.ChosenProfile,
+		Identities: queries, Matches: matches, LoginTypes: a.Settings.LoginIdentityTypes,
+		Destinations: dests, Policy: a.Settings.AmbiguityPolicy, ChosenProfile: in.ChosenProfile,
 	})
 	if !res.Hold {
 		for _, name := range denied {

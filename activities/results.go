@@ -36,7 +36,7 @@ func (a *Activities) CreateRetrievalTask(ctx context.Context, in dsr.CreateRetri
 	if err != nil {
 		return dsr.CreateTaskResult{}, mixpanelError(err)
 	}
-	return dsr.CreateTaskResult{TaskID: id, CreatedAt: a.now(), PollInterval: a.Config.MixpanelPollInterval, MaxTaskAge: a.Config.MixpanelMaxTaskAge}, nil
+	return dsr.CreateTaskResult{TaskID: id, CreatedAt: a.now(), PollInterval: a.Settings.MixpanelPollInterval, MaxTaskAge: a.Settings.MixpanelMaxTaskAge}, nil
 }
 
 // BuildResults downloads each finished export (streaming, bounded, and
@@ -50,7 +50,7 @@ func (a *Activities) BuildResults(ctx context.Context, in dsr.BuildResultsInput)
 	if err != nil {
 		return dsr.BuildResultsResult{}, err
 	}
-	info := dsr.BuildResultsResult{Token: token, URL: a.Config.PublicURL + "/v1/results/" + token, ExpiresAt: a.now().Add(a.Config.ResultsTTL)}
+	info := dsr.BuildResultsResult{Token: token, URL: a.Settings.PublicURL + "/v1/results/" + token, ExpiresAt: a.now().Add(a.Settings.ResultsTTL)}
 	profiles, err := a.profileRecords(ctx, in.ControllerID, in.Profiles)
 	if err != nil {
 		return dsr.BuildResultsResult{}, err

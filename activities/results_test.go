@@ -88,8 +88,8 @@ func newResultsFixture(t *testing.T, serve http.HandlerFunc) *resultsFixture {
 	}
 	f := &resultsFixture{
 		a: &activities.Activities{
-			Config: config.Config{PublicURL: "https://dsr.example", ResultsTTL: 7 * 24 * time.Hour, ResultsDir: dir},
-			Ledger: store, Profiles: profiles, Results: bundles, Keys: keys, Mixpanel: map[string]*mixpanel.Client{"mixpanel": mp},
+			Settings: activities.Settings{PublicURL: "https://dsr.example", ResultsTTL: 7 * 24 * time.Hour},
+			Ledger:   store, Profiles: profiles, Results: bundles, Keys: keys, Mixpanel: map[string]*mixpanel.Client{"mixpanel": mp},
 		},
 		dir: dir, exportURL: srv.URL + "/export.zip?sig=s3cr3t", store: store, keys: keys,
 		controller: "acme", request: "9f1c2d3e-4b5a-4c6d-8e7f-0011223344bb",

@@ -106,9 +106,9 @@ func (a *Activities) restartTask(ctx context.Context, workflowID string) (bool, 
 	if err != nil {
 		return false, err
 	}
-	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Config.MixpanelPollInterval, a.Config.MixpanelMaxTaskAge, a.Config.MixpanelMaxIDs
+	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Settings.MixpanelPollInterval, a.Settings.MixpanelMaxTaskAge, a.Settings.MixpanelMaxIDs
 	_, err = a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflowID, TaskQueue: a.Config.TaskQueue,
+		ID: workflowID, TaskQueue: a.Settings.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            "Mixpanel deletion task " + in.TaskID + " at " + in.Destination + " (restarted after its workflow ended)",
