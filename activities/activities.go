@@ -20,7 +20,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/dsrflow/dsrflow/internal/callback"
-	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
@@ -48,33 +47,6 @@ type Activities struct {
 	Now func() time.Time
 
 	pacers sync.Map // destination -> *rate.Limiter
-}
-
-// Settings are the worker's settings that activities read. The worker
-// builds them once from its configuration (worker/settings.go).
-type Settings struct {
-	// TaskQueue is the queue of workflows and ordinary activities.
-	TaskQueue string
-	// Destinations are the active destinations, sorted by name.
-	Destinations []config.Destination
-	// LoginIdentityTypes are the identity types that count as login ids.
-	LoginIdentityTypes []string
-	// AmbiguityPolicy says what resolution does when several profiles match.
-	AmbiguityPolicy identity.Policy
-	// BatchMaxSize and BatchMaxWait are a batch's flush rules.
-	BatchMaxSize int
-	BatchMaxWait time.Duration
-	// MixpanelMaxIDs bounds the ids of one Mixpanel task.
-	MixpanelMaxIDs int
-	// MixpanelPollInterval and MixpanelMaxTaskAge govern polling a task.
-	MixpanelPollInterval time.Duration
-	MixpanelMaxTaskAge   time.Duration
-	// MixpanelRateLimit is the GDPR API calls per second per destination (0: none).
-	MixpanelRateLimit float64
-	// PublicURL is the API's base URL, for results links.
-	PublicURL string
-	// ResultsTTL is how long a results link works.
-	ResultsTTL time.Duration
 }
 
 func (a *Activities) now() time.Time {

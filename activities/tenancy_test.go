@@ -57,7 +57,7 @@ func newTenancyFixture(t *testing.T, cfg config.Config) *tenancyFixture {
 		t.Fatal(err)
 	}
 	f := &tenancyFixture{ledger: store, profiles: profiles, bundles: bundles, ring: ring}
-	f.acts = &activities.Activities{Settings: activities.Settings{Destinations: cfg.ActiveDestinations(), AmbiguityPolicy: identity.Policy(cfg.AmbiguityPolicy), LoginIdentityTypes: cfg.LoginIdentityTypes}, Ledger: store, Profiles: profiles, Finder: profiles, Results: bundles, Keys: ring}
+	f.acts = &activities.Activities{Settings: activities.SettingsFrom(cfg), Ledger: store, Profiles: profiles, Finder: profiles, Results: bundles, Keys: ring}
 	var suite testsuite.WorkflowTestSuite
 	f.env = suite.NewTestActivityEnvironment()
 	f.env.RegisterActivity(f.acts)

@@ -80,7 +80,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}
 	acts := &activities.Activities{
-		Settings: activitySettings(cfg), Ledger: store, Temporal: tc, Mixpanel: mixpanels, Finder: finder,
+		Settings: activities.SettingsFrom(cfg), Ledger: store, Temporal: tc, Mixpanel: mixpanels, Finder: finder,
 		Callbacks: callbacks, Profiles: profiles, Results: bundles, Keys: ring, Metrics: activities.NewMetrics(registry),
 	}
 

@@ -59,7 +59,7 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 		ControllerID: rec.ControllerID, SubjectRequestID: rec.RequestID,
 		RequestStatus: string(rec.Status), ExpectedCompletionTime: opendsr.NewTime(rec.ExpectedCompletionTime),
 		APIVersion: rec.APIVersion, ResultsURL: resultsURL, ResultsCount: rec.ResultsCount,
-		Extensions: map[string]json.RawMessage{s.Config.ProcessorDomain: extJSON},
+		Extensions: map[string]json.RawMessage{s.Settings.ProcessorDomain: extJSON},
 	}, nil
 }
 

@@ -41,9 +41,27 @@ func ExpectedCompletionTime(forwardAt time.Time) time.Time {
 // retryWindow is how long a failed request waits for an operator's retry.
 const retryWindow = 30 * 24 * time.Hour
 
+// Settings are the parts of the configuration the request service reads.
+type Settings struct {
+	// ProcessorDomain is dsrflow's OpenDSR processor domain (the extensions key).
+	ProcessorDomain string
+	// CallbackAllowPrivate lets callback URLs use http:// and private addresses.
+	CallbackAllowPrivate bool
+	// WaitingPeriod is an erasure's cancellation window.
+	WaitingPeriod time.Duration
+	// TaskQueue is the queue DSR workflows start on.
+	TaskQueue string
+}
+
+// SettingsFrom takes the request service's settings from the configuration.
+func SettingsFrom(cfg config.Config) Settings {
+	return Settings{ProcessorDomain: cfg.ProcessorDomain, CallbackAllowPrivate: cfg.CallbackAllowPrivate,
+		WaitingPeriod: cfg.WaitingPeriod, TaskQueue: cfg.TaskQueue}
+}
+
 // Service submits requests.
 type Service struct {
-	Config   config.Config
+	Settings Settings
 	Ledger   *ledger.Store
 	Temporal client.Client
 	// Keys open sealed ledger fields (the results link).
@@ -72,9 +90,9 @@ type Result struct {
 // started, the ledger row is removed again and the caller gets a 503.
 func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.Request, raw []byte) (Result, *opendsr.Error) {
 	res, oerr := s.submit(ctx, controllerID, req, raw)
-	if ignored := req.IgnoredExtensions(s.Config.ProcessorDomain); oerr == nil && len(ignored) > 0 {
+	if ignored := req.IgnoredExtensions(s.Settings.ProcessorDomain); oerr == nil && len(ignored) > 0 {
 		ext, _ := json.Marshal(opendsr.CreatedExtension{IgnoredExtensions: ignored}) // plain struct: cannot fail
-		res.Response.Extensions = map[string]json.RawMessage{s.Config.ProcessorDomain: ext}
+		res.Response.Extensions = map[string]json.RawMessage{s.Settings.ProcessorDomain: ext}
 	}
 	return res, oerr
 }
@@ -82,13 +100,13 @@ func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.R
 func (s *Service) submit(ctx context.Context, controllerID string, req opendsr.Request, raw []byte) (Result, *opendsr.Error) {
 	now := s.now()
 	if verr := opendsr.Validate(req, opendsr.ValidateOptions{
-		ProcessorDomain: s.Config.ProcessorDomain, Now: now,
-		AllowHTTPCallbacks: s.Config.CallbackAllowPrivate, AllowPrivateCallbacks: s.Config.CallbackAllowPrivate,
+		ProcessorDomain: s.Settings.ProcessorDomain, Now: now,
+		AllowHTTPCallbacks: s.Settings.CallbackAllowPrivate, AllowPrivateCallbacks: s.Settings.CallbackAllowPrivate,
 		AllowUUIDv5: s.NameBasedIDs,
 	}); verr != nil {
 		return Result{}, verr
 	}
-	ext, err := req.ProcessorExtension(s.Config.ProcessorDomain)
+	ext, err := req.ProcessorExtension(s.Settings.ProcessorDomain)
 	if err != nil {
 		var oerr *opendsr.Error
 		if errors.As(err, &oerr) {
@@ -166,7 +184,7 @@ func (s *Service) logger() *slog.Logger {
 func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext opendsr.ProcessorExtension, submitted, received time.Time) dsr.Request {
 	forwardAt := received
 	if req.SubjectRequestType == dsr.TypeErasure && !ext.SkipWaitingPeriod {
-		forwardAt = received.Add(s.Config.WaitingPeriod)
+		forwardAt = received.Add(s.Settings.WaitingPeriod)
 	}
 	ids := make([]dsr.Identity, len(req.SubjectIdentities))
 	for i, id := range req.SubjectIdentities {
@@ -208,7 +226,7 @@ func (s *Service) start(ctx context.Context, in dsr.Request) (bool, error) {
 func (s *Service) startRun(ctx context.Context, in dsr.Request, reuse enums.WorkflowIdReusePolicy) (bool, error) {
 	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       in.WorkflowID(),
-		TaskQueue:                s.Config.TaskQueue,
+		TaskQueue:                s.Settings.TaskQueue,
 		WorkflowIDReusePolicy:    reuse,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            fmt.Sprintf("%s %s request from %s", in.Regulation, in.Type, in.ControllerID),
