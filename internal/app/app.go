@@ -31,7 +31,6 @@ import (
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
-	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/results"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
@@ -127,22 +126,6 @@ func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, m
 		return nil, fmt.Errorf("connecting to Temporal at %s (is it running? `make dev` starts one): %w", cfg.TemporalAddress, err)
 	}
 	return c, nil
-}
-
-// MixpanelClients builds one GDPR API client per configured destination.
-func MixpanelClients(cfg config.Config) (map[string]*mixpanel.Client, error) {
-	out := map[string]*mixpanel.Client{}
-	for _, d := range cfg.Destinations {
-		c, err := mixpanel.New(mixpanel.Options{
-			BaseURL: d.APIURL, ProjectToken: d.ProjectToken, OAuthToken: d.OAuthToken,
-			UserAgent: "dsrflow/" + Version + " (+https://github.com/dsrflow/dsrflow)",
-		})
-		if err != nil {
-			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
-		}
-		out[d.Name] = c
-	}
-	return out, nil
 }
 
 // Signer loads the response and callback signing key named by DSR_SIGNING_KEY / DSR_SIGNING_CERT.
