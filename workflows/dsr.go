@@ -21,19 +21,6 @@ import (
 // a is the nil activities value used to reference activity methods.
 var a *activities.Activities
 
-// Phases of a DSR workflow, shown by the status query.
-const (
-	phaseWaiting       = "waiting period"
-	phaseResolving     = "resolving identities"
-	phaseAmbiguous     = "ambiguous identity: waiting for an operator to choose a profile"
-	phaseEnqueuing     = "joining batches"
-	phaseQueued        = "queued for forwarding"
-	phaseForwarded     = "forwarded"
-	phaseRetrieving    = "retrieving data"
-	phaseAwaitingRetry = "failed, awaiting retry"
-	phaseDone          = "done"
-)
-
 // callbackRetryFor is how long one status callback keeps being retried.
 const callbackRetryFor = 72 * time.Hour
 
@@ -51,7 +38,7 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	if version >= lifecycleV1 {
 		ctx, _ = workflow.NewDisconnectedContext(ctx)
 	}
-	r := &requestRun{in: in, status: dsr.StatusPending, phase: phaseWaiting, version: version}
+	r := &requestRun{in: in, status: dsr.StatusPending, phase: dsr.PhaseWaiting, version: version}
 	if err := r.registerHandlers(ctx); err != nil {
 		return err
 	}
@@ -97,7 +84,7 @@ type requestRun struct {
 	in     dsr.Request
 	status dsr.Status
 	reason string
-	phase  string
+	phase  dsr.Phase
 	// version is the workflow.GetVersion of changeLifecycle this run follows.
 	version workflow.Version
 
@@ -170,9 +157,9 @@ func (r *requestRun) run(ctx workflow.Context) error {
 	// Erasures resolve and join their batches in one activity; while it runs a
 	// cancel waits for it and then takes the request out of the batches.
 	erasure := r.in.Type == dsr.TypeErasure
-	resolving := phaseResolving
+	resolving := dsr.PhaseResolving
 	if erasure {
-		resolving = phaseEnqueuing
+		resolving = dsr.PhaseEnqueuing
 	}
 	r.phase = resolving
 	var resolved dsr.ResolveIdentitiesResult
@@ -228,7 +215,7 @@ func (r *requestRun) run(ctx workflow.Context) error {
 // awaitRetry keeps a failed request open for RetryWindow; on an operator's
 // retry it puts the failed destinations back to pending and says true.
 func (r *requestRun) awaitRetry(ctx workflow.Context) (bool, error) {
-	r.phase = phaseAwaitingRetry
+	r.phase = dsr.PhaseAwaitingRetry
 	ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 		Timeout:      r.in.RetryWindow,
 		TimerOptions: workflow.TimerOptions{Summary: "failed: waiting for an operator retry"},
@@ -251,7 +238,7 @@ func (r *requestRun) awaitRetry(ctx workflow.Context) (bool, error) {
 // awaitChoice holds the request in pending until an operator chooses one of
 // the candidate profiles (or cancels it).
 func (r *requestRun) awaitChoice(ctx workflow.Context, resolved dsr.ResolveIdentitiesResult) error {
-	r.phase, r.candidates, r.chosen = phaseAmbiguous, resolved.Candidates, ""
+	r.phase, r.candidates, r.chosen = dsr.PhaseAmbiguous, resolved.Candidates, ""
 	reason := fmt.Sprintf("ambiguous identity: %d profiles match (%s); choose one with dsr resolve", len(resolved.Candidates), strings.Join(resolved.Candidates, ", "))
 	if err := r.setStatus(ctx, dsr.StatusPending, reason); err != nil {
 		return err
@@ -277,7 +264,7 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved dsr.ResolveIdent
 const versionRecordChoice = "record-resolve-choice"
 
 func (r *requestRun) validateChoice(c dsr.ResolveChoice) error {
-	if r.phase != phaseAmbiguous {
+	if r.phase != dsr.PhaseAmbiguous {
 		return temporal.NewApplicationError("the request is not waiting for an identity choice", "NotAmbiguous")
 	}
 	for _, p := range r.candidates {
@@ -303,7 +290,7 @@ func (r *requestRun) waitingPeriod(ctx workflow.Context) error {
 
 // forward enqueues the request in every destination's batch and follows it to a final status.
 func (r *requestRun) forward(ctx workflow.Context) error {
-	r.phase = phaseEnqueuing
+	r.phase = dsr.PhaseEnqueuing
 	for _, d := range r.dests {
 		if d.status != dsr.ForwardingPending || d.enqueued {
 			continue
@@ -312,7 +299,7 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 			return r.fail(ctx, "could not join the batch: "+errorMessage(err))
 		}
 	}
-	r.phase = phaseQueued
+	r.phase = dsr.PhaseQueued
 	for {
 		if err := workflow.Await(ctx, func() bool {
 			return !r.cancelBusy && (r.cancelled || r.allDone() || (r.status == dsr.StatusPending && r.anyForwarded()))
@@ -323,13 +310,13 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled while queued")
 		}
 		if r.status == dsr.StatusPending && r.anyForwarded() {
-			r.phase = phaseForwarded
+			r.phase = dsr.PhaseForwarded
 			if err := r.setStatus(ctx, dsr.StatusInProgress, "sent to Mixpanel"); err != nil {
 				return err
 			}
 		}
 		if r.allDone() {
-			r.phase = phaseDone
+			r.phase = dsr.PhaseDone
 			if reason := r.failureReason(); reason != "" {
 				return r.setStatus(ctx, dsr.StatusFailed, reason)
 			}
@@ -506,7 +493,7 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 // requeue joins the batches again when the request is still queued and not
 // being cancelled (the sweep's nudge after a lost batch signal).
 func (r *requestRun) requeue(ctx workflow.Context) {
-	if r.phase != phaseQueued || r.cancelBusy || r.cancelled {
+	if r.phase != dsr.PhaseQueued || r.cancelBusy || r.cancelled {
 		return
 	}
 	for _, d := range r.dests {
@@ -563,17 +550,14 @@ func (r *requestRun) validateCancel() error {
 	if r.cancelled {
 		return nil
 	}
-	switch r.phase {
-	case phaseWaiting, phaseResolving, phaseAmbiguous, phaseEnqueuing, phaseQueued:
-		if !r.anyForwarded() {
-			return nil
-		}
+	if r.phase.Cancellable() && !r.anyForwarded() {
+		return nil
 	}
 	return temporal.NewApplicationError(dsr.ErrTooLate, "TooLate")
 }
 
 func (r *requestRun) validateRetry() error {
-	if r.phase != phaseAwaitingRetry {
+	if r.phase != dsr.PhaseAwaitingRetry {
 		return temporal.NewApplicationError("only a failed request awaiting retry can be retried", "NotRetryable")
 	}
 	return nil
@@ -582,7 +566,7 @@ func (r *requestRun) validateRetry() error {
 // cancel takes the request out of every batch that has not sent it; if any
 // batch already sent it, the request goes on everywhere and cancel is refused.
 func (r *requestRun) cancel(ctx workflow.Context) (dsr.CancelResult, error) {
-	if err := workflow.Await(ctx, func() bool { return !r.cancelBusy && r.phase != phaseEnqueuing }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return !r.cancelBusy && r.phase != dsr.PhaseEnqueuing }); err != nil {
 		return dsr.CancelResult{}, err
 	}
 	if r.cancelled {
@@ -591,7 +575,7 @@ func (r *requestRun) cancel(ctx workflow.Context) (dsr.CancelResult, error) {
 	if err := r.validateCancel(); err != nil {
 		return dsr.CancelResult{}, err
 	}
-	if r.phase != phaseQueued {
+	if r.phase != dsr.PhaseQueued {
 		r.cancelled = true
 		return dsr.CancelResult{Cancelled: true}, nil
 	}
@@ -636,7 +620,7 @@ func (r *requestRun) recordRefusedCancel(ctx workflow.Context, what string, caus
 }
 
 func (r *requestRun) view() (dsr.StatusView, error) {
-	v := dsr.StatusView{Status: r.status, Reason: r.reason, Phase: r.phase, Candidates: r.candidates}
+	v := dsr.StatusView{Status: r.status, Reason: r.reason, Phase: r.phase.String(), Candidates: r.candidates}
 	for _, d := range r.dests {
 		v.Destinations = append(v.Destinations, dsr.DestinationView{
 			Destination: d.plan.Destination, Status: d.status, StatusMessage: d.message,
@@ -648,7 +632,7 @@ func (r *requestRun) view() (dsr.StatusView, error) {
 
 // fail ends the request as failed with a reason.
 func (r *requestRun) fail(ctx workflow.Context, reason string) error {
-	r.phase = phaseDone
+	r.phase = dsr.PhaseDone
 	return r.setStatus(ctx, dsr.StatusFailed, reason)
 }
 

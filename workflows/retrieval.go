@@ -16,7 +16,7 @@ import (
 // and the link answers 410 Gone.
 func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	for {
-		r.phase = phaseRetrieving
+		r.phase = dsr.PhaseRetrieving
 		if err := r.retrieveExports(ctx); err != nil {
 			return err
 		}
@@ -53,7 +53,7 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	if !info.Matched {
 		reason = "no records matched the subject's identities"
 	}
-	r.phase = phaseDone
+	r.phase = dsr.PhaseDone
 	if err := r.setStatus(ctx, dsr.StatusCompleted, reason); err != nil {
 		return err
 	}
