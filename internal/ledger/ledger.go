@@ -6,12 +6,12 @@
 //
 // The ledger never holds identity values, callback URLs or results links in
 // clear (see hash.go for the forms):
-//   - identities, the request body and callback URLs only as keyed hashes
-//     (HMAC-SHA-256 with a key of the key ring, "hmac:<key id>:<hex>"), so
-//     that a copy of the database does not let a dictionary of candidate
-//     values recover them;
-//   - callback URLs (which may carry the controller's secrets) and the
-//     results link sealed with the key ring ("enc:v1:<key id>:...");
+//   - identities and the request body only as keyed hashes (HMAC-SHA-256
+//     with a key of the key ring, "hmac:<key id>:<hex>"), so that a copy of
+//     the database does not let a dictionary of candidate values recover them;
+//   - a request's callback URLs (which may carry the controller's secrets)
+//     and its results link sealed with the key ring ("enc:v1:<key id>:...");
+//     callback attempts name their URL by its keyed hash and its host;
 //   - results tokens as their SHA-256 (a token is 256 random bits).
 //
 // CreateRequest and RecordCallbackAttempt refuse anything else. Rows written

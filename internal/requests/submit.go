@@ -1,8 +1,8 @@
 // Package requests is the request service shared by the HTTP API and the dsr
-// CLI: Submit validates a data subject request, writes its ledger row and
-// starts its DSR workflow, in that order, before anyone is told it was
-// accepted; Status answers from the ledger; Cancel and Retry go to the
-// request's workflow.
+// CLI: Submit validates a data subject request, starts its DSR workflow and
+// then writes its ledger row (the workflow writes the row too, as its first
+// step), before anyone is told it was accepted; Status answers from the
+// ledger; Cancel, Retry and Resolve go to the request's workflow.
 package requests
 
 import (
@@ -82,12 +82,13 @@ type Result struct {
 	Response opendsr.CreatedResponse
 }
 
-// Submit validates req (decoded from raw) for a controller, records it and
-// starts its workflow. The answer lists the extensions entries of other
+// Submit validates req (decoded from raw) for a controller, starts its
+// workflow and records it. The answer lists the extensions entries of other
 // processors that were ignored. Submitting the same request id with the same content
 // again returns the existing record and starts nothing; with different content
 // it is a 409. A request is never left half-created: if the workflow cannot be
-// started, the ledger row is removed again and the caller gets a 503.
+// started nothing was written and the caller gets a 503; if this process dies
+// after the start, the workflow writes the ledger row itself.
 func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.Request, raw []byte) (Result, *opendsr.Error) {
 	res, oerr := s.submit(ctx, controllerID, req, raw)
 	if ignored := req.IgnoredExtensions(s.Settings.ProcessorDomain); oerr == nil && len(ignored) > 0 {
