@@ -9,6 +9,9 @@ WORKFLOWCHECK := v0.6.0
 TEMPORAL_SERVER := v1.29.1
 TEMPORAL_UI     := v2.42.1
 GOFILES       := $(shell find . -name '*.go' -not -path './bin/*' -not -path './.data/*')
+# dsr --version: a release tag when there is one (else dsrflow's app.Version), and the commit.
+VERSION       ?= $(shell git describe --tags --dirty 2>/dev/null)
+COMMIT        ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
 .PHONY: all tools build test lint bench chaos fuzz dev cluster clean
 
@@ -46,7 +49,7 @@ $(BIN)/worker: $(GOFILES) go.mod go.sum
 $(BIN)/api: $(GOFILES) go.mod go.sum
 	$(GO) build -o $@ ./api
 $(BIN)/dsr: $(GOFILES) go.mod go.sum
-	$(GO) build -o $@ ./starter
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $@ ./starter
 
 ## lint: gofmt, go vet, workflowcheck
 lint: $(BIN)/workflowcheck
@@ -60,6 +63,7 @@ test: tools build lint
 	DSR_BIN=$(BIN) $(GO) test -race -count=1 -timeout 20m ./...
 	DSR_BIN=$(BIN) DSR_E2E_STACK=cluster $(GO) test -race -count=1 -timeout 15m \
 		-run '^(TestErasuresEndToEnd|TestAccessRequestProducesAResultsBundle)$$' ./e2e
+	cd deploy/check && $(GO) test -count=1 ./...
 
 ## bench: Go benchmarks of the hot paths, then the end-to-end benchmark (BENCH_N=10000 erasures)
 bench: tools build

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -46,7 +44,8 @@ type Activities struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	pacers sync.Map // destination -> *rate.Limiter
+	gates    sync.Map // destination -> *callGate
+	expected expectedRetries
 }
 
 func (a *Activities) now() time.Time {
@@ -57,22 +56,66 @@ func (a *Activities) now() time.Time {
 }
 
 // mixpanelClient returns the destination's client once this process may make
-// its next call. The task queue's rate limit spreads calls across all
-// workers; this pacer also keeps one process's calls at least 1/rate apart,
-// which Mixpanel's strict limit needs (the queue limit allows small bursts).
-func (a *Activities) mixpanelClient(ctx context.Context, destination string) (*mixpanel.Client, error) {
+// its next call, and a release to call as soon as that call has returned. The
+// task queue's rate limit spreads calls across all workers; the gate also
+// keeps one process's calls apart, which Mixpanel's strict limit needs (the
+// queue limit allows small bursts).
+func (a *Activities) mixpanelClient(ctx context.Context, destination string) (*mixpanel.Client, func(), error) {
 	c, ok := a.Mixpanel[destination]
 	if !ok {
-		return nil, temporal.NewNonRetryableApplicationError("destination "+destination+" is not configured on this worker", dsr.ErrTypeBadRequest, nil)
+		return nil, nil, temporal.NewNonRetryableApplicationError("destination "+destination+" is not configured on this worker", dsr.ErrTypeBadRequest, nil)
 	}
-	if a.Settings.MixpanelRateLimit > 0 {
-		// A 10% margin: calls that leave 1.00 s apart can arrive 0.99 s apart.
-		p, _ := a.pacers.LoadOrStore(destination, rate.NewLimiter(rate.Limit(a.Settings.MixpanelRateLimit*0.9), 1))
-		if err := p.(*rate.Limiter).Wait(ctx); err != nil {
-			return nil, fmt.Errorf("waiting for the Mixpanel rate limit: %w", err)
+	if a.Settings.MixpanelRateLimit <= 0 {
+		return c, func() {}, nil
+	}
+	g, _ := a.gates.LoadOrStore(destination, newCallGate(time.Duration(float64(time.Second)/a.Settings.MixpanelRateLimit)))
+	release, err := g.(*callGate).enter(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("waiting for the Mixpanel rate limit: %w", err)
+	}
+	return c, release, nil
+}
+
+// callGate lets one call through at a time, each at least interval after the
+// previous one returned. Measured from the previous answer rather than its
+// start, however late a request reached Mixpanel (a loaded machine, a slow
+// network), the next one cannot arrive within interval of it.
+type callGate struct {
+	interval time.Duration
+	turn     chan struct{} // holds a token while no call is in flight
+	lastEnd  time.Time     // when the previous call returned; guarded by turn
+}
+
+func newCallGate(interval time.Duration) *callGate {
+	g := &callGate{interval: interval, turn: make(chan struct{}, 1)}
+	g.turn <- struct{}{}
+	return g
+}
+
+// enter waits for the gate and returns its release.
+func (g *callGate) enter(ctx context.Context) (func(), error) {
+	select {
+	case <-g.turn:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if wait := time.Until(g.lastEnd.Add(g.interval)); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			g.turn <- struct{}{}
+			return nil, ctx.Err()
 		}
 	}
-	return c, nil
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.lastEnd = time.Now()
+			g.turn <- struct{}{}
+		})
+	}, nil
 }
 
 // RecordRequest makes sure the request's ledger row exists (a local activity,
@@ -92,7 +135,7 @@ func (a *Activities) RecordRequest(ctx context.Context, in dsr.Request) error {
 // RecordStatus writes one status transition to the ledger (a local activity).
 func (a *Activities) RecordStatus(ctx context.Context, c dsr.RecordStatusInput) error {
 	key := ledger.Key{ControllerID: c.ControllerID, RequestID: c.RequestID}
-	if err := a.Ledger.SetStatus(ctx, key, c.To, c.Reason, c.At); err != nil {
+	if err := a.Ledger.SetStatus(ctx, key, dsr.Status(c.To), c.Reason, c.At); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	a.Metrics.statusChanged(string(c.To))

@@ -14,6 +14,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
+	"github.com/dsrflow/dsrflow/internal/receipt"
 )
 
 // DeliverCallbacks POSTs one status change, signed, to every callback URL of
@@ -26,6 +27,10 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in dsr.DeliverCallbac
 	attempts, err := a.Ledger.CallbackAttempts(ctx, key)
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
+	}
+	ext, err := a.callbackExtension(in)
+	if err != nil {
+		return err
 	}
 	var failures []error
 	for _, u := range in.URLs {
@@ -42,6 +47,7 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in dsr.DeliverCallbac
 			APIVersion:             in.APIVersion,
 			ResultsURL:             in.ResultsURL,
 			ResultsCount:           in.ResultsCount,
+			Extensions:             ext,
 		})
 		if err != nil {
 			return err
@@ -69,7 +75,25 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in dsr.DeliverCallbac
 			failures = append(failures, sendErr)
 		}
 	}
-	return errors.Join(failures...)
+	if len(failures) == 0 {
+		return nil
+	}
+	// A receiver that is down is expected to come back: retried, logged at debug.
+	return a.stillRunning(ctx, retryCallbackDown, errors.Join(failures...).Error(), dsr.ErrTypeCallbackUndelivered)
+}
+
+// callbackExtension is dsrflow's entry in a callback's extensions: the status
+// reason, the due time and, once the request is final, its receipt's URL.
+func (a *Activities) callbackExtension(in dsr.DeliverCallbacksInput) (map[string]json.RawMessage, error) {
+	ext := opendsr.CallbackExtension{StatusReason: in.StatusReason, DueTime: opendsr.NewTime(in.DueTime)}
+	if receipt.Final(dsr.Status(in.Status)) {
+		ext.ReceiptURL = receipt.URL(a.Settings.PublicURL, in.RequestID)
+	}
+	b, err := json.Marshal(ext)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the callback extension: %w", err)
+	}
+	return map[string]json.RawMessage{a.Settings.ProcessorDomain: b}, nil
 }
 
 // delivered reports whether the URL with digest already received the change

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -56,7 +57,53 @@ func (a *Activities) CompleteErasure(ctx context.Context, in dsr.CompleteErasure
 	if err := a.RecordStatus(ctx, c); err != nil {
 		return out, err
 	}
+	// Then the ledger forgets the matched profile ids wherever the
+	// controller's records name them (an ambiguous hold's candidates, the
+	// operator's choice, a skipped destination's message, the sealed traces
+	// of the erasure and of the access requests whose bundles went): their
+	// keyed hash stands in their place.
+	if _, err := a.Ledger.ForgetProfiles(ctx, a.Keys, c.ControllerID, in.Profiles); err != nil {
+		return out, err
+	}
+	if err := a.forgetInTraces(ctx, c.ControllerID, append([]string{c.RequestID}, bundles...), in.Profiles); err != nil {
+		return out, err
+	}
 	return out, nil
+}
+
+// forgetInTraces replaces the erased profile ids in the sealed resolution
+// traces of the controller's requests named (the erasure's own, and the
+// access requests whose bundles held the subject) by their keyed hash.
+func (a *Activities) forgetInTraces(ctx context.Context, controller string, requestIDs, profiles []string) error {
+	if len(profiles) == 0 {
+		return nil
+	}
+	for _, id := range requestIDs {
+		key := ledger.Key{ControllerID: controller, RequestID: id}
+		rec, err := a.Ledger.Get(ctx, key)
+		if errors.Is(err, ledger.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		var sealed string
+		if len(rec.Resolution) == 0 || json.Unmarshal(rec.Resolution, &sealed) != nil {
+			continue
+		}
+		trace, err := a.Keys.Open(sealed)
+		if err != nil {
+			return fmt.Errorf("open the resolution trace of %s: %w", key, err)
+		}
+		forgotten := ledger.ForgetMentions(a.Keys, trace, profiles, true)
+		if forgotten == trace {
+			continue
+		}
+		if err := a.recordTrace(ctx, key, []byte(forgotten)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rawIdentities returns a request's raw identities (hashed ones cannot be

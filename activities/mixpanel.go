@@ -20,10 +20,11 @@ const notFoundGrace = time.Hour
 // CreateDeletionTask makes one Mixpanel call: create a deletion task for the ids.
 // A 409 conflict is a result, not an error: the workflow adopts the running tasks.
 func (a *Activities) CreateDeletionTask(ctx context.Context, in dsr.CreateDeletionTaskInput) (dsr.CreateTaskResult, error) {
-	c, err := a.mixpanelClient(ctx, in.Destination)
+	c, release, err := a.mixpanelClient(ctx, in.Destination)
 	if err != nil {
 		return dsr.CreateTaskResult{}, err
 	}
+	defer release()
 	id, err := c.CreateDeletion(ctx, in.DistinctIDs, complianceType(in.Regulation))
 	a.Metrics.mixpanelCall(in.Destination, "deletion.create", err)
 	var conflict *mixpanel.ConflictError
@@ -38,10 +39,11 @@ func (a *Activities) CreateDeletionTask(ctx context.Context, in dsr.CreateDeleti
 
 // DeletionTaskIDs makes one Mixpanel call: the distinct ids a deletion task holds.
 func (a *Activities) DeletionTaskIDs(ctx context.Context, ref dsr.PollTaskInput) ([]string, error) {
-	c, err := a.mixpanelClient(ctx, ref.Destination)
+	c, release, err := a.mixpanelClient(ctx, ref.Destination)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	task, err := c.DeletionStatus(ctx, ref.TaskID)
 	a.Metrics.mixpanelCall(ref.Destination, "deletion.status", err)
 	if errors.Is(err, mixpanel.ErrTaskNotFound) {
@@ -57,10 +59,11 @@ func (a *Activities) DeletionTaskIDs(ctx context.Context, ref dsr.PollTaskInput)
 // retries it at the poll interval) until the task is terminal, so a task
 // polled for weeks costs a few history events.
 func (a *Activities) PollTask(ctx context.Context, ref dsr.PollTaskInput) (dsr.PollTaskResult, error) {
-	c, err := a.mixpanelClient(ctx, ref.Destination)
+	c, release, err := a.mixpanelClient(ctx, ref.Destination)
 	if err != nil {
 		return dsr.PollTaskResult{}, err
 	}
+	defer release()
 	var task mixpanel.Task
 	if ref.Kind == dsr.KindRetrieval {
 		task, err = c.RetrievalStatus(ctx, ref.TaskID)
@@ -74,11 +77,11 @@ func (a *Activities) PollTask(ctx context.Context, ref dsr.PollTaskInput) (dsr.P
 		if a.now().Sub(ref.CreatedAt) > notFoundGrace {
 			return dsr.PollTaskResult{}, temporal.NewNonRetryableApplicationError("Mixpanel does not know task "+ref.TaskID, dsr.ErrTypeTaskNotFound, nil)
 		}
-		return dsr.PollTaskResult{}, temporal.NewApplicationError("task "+ref.TaskID+" is not visible yet", dsr.ErrTypeTaskNotFinished)
+		return dsr.PollTaskResult{}, a.stillRunning(ctx, retryTaskRunning, "task "+ref.TaskID+" is not visible yet", dsr.ErrTypeTaskNotFinished)
 	case err != nil:
 		return dsr.PollTaskResult{}, mixpanelError(err)
 	case !task.Status.Terminal():
-		return dsr.PollTaskResult{}, temporal.NewApplicationError("task "+ref.TaskID+" is "+string(task.Status), dsr.ErrTypeTaskNotFinished)
+		return dsr.PollTaskResult{}, a.stillRunning(ctx, retryTaskRunning, "task "+ref.TaskID+" is "+string(task.Status), dsr.ErrTypeTaskNotFinished)
 	}
 	return dsr.PollTaskResult{Status: task.Status, ResultURL: task.Result}, nil
 }

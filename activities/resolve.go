@@ -61,7 +61,7 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in dsr.ResolveIdenti
 		return out, nil
 	}
 	for _, p := range res.Plans {
-		f := ledger.Forwarding{Destination: p.Destination, Status: dsr.ForwardingPending, StatusMessage: "queued for the next batch", UpdatedAt: a.now()}
+		f := ledger.Forwarding{Destination: p.Destination, Status: dsr.ForwardingPending, StatusMessage: pendingMessage(in.Enqueue), UpdatedAt: a.now()}
 		if p.Skipped {
 			f.Status, f.StatusMessage = dsr.ForwardingSkipped, p.Reason
 		}
@@ -90,6 +90,15 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in dsr.ResolveIdenti
 // whose DSR_DESTINATIONS entry does not list the request's controller.
 const ReasonDestinationNotAllowed = "skipped: this destination is not available to the request's controller (DSR_DESTINATIONS controllers)"
 
+// pendingMessage is the forwarding message of a destination not yet sent to:
+// erasures join a batch, access and portability requests get their own task.
+func pendingMessage(enqueue bool) string {
+	if enqueue {
+		return "queued for the next batch"
+	}
+	return "waiting for its Mixpanel task"
+}
+
 // recordResolution keeps the trace the owning controller reads back: the
 // rule, the profile ids and the reasons, without the distinct ids (identity
 // values of the profiles), sealed with the key ring all the same.
@@ -98,6 +107,11 @@ func (a *Activities) recordResolution(ctx context.Context, key ledger.Key, res i
 	if err != nil {
 		return err
 	}
+	return a.recordTrace(ctx, key, trace)
+}
+
+// recordTrace seals a resolution trace and records it in the ledger.
+func (a *Activities) recordTrace(ctx context.Context, key ledger.Key, trace []byte) error {
 	sealed, err := a.Keys.Seal(string(trace))
 	if err != nil {
 		return err

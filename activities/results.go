@@ -20,10 +20,11 @@ import (
 
 // CreateRetrievalTask makes one Mixpanel call: create a data-retrieval task.
 func (a *Activities) CreateRetrievalTask(ctx context.Context, in dsr.CreateRetrievalTaskInput) (dsr.CreateTaskResult, error) {
-	c, err := a.mixpanelClient(ctx, in.Destination)
+	c, release, err := a.mixpanelClient(ctx, in.Destination)
 	if err != nil {
 		return dsr.CreateTaskResult{}, err
 	}
+	defer release()
 	disclosure := mixpanel.DisclosureData
 	switch in.DisclosureType {
 	case "categories":
@@ -98,6 +99,18 @@ func (a *Activities) BuildResults(ctx context.Context, in dsr.BuildResultsInput)
 	}
 	if err := a.Ledger.SetResults(ctx, key, token, sealedURL, info.Count, info.ExpiresAt); err != nil {
 		return dsr.BuildResultsResult{}, fmt.Errorf("ledger: %w", err)
+	}
+	// Each destination's row says its export was retrieved, so no row of a
+	// completed request still reads as waiting.
+	for _, e := range in.Exports {
+		f := ledger.Forwarding{Destination: e.Destination, Status: dsr.ForwardingSent, StatusMessage: "Mixpanel export retrieved",
+			TaskID: e.TaskID, UpdatedAt: a.now()}
+		if e.TaskID != "" {
+			f.TaskStatus = dsr.TaskSuccess
+		}
+		if err := a.Ledger.SetForwarding(ctx, []ledger.Key{key}, f); err != nil {
+			return dsr.BuildResultsResult{}, fmt.Errorf("ledger: %w", err)
+		}
 	}
 	return info, nil
 }

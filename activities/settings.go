@@ -28,8 +28,10 @@ type Settings struct {
 	MixpanelMaxTaskAge   time.Duration
 	// MixpanelRateLimit is the GDPR API calls per second per destination (0: none).
 	MixpanelRateLimit float64
-	// PublicURL is the API's base URL, for results links.
+	// PublicURL is the API's base URL, for results links and receipt URLs.
 	PublicURL string
+	// ProcessorDomain is the key of dsrflow's entry in a callback's extensions.
+	ProcessorDomain string
 	// ResultsTTL is how long a results link works.
 	ResultsTTL time.Duration
 }
@@ -48,6 +50,7 @@ func SettingsFrom(cfg config.Config) Settings {
 		MixpanelMaxTaskAge:   cfg.MixpanelMaxTaskAge,
 		MixpanelRateLimit:    cfg.MixpanelRateLimit,
 		PublicURL:            cfg.PublicURL,
+		ProcessorDomain:      cfg.ProcessorDomain,
 		ResultsTTL:           cfg.ResultsTTL,
 	}
 }

@@ -31,9 +31,9 @@ const maxReconciled = 1000
 // ReconcileEnded is the hourly sweep's check that the ledger and Temporal
 // agree: a request the ledger holds open (pending, in progress) whose
 // workflow is no longer running (terminated, timed out, or ended without
-// recording an outcome) is recorded failed with the reason, so GET, `dsr
-// list` and the callbacks' receiver stop waiting, and `retry` can start it
-// again. A MixpanelTask workflow ended the same way is started again with
+// recording an outcome) is recorded failed with the reason by a short new
+// run of its workflow (ledger, DsrStatus, callback), so GET, `dsr list` and
+// the controller stop waiting, and `retry` can start it again. A MixpanelTask workflow ended the same way is started again with
 // its members, so they learn how their Mixpanel task ended. It returns how
 // many requests and tasks it reconciled.
 func (a *Activities) ReconcileEnded(ctx context.Context) (int, error) {
@@ -53,6 +53,7 @@ func (a *Activities) ReconcileEnded(ctx context.Context) (int, error) {
 func (a *Activities) eachEnded(ctx context.Context, query string, fix func(context.Context, string) (bool, error)) (int, error) {
 	var token []byte
 	seen, fixed := 0, 0
+	done := map[string]bool{} // a workflow id has a run per retry or restart: look once
 	for seen < maxReconciled {
 		resp, err := a.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Query: query, PageSize: 100, NextPageToken: token,
@@ -60,7 +61,6 @@ func (a *Activities) eachEnded(ctx context.Context, query string, fix func(conte
 		if err != nil {
 			return fixed, fmt.Errorf("listing ended workflows: %w", err)
 		}
-		done := map[string]bool{}
 		for _, e := range resp.GetExecutions() {
 			seen++
 			id := e.GetExecution().GetWorkflowId()
@@ -125,8 +125,11 @@ func (a *Activities) restartTask(ctx context.Context, workflowID string) (bool, 
 
 // taskInput reads a MixpanelTask run's input and every member it was given.
 func (a *Activities) taskInput(ctx context.Context, workflowID, runID string) (dsr.TaskInput, error) {
-	dc := keyring.DataConverter(a.Keys)
 	var in dsr.TaskInput
+	if a.Keys == nil {
+		return in, errors.New("no key ring to read workflow histories")
+	}
+	dc := keyring.DataConverter(a.Keys)
 	var added []dsr.Member
 	it := a.Temporal.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
@@ -181,13 +184,57 @@ func (a *Activities) reconcile(ctx context.Context, workflowID string) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("describing a request workflow: %w", err)
 	}
-	reason := dsr.EndedReason(desc.GetWorkflowExecutionInfo().GetStatus())
+	info := desc.GetWorkflowExecutionInfo()
+	reason := dsr.EndedReason(info.GetStatus())
 	if reason == "" {
 		return false, nil
 	}
-	if err := a.Ledger.SetStatus(ctx, key, dsr.StatusFailed, reason, a.now()); err != nil {
-		return false, fmt.Errorf("ledger: %w", err)
+	// A short run records it (ledger, search attribute, callback), so the
+	// latest run in Temporal says failed like the ledger; retry continues it.
+	var in dsr.Request
+	if err := a.runInput(ctx, workflowID, info.GetExecution().GetRunId(), &in); err != nil || in.RequestID != requestID {
+		// The history is unreadable: the ledger at least must not stay open.
+		activity.GetLogger(ctx).Warn("recording an ended request in the ledger only", "request_id", requestID, "error", err)
+		if err := a.Ledger.SetStatus(ctx, key, dsr.StatusFailed, reason, a.now()); err != nil {
+			return false, fmt.Errorf("ledger: %w", err)
+		}
+		a.Metrics.statusChanged(string(dsr.StatusFailed))
+		return true, nil
 	}
-	a.Metrics.statusChanged(string(dsr.StatusFailed))
+	in.EndedReason = reason
+	_, err = a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflowID, TaskQueue: a.Settings.TaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		StaticSummary:            fmt.Sprintf("%s %s request from %s: recording that its workflow ended", in.Regulation, in.Type, in.ControllerID),
+		TypedSearchAttributes:    dsr.StartAttributes(in),
+	}, dsr.WorkflowDSR, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("starting the run that records an ended request: %w", err)
+	}
 	return true, nil
+}
+
+// runInput decodes the input of a workflow run (its first event).
+func (a *Activities) runInput(ctx context.Context, workflowID, runID string, v any) error {
+	if a.Keys == nil {
+		return errors.New("no key ring to read workflow histories")
+	}
+	it := a.Temporal.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return errors.New("no history")
+	}
+	e, err := it.Next()
+	if err != nil {
+		return err
+	}
+	s := e.GetWorkflowExecutionStartedEventAttributes()
+	if s == nil {
+		return errors.New("the first event is not the start")
+	}
+	return keyring.DataConverter(a.Keys).FromPayloads(s.GetInput(), v)
 }

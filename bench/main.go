@@ -1,11 +1,24 @@
-// Command bench measures dsrflow end to end on this machine: it brings up its
-// own stack (Temporal dev server, the Mixpanel emulator with fast task steps
-// and no rate limit, the worker and the API), submits BENCH_N skip-wait
-// erasures over HTTP, waits until every one is completed, and reports intake
-// rate and latency, completion time, Mixpanel calls against the ideal,
-// Temporal history events per request and peak memory, next to the same
-// figures for an empty Temporal workflow on the same server. It writes
-// bench/results/latest.json and bench/results/latest.svg (a chart).
+// Command bench measures dsrflow end to end on this machine: for each stack
+// of BENCH_STACKS it brings up its own Temporal, the Mixpanel emulator with
+// fast task steps and no rate limit, the workers and the API, submits BENCH_N
+// skip-wait erasures over HTTP, waits until every one is completed, and
+// reports intake rate and latency, completion time, Mixpanel calls against
+// the ideal, Temporal history events and actions per request, the peak memory
+// and CPU time of every process, next to the same figures for an empty
+// Temporal workflow on the same server. The stacks:
+//
+//   - dev: the Temporal CLI's dev server (one process, SQLite), one worker,
+//     the ledger on SQLite (or BENCH_DB);
+//   - cluster: Temporal's four services as separate processes on PostgreSQL
+//     (devstack.StartCluster, BENCH_SHARDS history shards, default 4), two
+//     workers, the ledger on PostgreSQL (or BENCH_DB);
+//   - cluster-1w: the same with one worker.
+//
+// BENCH_STACKS=dev,cluster,cluster-1w is the default. With
+// BENCH_WAITING_PERIOD (e.g. 2m) the erasures keep their waiting period, so
+// all their timers fire together once it ends; the run then reports the time
+// from the window's end to the last completion. It writes
+// bench/results/latest.json (one entry per stack) and latest.svg (a chart).
 package main
 
 import (
@@ -36,13 +49,37 @@ import (
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 )
 
-// Results is what one run measured; it is written as JSON.
+// Run is every stack's results of one `make bench`; it is written as JSON.
+type Run struct {
+	When     time.Time `json:"when"`
+	Requests int       `json:"requests"`
+	// WaitingPeriod is BENCH_WAITING_PERIOD ("" for skip-wait erasures).
+	WaitingPeriod string    `json:"waiting_period,omitempty"`
+	Stacks        []Results `json:"stacks"`
+}
+
+// Results is what one stack measured.
 type Results struct {
-	When        time.Time `json:"when"`
-	Requests    int       `json:"requests"`
-	Concurrency int       `json:"concurrency"`
+	// Stack is dev, cluster or cluster-1w; Workers its worker processes.
+	Stack   string `json:"stack"`
+	Workers int    `json:"workers"`
+	// HistoryShards is the cluster's numHistoryShards (0 on the dev server).
+	HistoryShards int       `json:"history_shards,omitempty"`
+	When          time.Time `json:"when"`
+	Requests      int       `json:"requests"`
+	Concurrency   int       `json:"concurrency"`
 	// Ledger is the DSR_DB the run used (password redacted).
 	Ledger string `json:"ledger"`
+	// WindowEndToLastSeconds is, with a waiting period, the time from the
+	// end of the last request's window to the last completion.
+	WindowEndToLastSeconds float64 `json:"window_end_to_last_completion_seconds,omitempty"`
+	// PeakRSSMB and CPUSeconds are per process: worker-1.., api, and
+	// temporal (dev server) or temporal-frontend, -history, -matching, -worker.
+	PeakRSSMB  map[string]float64 `json:"peak_rss_mb"`
+	CPUSeconds map[string]float64 `json:"cpu_seconds"`
+	// TemporalCPUSeconds is the CPU time of Temporal's processes during the
+	// erasures (before the empty-workflow baseline).
+	TemporalCPUSeconds float64 `json:"temporal_cpu_seconds"`
 
 	IntakePerSecond float64 `json:"intake_per_second"`
 	PostP50Ms       float64 `json:"post_p50_ms"`
@@ -100,34 +137,112 @@ func envInt(key string, def int) int {
 func run() error {
 	n := envInt("BENCH_N", 10000)
 	conc := envInt("BENCH_CONCURRENCY", 16)
-	ctx := context.Background()
+	stacks := strings.Split(os.Getenv("BENCH_STACKS"), ",")
+	if os.Getenv("BENCH_STACKS") == "" {
+		stacks = []string{"dev", "cluster", "cluster-1w"}
+	}
+	var wait time.Duration
+	if v := os.Getenv("BENCH_WAITING_PERIOD"); v != "" {
+		var err error
+		if wait, err = time.ParseDuration(v); err != nil || wait <= 0 {
+			return fmt.Errorf("BENCH_WAITING_PERIOD=%q: want a duration such as 2m", v)
+		}
+	}
+	all := Run{When: time.Now().UTC(), Requests: n}
+	if wait > 0 {
+		all.WaitingPeriod = wait.String()
+	}
+	for _, name := range stacks {
+		res, err := runStack(context.Background(), strings.TrimSpace(name), n, conc, wait)
+		if err != nil {
+			return fmt.Errorf("stack %s: %w", name, err)
+		}
+		all.Stacks = append(all.Stacks, res)
+	}
+	printTable(all)
+	return write(all)
+}
+
+// runStack brings up one stack, measures it and stops it.
+func runStack(ctx context.Context, name string, n, conc int, wait time.Duration) (Results, error) {
+	res := Results{Stack: name, When: time.Now().UTC(), Requests: n, Concurrency: conc,
+		PeakRSSMB: map[string]float64{}, CPUSeconds: map[string]float64{}}
+	switch name {
+	case "dev":
+		res.Workers = 1
+	case "cluster":
+		res.Workers = 2
+	case "cluster-1w":
+		res.Workers = 1
+	default:
+		return res, fmt.Errorf("unknown stack %q: want dev, cluster or cluster-1w", name)
+	}
 	dir, err := os.MkdirTemp("", "dsrflow-bench-")
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Printf("starting the stack in %s ...\n", dir)
+	fmt.Printf("\n== %s: starting the stack in %s ...\n", name, dir)
 	db := filepath.Join(dir, "dsrflow.db")
+	temporal := map[string]*devstack.Process{}
+	var cluster *devstack.Cluster
+	if name != "dev" {
+		res.HistoryShards = envInt("BENCH_SHARDS", 4)
+		if cluster, err = devstack.StartCluster(ctx, devstack.ClusterOptions{Dir: dir, Shards: res.HistoryShards}); err != nil {
+			return res, err
+		}
+		defer cluster.Stop()
+		db = cluster.LedgerDSN
+		for svc, p := range cluster.Services {
+			temporal["temporal-"+svc] = p
+		}
+	}
 	if v := os.Getenv("BENCH_DB"); v != "" {
 		db = v // e.g. a postgres:// URL, to compare the ledger backends
 	}
-	stack, err := devstack.StartStack(ctx, devstack.StackOptions{
-		Dir: dir,
-		Env: map[string]string{
-			"DSR_BATCH_MAX_WAIT": "15s", "MIXPANEL_POLL_INTERVAL": "2s", "MIXPANEL_RATE_LIMIT": "0", "API_RATE_LIMIT": "0",
-			"DSR_DB": db,
-		},
-		Emulator: emulator.Options{Step: 200 * time.Millisecond, RateLimit: emulator.NoRateLimit},
-	})
-	if err != nil {
-		return err
+	env := map[string]string{
+		"DSR_BATCH_MAX_WAIT": "15s", "MIXPANEL_POLL_INTERVAL": "2s", "MIXPANEL_RATE_LIMIT": "0", "API_RATE_LIMIT": "0",
+		"DSR_DB": db,
 	}
-	defer stack.Stop()
-	res := Results{When: time.Now().UTC(), Requests: n, Concurrency: conc, Ledger: sqldb.Redact(db)}
+	if wait > 0 {
+		env["DSR_WAITING_PERIOD"] = wait.String()
+	}
+	opts := devstack.StackOptions{
+		Dir: dir, Env: env,
+		Emulator: emulator.Options{Step: 200 * time.Millisecond, RateLimit: emulator.NoRateLimit},
+	}
+	if cluster != nil {
+		opts.TemporalAddress = cluster.Address
+	}
+	stack, err := devstack.StartStack(ctx, opts)
+	if err == nil && res.Workers > 1 {
+		err = stack.StartMoreWorkers(ctx, res.Workers-1)
+	}
+	if stack != nil {
+		defer stack.Stop()
+	}
+	if err != nil {
+		return res, err
+	}
+	if p := stack.Temporal.Process(); p != nil {
+		temporal["temporal"] = p
+	}
+	procs := map[string]*devstack.Process{"worker-1": stack.Worker, "api": stack.API}
+	for i, w := range stack.Workers {
+		procs[fmt.Sprintf("worker-%d", i+2)] = w
+	}
+	for k, p := range temporal {
+		procs[k] = p
+	}
+	res.Ledger = sqldb.Redact(db)
+	cpuBefore := 0.0
+	for _, p := range temporal {
+		cpuBefore += p.CPUSeconds()
+	}
 
 	store, err := ledger.Open(ctx, db)
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer store.Close()
 
@@ -137,8 +252,9 @@ func run() error {
 	timeline := make(chan []Point, 1)
 	stopWatch := make(chan struct{})
 	go func() { timeline <- watch(ctx, store, start, &submitted, n, stopWatch) }()
-	ids, latencies, errs := submit(stack.APIURL, n, conc, &submitted)
+	ids, latencies, errs := submit(stack.APIURL, n, conc, wait == 0, &submitted)
 	intake := time.Since(start)
+	windowEnd := time.Now().Add(wait)
 	res.IntakeErrors = errs
 	res.IntakePerSecond = float64(len(ids)) / intake.Seconds()
 	res.PostP50Ms, res.PostP99Ms = percentile(latencies, 0.50), percentile(latencies, 0.99)
@@ -152,8 +268,15 @@ func run() error {
 		res.Completed = last.Completed
 		res.CompletedSeconds = last.Seconds
 		res.CompletionsPerSecond = float64(last.Completed) / last.Seconds
+		if wait > 0 {
+			res.WindowEndToLastSeconds = start.Add(time.Duration(last.Seconds * float64(time.Second))).Sub(windowEnd).Seconds()
+		}
 	}
 	fmt.Printf("completed %d of %d in %.0f s (%.1f/s)\n", res.Completed, n, res.CompletedSeconds, res.CompletionsPerSecond)
+	for _, p := range temporal {
+		res.TemporalCPUSeconds += p.CPUSeconds()
+	}
+	res.TemporalCPUSeconds -= cpuBefore
 
 	calls := stack.Emulator.Calls()
 	res.MixpanelCreates, res.MixpanelStatusCalls = calls["deletion.create"], calls["deletion.status"]
@@ -168,29 +291,32 @@ func run() error {
 	if len(tasks) > 0 {
 		res.PollsPerTask = float64(res.MixpanelStatusCalls) / float64(len(tasks))
 	}
-	res.WorkerPeakRSSMB = float64(stack.Worker.PeakRSS()) / (1 << 20)
-	res.APIPeakRSSMB = float64(stack.API.PeakRSS()) / (1 << 20)
+	for k, p := range procs {
+		res.PeakRSSMB[k] = float64(p.PeakRSS()) / (1 << 20)
+		res.CPUSeconds[k] = p.CPUSeconds()
+	}
+	res.WorkerPeakRSSMB, res.APIPeakRSSMB = res.PeakRSSMB["worker-1"], res.PeakRSSMB["api"]
 
 	tc, err := client.Dial(client.Options{HostPort: stack.Temporal.Address})
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer tc.Close()
 	if err := historyCosts(ctx, tc, ids, tasks, n, &res); err != nil {
-		return err
+		return res, err
 	}
 	if err := emptyBaseline(ctx, tc, min(n, 2000), conc, &res); err != nil {
-		return err
+		return res, err
 	}
 	if res.EmptyCompletionsPerSec > 0 {
 		res.CompletionRatioToEmpty = res.CompletionsPerSecond / res.EmptyCompletionsPerSec
 	}
-	printTable(res)
-	return write(res)
+	return res, nil
 }
 
-// submit POSTs n skip-wait erasures with conc clients and returns the ids accepted.
-func submit(apiURL string, n, conc int, submitted *atomic.Int64) (ids []string, latencies []float64, errs int) {
+// submit POSTs n erasures (skipping the waiting period if skipWait) with conc
+// clients and returns the ids accepted.
+func submit(apiURL string, n, conc int, skipWait bool, submitted *atomic.Int64) (ids []string, latencies []float64, errs int) {
 	var mu sync.Mutex
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -209,7 +335,7 @@ func submit(apiURL string, n, conc int, submitted *atomic.Int64) (ids []string, 
 					"subject_request_id": id, "subject_request_type": "erasure", "regulation": reg,
 					"submitted_time":     time.Now().UTC().Format(time.RFC3339),
 					"subject_identities": []map[string]string{{"identity_type": "controller_customer_id", "identity_value": fmt.Sprintf("bench-user-%d", i), "identity_format": "raw"}},
-					"extensions":         map[string]any{"localhost": map[string]any{"skip_waiting_period": true}},
+					"extensions":         map[string]any{"localhost": map[string]any{"skip_waiting_period": skipWait}},
 				})
 				req, _ := http.NewRequest(http.MethodPost, apiURL+"/v1/requests", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+devstack.APIToken)
@@ -365,29 +491,92 @@ func percentile(v []float64, p float64) float64 {
 	return s[int(math.Min(float64(len(s)-1), math.Floor(p*float64(len(s)))))]
 }
 
-func printTable(r Results) {
-	rows := [][3]string{
-		{"intake", fmt.Sprintf("%.0f requests/s (%d errors)", r.IntakePerSecond, r.IntakeErrors), ">= 100/s"},
-		{"POST latency", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms", r.PostP50Ms, r.PostP99Ms), "p99 < 250 ms"},
-		{"end to end", fmt.Sprintf("%d of %d completed in %.0f s (%.1f/s)", r.Completed, r.Requests, r.CompletedSeconds, r.CompletionsPerSecond), "10,000 in < 600 s"},
-		{"Mixpanel creates", fmt.Sprintf("%d (ideal %d), %.2f per 1000 requests", r.MixpanelCreates, r.MixpanelCreatesIdeal, r.CreatesPer1000), "= ideal"},
-		{"Mixpanel tasks", strings.Join(r.TaskSizes, " "), "compliance type: ids"},
-		{"Mixpanel status calls", fmt.Sprintf("%d for %d tasks: %.1f per task, %.2f per 1000 requests", r.MixpanelStatusCalls, r.MixpanelTasks, r.PollsPerTask, r.StatusCallsPer1000), "per task, not per request"},
-		{"history per erasure", fmt.Sprintf("%.1f events (+%.2f shared batch/task events)", r.DSREventsPerRequest, r.SharedEventsPerRequest), "<= 30"},
-		{"actions per erasure", fmt.Sprintf("%.1f (batch and task share included)", r.ActionsPerRequest), "Temporal Cloud pricing unit"},
-		{"worker peak RSS", fmt.Sprintf("%.0f MB", r.WorkerPeakRSSMB), "< 512 MB"},
-		{"API peak RSS", fmt.Sprintf("%.0f MB", r.APIPeakRSSMB), ""},
-		{"empty workflow", fmt.Sprintf("%.0f starts/s, %.1f completions/s, %.0f events, %.0f actions", r.EmptyStartsPerSecond, r.EmptyCompletionsPerSec, r.EmptyEventsPerWorkflow, r.EmptyActionsPerWorkflow), "Temporal's ceiling here"},
-		{"ratio to empty", fmt.Sprintf("%.2f of the empty workflow's completion rate", r.CompletionRatioToEmpty), ""},
+// printTable prints the figures of every stack side by side.
+func printTable(run Run) {
+	type row struct {
+		label, target string
+		value         func(r Results) string
 	}
-	fmt.Println()
+	rows := []row{
+		{"workers, history shards", "", func(r Results) string { return fmt.Sprintf("%d, %d", r.Workers, r.HistoryShards) }},
+		{"intake", ">= 100/s", func(r Results) string {
+			return fmt.Sprintf("%.0f/s (%d errors)", r.IntakePerSecond, r.IntakeErrors)
+		}},
+		{"POST latency", "p99 < 250 ms", func(r Results) string { return fmt.Sprintf("p50 %.0f, p99 %.0f ms", r.PostP50Ms, r.PostP99Ms) }},
+		{"end to end", "", func(r Results) string {
+			return fmt.Sprintf("%d/%d in %.0f s", r.Completed, r.Requests, r.CompletedSeconds)
+		}},
+		{"completions", "cluster >= 0.8x dev", func(r Results) string { return fmt.Sprintf("%.1f/s", r.CompletionsPerSecond) }},
+	}
+	if run.WaitingPeriod != "" {
+		rows = append(rows, row{"window end -> last done", "", func(r Results) string { return fmt.Sprintf("%.0f s", r.WindowEndToLastSeconds) }})
+	}
+	rows = append(rows, []row{
+		{"Mixpanel creates", "= ideal", func(r Results) string { return fmt.Sprintf("%d (ideal %d)", r.MixpanelCreates, r.MixpanelCreatesIdeal) }},
+		{"Mixpanel status calls", "per task", func(r Results) string {
+			return fmt.Sprintf("%d, %.1f/task", r.MixpanelStatusCalls, r.PollsPerTask)
+		}},
+		{"history per erasure", "<= 30 events", func(r Results) string {
+			return fmt.Sprintf("%.1f +%.2f shared", r.DSREventsPerRequest, r.SharedEventsPerRequest)
+		}},
+		{"actions per erasure", "Cloud pricing unit", func(r Results) string { return fmt.Sprintf("%.1f", r.ActionsPerRequest) }},
+		{"worker-1 peak RSS", "< 512 MB", func(r Results) string { return fmt.Sprintf("%.0f MB", r.PeakRSSMB["worker-1"]) }},
+		{"API peak RSS", "", func(r Results) string { return fmt.Sprintf("%.0f MB", r.PeakRSSMB["api"]) }},
+		{"Temporal peak RSS", "all its processes", func(r Results) string { return fmt.Sprintf("%.0f MB", temporalSum(r.PeakRSSMB)) }},
+		{"Temporal CPU", "during the erasures", func(r Results) string {
+			return fmt.Sprintf("%.0f s (%.0f%% of a core)", r.TemporalCPUSeconds, 100*r.TemporalCPUSeconds/max(r.CompletedSeconds, 1))
+		}},
+		{"workers' CPU", "", func(r Results) string { return fmt.Sprintf("%.0f s", prefixSum(r.CPUSeconds, "worker-")) }},
+		{"empty workflow", "Temporal's ceiling", func(r Results) string {
+			return fmt.Sprintf("%.0f starts/s, %.1f done/s", r.EmptyStartsPerSecond, r.EmptyCompletionsPerSec)
+		}},
+		{"ratio to empty", "", func(r Results) string { return fmt.Sprintf("%.2f", r.CompletionRatioToEmpty) }},
+	}...)
+	fmt.Printf("\n%-24s", "")
+	for _, r := range run.Stacks {
+		fmt.Printf(" %-28s", r.Stack)
+	}
+	fmt.Println(" target")
 	for _, row := range rows {
-		fmt.Printf("%-24s %-70s %s\n", row[0], row[1], row[2])
+		fmt.Printf("%-24s", row.label)
+		for _, r := range run.Stacks {
+			fmt.Printf(" %-28s", row.value(r))
+		}
+		fmt.Printf(" %s\n", row.target)
+	}
+	for _, r := range run.Stacks {
+		var parts []string
+		for _, k := range sortedKeys(r.PeakRSSMB) {
+			parts = append(parts, fmt.Sprintf("%s %.0f MB/%.0f s", k, r.PeakRSSMB[k], r.CPUSeconds[k]))
+		}
+		fmt.Printf("%s processes (peak RSS/CPU): %s\n", r.Stack, strings.Join(parts, ", "))
 	}
 	fmt.Println()
 }
 
-func write(r Results) error {
+// temporalSum adds the values of Temporal's processes (keys "temporal" and "temporal-*").
+func temporalSum(m map[string]float64) float64 { return prefixSum(m, "temporal") }
+
+func prefixSum(m map[string]float64, prefix string) float64 {
+	sum := 0.0
+	for k, v := range m {
+		if strings.HasPrefix(k, prefix) {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func write(r Run) error {
 	root, err := devstack.RepoRoot()
 	if err != nil {
 		return err

@@ -94,8 +94,9 @@ func TestIdentityResolution(t *testing.T) {
 			Rule     string   `json:"rule"`
 			Profiles []string `json:"profiles"`
 		}
-		if err := json.Unmarshal(ext.Resolution, &trace); err != nil || trace.Rule != "single_profile" || len(trace.Profiles) != 1 || trace.Profiles[0] != "p-ann" {
-			t.Errorf("resolution trace %s, want single_profile p-ann", ext.Resolution)
+		// The erasure completed: the trace names p-ann by its keyed hash only.
+		if err := json.Unmarshal(ext.Resolution, &trace); err != nil || trace.Rule != "single_profile" || len(trace.Profiles) != 1 || trace.Profiles[0] != erasedMention(t, "p-ann") {
+			t.Errorf("resolution trace %s, want single_profile %s", ext.Resolution, erasedMention(t, "p-ann"))
 		}
 	})
 
@@ -149,20 +150,23 @@ func TestIdentityResolution(t *testing.T) {
 		}
 		// The ledger says who chose, by name.
 		out, err := dsrCommand(t, "status", id).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "identity settled by operator") || !strings.Contains(string(out), "(dsr CLI): profile p-twin-2") {
+		if err != nil || !strings.Contains(string(out), "identity settled by operator") || !strings.Contains(string(out), "(dsr CLI): profile "+erasedMention(t, "p-twin-2")) {
 			t.Errorf("dsr status: %v, want the operator's choice in the history:\n%s", err, out)
 		}
 	})
 
 	t.Run("an operator settles through the API, recorded by name", func(t *testing.T) {
+		// Twins of their own: the erasure above erased p-twin-2 from the profile store.
+		importProfiles(t, `{"profile_id":"p-trio-1","identities":{"email":"trio-e2e@example.com","controller_customer_id":"cust-trio-1"}}`+"\n"+
+			`{"profile_id":"p-trio-2","identities":{"email":"trio-e2e@example.com","controller_customer_id":"cust-trio-2"}}`+"\n")
 		id := newID()
-		req := withIdentities(devstack.Erasure(id, "ccpa", ""), [2]string{"email", "twins-e2e@example.com"})
+		req := withIdentities(devstack.Erasure(id, "ccpa", ""), [2]string{"email", "trio-e2e@example.com"})
 		if resp := apiCall(t, http.MethodPost, "/v1/requests", req); resp.Code != http.StatusCreated {
 			t.Fatalf("POST: %d %s", resp.Code, resp.Body)
 		}
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/resolve", map[string]string{"profile_id": "p-twin-1"})
+			resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/resolve", map[string]string{"profile_id": "p-trio-1"})
 			if err == nil && resp.Code == http.StatusAccepted {
 				break
 			}
@@ -173,7 +177,7 @@ func TestIdentityResolution(t *testing.T) {
 		}
 		waitForStatus(t, id, "completed", 90*time.Second)
 		out, err := dsrCommand(t, "status", id).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "identity settled by operator test-operator: profile p-twin-1") || strings.Contains(string(out), devstack.OperatorToken) {
+		if err != nil || !strings.Contains(string(out), "identity settled by operator test-operator: profile "+erasedMention(t, "p-trio-1")) || strings.Contains(string(out), devstack.OperatorToken) {
 			t.Errorf("dsr status: %v, want the operator's name (and never the token) in the history:\n%s", err, out)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -120,7 +121,13 @@ func TestTemporalCancelAfterForwardingIsRefused(t *testing.T) {
 	delete(req, "status_callback_urls")
 	post(t, req)
 	waitForStatus(t, id, "in_progress", 60*time.Second)
+	faults := stack.Emulator.Faults()
+	down := faults
+	down.Rate500 = 1 // Mixpanel answers nothing for now: the task cannot finish before the cancel
+	stack.Emulator.SetFaults(down)
+	defer stack.Emulator.SetFaults(faults)
 	temporalCLI(t, "workflow", "cancel", "--workflow-id", dsr.WorkflowID(devstack.Controller, id))
+	stack.Emulator.SetFaults(faults)
 	waitForStatus(t, id, "completed", 90*time.Second)
 	var refused bool
 	for _, tr := range transitions(t, id) {
@@ -163,10 +170,9 @@ func sweepUntil(t *testing.T, id, want string) opendsr.StatusResponse {
 }
 
 func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
+	cb := newCallbackReceiver(t)
 	id := newID()
-	req := erasure(id, "gdpr", "tterm-"+id[:8], "https://controller.example/cb")
-	delete(req, "status_callback_urls")
-	post(t, req)
+	post(t, erasure(id, "gdpr", "tterm-"+id[:8], cb.srv.URL))
 	temporalCLI(t, "workflow", "terminate", "--workflow-id", dsr.WorkflowID(devstack.Controller, id), "--reason", "e2e")
 	if resp := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil); !strings.Contains(string(resp.Body), `"pending"`) {
 		t.Fatalf("right after terminate: %s", resp.Body)
@@ -178,8 +184,17 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
 		saveHistory(t, dir, "retention.json", completedRetentionRun(t))
 	}
-	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], "failed (workflow terminated by an operator)") {
+	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], " failed ") {
 		t.Errorf("dsr list shows %q, want the request once, failed", rows)
+	}
+	if rows := listed(t, id, "--status", "failed"); len(rows) != 1 {
+		t.Errorf("dsr list --status failed shows %q, want the request", rows)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !slices.Contains(cb.statuses(id), "failed") && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !slices.Contains(cb.statuses(id), "failed") {
+		t.Errorf("callbacks %v: the controller was not told the request failed", cb.statuses(id))
 	}
 	resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/retry", nil)
 	if err != nil {
@@ -201,6 +216,25 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	}
 	// The sweep does not touch it again: the new run completed it.
 	sweepUntil(t, id, "completed")
+	for deadline := time.Now().Add(20 * time.Second); !slices.Contains(cb.statuses(id), "completed") && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := cb.statuses(id); slices.Index(got, "failed") < 0 || slices.Index(got, "completed") < slices.Index(got, "failed") {
+		t.Errorf("callbacks %v, want failed (after the sweep), then completed (after the retry)", got)
+	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		// The terminated run, the sweep's recording run and the retried run, oldest first.
+		resp, err := temporalClient(t).ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "WorkflowId = '" + dsr.WorkflowID(devstack.Controller, id) + "'"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs := resp.GetExecutions()
+		for i := range runs {
+			run := runs[len(runs)-1-i].GetExecution()
+			saveRunHistory(t, dir, fmt.Sprintf("dsr-erasure-terminated-run%d.json", i+1), run.GetWorkflowId(), run.GetRunId())
+		}
+	}
 	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], " completed ") {
 		t.Errorf("dsr list shows %q, want the request once (its newest run), completed", rows)
 	}
@@ -225,9 +259,9 @@ func completedRetentionRun(t *testing.T) string {
 }
 
 // listed returns the lines of `dsr list` that show the request.
-func listed(t *testing.T, id string) []string {
+func listed(t *testing.T, id string, filter ...string) []string {
 	t.Helper()
-	out, err := dsrCommand(t, "list", "--limit", "1000").CombinedOutput()
+	out, err := dsrCommand(t, append([]string{"list", "--limit", "1000"}, filter...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dsr list: %v\n%s", err, out)
 	}
@@ -309,8 +343,13 @@ func TestPoisonedIDFailsOnlyItsRequest(t *testing.T) {
 // saveHistory writes a workflow's history for the replay tests (see saveHistories).
 func saveHistory(t *testing.T, dir, name, workflowID string) {
 	t.Helper()
+	saveRunHistory(t, dir, name, workflowID, "")
+}
+
+func saveRunHistory(t *testing.T, dir, name, workflowID, runID string) {
+	t.Helper()
 	var events []*historypb.HistoryEvent
-	it := temporalClient(t).GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := temporalClient(t).GetWorkflowHistory(context.Background(), workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
@@ -402,7 +441,10 @@ func TestFailedAccessRequestCanBeRetried(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	stack.Emulator.SetFaults(faults) // the cause is fixed
-	resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil)
+	resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/retry", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if resp.Code != http.StatusAccepted {
 		t.Fatalf("retry of a failed access request: %d %s, want 202", resp.Code, resp.Body)
 	}
@@ -411,7 +453,7 @@ func TestFailedAccessRequestCanBeRetried(t *testing.T) {
 		t.Errorf("retried access request completed without results: %+v", st)
 	}
 	// A request that is not failed cannot be retried.
-	if resp := apiCall(t, http.MethodPost, "/v1/requests/"+id+"/retry", nil); resp.Code != http.StatusConflict {
+	if resp, err := stack.CallAsOperator(http.MethodPost, "/v1/requests/"+id+"/retry", nil); err != nil || resp.Code != http.StatusConflict {
 		t.Errorf("retry of a completed request: %d %s, want 409", resp.Code, resp.Body)
 	}
 }
@@ -422,20 +464,66 @@ func TestFailedAccessRequestCanBeRetried(t *testing.T) {
 func TestTerminatedTaskWorkflowIsRestartedBySweep(t *testing.T) {
 	faults := stack.Emulator.Faults()
 	defer stack.Emulator.SetFaults(faults)
-	id := newID()
-	req := erasure(id, "gdpr", "tasktm-"+id[:8], "https://controller.example/cb")
-	delete(req, "status_callback_urls")
-	post(t, req)
-	st := waitForStatus(t, id, "in_progress", 60*time.Second)
-	down := faults
-	down.Rate500 = 1 // hold the task workflow in its polling while we terminate it
-	stack.Emulator.SetFaults(down)
-	task := forwarding(t, st).Forwarding[0].TaskID
-	temporalCLI(t, "workflow", "terminate", "--workflow-id", dsr.TaskWorkflowID("mixpanel", task), "--reason", "e2e")
-	stack.Emulator.SetFaults(faults)
+	bin, err := devstack.Bin("temporal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	// The task must still be polled when it is terminated: on a slow machine it
+	// may finish first, then try again with another request.
+	for attempt := 1; ; attempt++ {
+		id = newID()
+		req := erasure(id, "gdpr", "tasktm-"+id[:8], "https://controller.example/cb")
+		delete(req, "status_callback_urls")
+		post(t, req)
+		st := waitForStatus(t, id, "in_progress", 60*time.Second)
+		down := faults
+		down.Rate500 = 1 // hold the task workflow in its polling while we terminate it
+		stack.Emulator.SetFaults(down)
+		task := forwarding(t, st).Forwarding[0].TaskID
+		out, err := exec.Command(bin, "workflow", "terminate", "--workflow-id", dsr.TaskWorkflowID("mixpanel", task),
+			"--reason", "e2e", "--address", stack.Temporal.Address).CombinedOutput()
+		stack.Emulator.SetFaults(faults)
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("temporal workflow terminate: %v\n%s", err, out)
+		}
+		t.Logf("attempt %d: the task workflow ended before it was terminated (%s)", attempt, strings.TrimSpace(string(out)))
+	}
 	time.Sleep(3 * time.Second)
 	if resp := apiCall(t, http.MethodGet, "/v1/requests/"+id, nil); !strings.Contains(string(resp.Body), `"in_progress"`) {
 		t.Fatalf("with its task workflow terminated the request moved on: %s", resp.Body)
 	}
 	sweepUntil(t, id, "completed")
+}
+
+// TestDeleteOfATerminatedRequest: DELETE of a request whose workflow was
+// terminated answers 409 with the reason and settles it at once: GET,
+// `dsr list --status failed` and the controller's callback say failed.
+func TestDeleteOfATerminatedRequest(t *testing.T) {
+	cb := newCallbackReceiver(t)
+	id := newID()
+	req := erasure(id, "gdpr", "tdel-"+id[:8], cb.srv.URL)
+	delete(req, "extensions") // in its waiting period
+	post(t, req)
+	temporalCLI(t, "workflow", "terminate", "--workflow-id", dsr.WorkflowID(devstack.Controller, id), "--reason", "e2e")
+	resp := apiCall(t, http.MethodDelete, "/v1/requests/"+id, nil)
+	if resp.Code != http.StatusConflict || !strings.Contains(string(resp.Body), dsr.ReasonTerminated) {
+		t.Fatalf("DELETE of a terminated request: %d %s, want 409 naming the termination", resp.Code, resp.Body)
+	}
+	st := waitForStatus(t, id, "failed", 5*time.Second)
+	if got := statusReason(t, st); got != dsr.ReasonTerminated {
+		t.Errorf("status reason %q", got)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !slices.Contains(cb.statuses(id), "failed") && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !slices.Contains(cb.statuses(id), "failed") {
+		t.Errorf("callbacks %v, want failed", cb.statuses(id))
+	}
+	if rows := listed(t, id, "--status", "failed"); len(rows) != 1 {
+		t.Errorf("dsr list --status failed shows %q, want the request", rows)
+	}
 }

@@ -253,6 +253,7 @@ token=${token%%:*}
 cli_env=""
 [[ $TEMPORAL_ADDRESS == 127.0.0.1:7233 ]] || cli_env+=" TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS"
 [[ $DSR_DB == .data/dsrflow.db ]] || cli_env+=" DSR_DB=$DSR_DB"
+[[ $DSR_RESULTS_DIR == .data/results ]] || cli_env+=" DSR_RESULTS_DIR=$DSR_RESULTS_DIR"
 [[ $controller == dev ]] || cli_env+=" DSR_CONTROLLER=$controller"
 if [[ -n ${DSR_ENCRYPTION_KEYS_FILE:-} && $DSR_ENCRYPTION_KEYS_FILE != .data/encryption-keys ]]; then
     cli_env+=" DSR_ENCRYPTION_KEYS_FILE=$DSR_ENCRYPTION_KEYS_FILE"

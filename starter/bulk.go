@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
-	"github.com/dsrflow/dsrflow/internal/requests"
 )
 
 // csvRow is one data row of a bulk file.
@@ -62,21 +60,20 @@ func (c *cli) submitCSV(ctx context.Context, f submitFlags) error {
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", f.csv, err)}
 	}
-	svc, err := c.service(ctx)
+	b, err := c.backend(ctx)
 	if err != nil {
 		return err
 	}
 	cfg, _ := c.config()
 
-	progress := newProgress(c.stderr, total)
-	var submitted, existing, failed atomic.Int64
+	progress := newProgress(c.stderr, total, "submitting", "rows")
 	var mu sync.Mutex
 	var problems []string
 	report := func(line int, msg string) {
-		failed.Add(1)
 		mu.Lock()
 		problems = append(problems, fmt.Sprintf("line %d: %s", line, msg))
 		mu.Unlock()
+		progress.add(outcomeRejected)
 	}
 	base := filepath.Base(f.csv)
 	rows := make(chan csvRow)
@@ -86,16 +83,15 @@ func (c *cli) submitCSV(ctx context.Context, f submitFlags) error {
 		go func() {
 			defer wg.Done()
 			for row := range rows {
-				created, msg := submitRow(ctx, svc, f, cfg.ProcessorDomain, layout, base, row)
+				created, msg := submitRow(ctx, b, f, cfg.ProcessorDomain, layout, base, row)
 				switch {
 				case msg != "":
 					report(row.line, msg)
 				case created:
-					submitted.Add(1)
+					progress.add(outcomeSubmitted)
 				default:
-					existing.Add(1)
+					progress.add(outcomeExisting)
 				}
-				progress.add()
 			}
 		}()
 	}
@@ -107,7 +103,6 @@ func (c *cli) submitCSV(ctx context.Context, f submitFlags) error {
 		line, _ := r.FieldPos(0)
 		if err != nil {
 			report(line, "not valid CSV: "+csvProblem(err))
-			progress.add()
 			continue
 		}
 		rows <- csvRow{line: line, fields: fields}
@@ -119,19 +114,21 @@ func (c *cli) submitCSV(ctx context.Context, f submitFlags) error {
 	for _, p := range problems {
 		fmt.Fprintln(c.stderr, p)
 	}
-	fmt.Fprintf(c.stdout, "%d submitted, %d already submitted, %d failed\n", submitted.Load(), existing.Load(), failed.Load())
+	n := progress.counts()
+	fmt.Fprintf(c.stdout, "%d submitted, %d already submitted, %d rejected (of %d rows)\n",
+		n[outcomeSubmitted], n[outcomeExisting], n[outcomeRejected], total)
 	if ctx.Err() != nil {
 		return errors.New("interrupted: run the same command again to submit the remaining rows")
 	}
-	if failed.Load() > 0 {
-		return fmt.Errorf("%d rows were not submitted: fix the lines above and run the same command again", failed.Load())
+	if n[outcomeRejected] > 0 {
+		return fmt.Errorf("%d rows were rejected: fix the lines above and run the same command again", n[outcomeRejected])
 	}
 	return nil
 }
 
 // submitRow submits one row. It returns whether a new request was recorded,
 // or a problem description that holds no identity value.
-func submitRow(ctx context.Context, svc *requests.Service, f submitFlags, domain string, layout csvLayout, base string, row csvRow) (bool, string) {
+func submitRow(ctx context.Context, b backend, f submitFlags, domain string, layout csvLayout, base string, row csvRow) (bool, string) {
 	fields := row.fields
 	req := opendsr.Request{
 		SubjectRequestID:   rowRequestID(f.controller, base, row.line, fields),
@@ -159,20 +156,24 @@ func submitRow(ctx context.Context, svc *requests.Service, f submitFlags, domain
 		req.Extensions = skipWaitExtension(domain)
 	}
 	key := ledger.Key{ControllerID: f.controller, RequestID: req.SubjectRequestID}
-	if _, err := svc.Ledger.Get(ctx, key); err == nil {
+	if exists, err := b.Exists(ctx, key); err != nil {
+		return false, "looking the request up: " + err.Error()
+	} else if exists {
 		return false, ""
-	} else if !errors.Is(err, ledger.ErrNotFound) {
-		return false, "ledger: " + err.Error()
 	}
 	raw, err := json.Marshal(req)
 	if err != nil {
 		return false, err.Error()
 	}
-	res, oerr := svc.Submit(ctx, f.controller, req, raw)
-	if oerr != nil {
+	created, _, err := b.Submit(ctx, f.controller, req, raw)
+	var oerr *opendsr.Error
+	if errors.As(err, &oerr) {
 		return false, describe(oerr).Error()
 	}
-	return res.Created, ""
+	if err != nil {
+		return false, err.Error()
+	}
+	return created, ""
 }
 
 // bulkNamespace is the UUID v5 namespace of bulk CSV request ids.
@@ -255,39 +256,84 @@ func countRows(r io.Reader) (int, error) {
 	}
 }
 
-// progress shows a bar with rate and ETA on a terminal, plain lines otherwise.
-// It is safe for concurrent use.
+// outcome is what became of one row (or line) a progress counts.
+type outcome int
+
+// The outcomes of a row.
+const (
+	outcomeSubmitted outcome = iota
+	outcomeExisting
+	outcomeRejected
+	// outcomeRead is a line read whose fate the caller learns later (profile import).
+	outcomeRead
+	outcomes
+)
+
+// progress shows a bar on a terminal, plain lines otherwise, with the rows
+// done, what became of them and the rate. It is safe for concurrent use.
 type progress struct {
-	mu    sync.Mutex
-	bar   *progressbar.ProgressBar
-	out   io.Writer
-	total int
-	done  atomic.Int64
-	start time.Time
+	mu          sync.Mutex
+	bar         *progressbar.ProgressBar
+	out         io.Writer
+	verb, unit  string
+	total       int
+	done        int
+	n           [outcomes]int
+	start       time.Time
+	now         func() time.Time
+	lastPrinted int
 }
 
-func newProgress(out io.Writer, total int) *progress {
-	p := &progress{out: out, total: total, start: time.Now()}
+func newProgress(out io.Writer, total int, verb, unit string) *progress {
+	p := &progress{out: out, total: total, verb: verb, unit: unit, start: time.Now(), now: time.Now}
 	if isTerminal(out) {
 		p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(out), progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(), progressbar.OptionSetItsString("requests"), progressbar.OptionSetPredictTime(true),
-			progressbar.OptionSetDescription("submitting"), progressbar.OptionThrottle(100*time.Millisecond))
+			progressbar.OptionSetPredictTime(true), progressbar.OptionSetDescription(verb),
+			progressbar.OptionThrottle(100*time.Millisecond))
 	}
 	return p
 }
 
-func (p *progress) add() {
+// add counts one row with its outcome.
+func (p *progress) add(o outcome) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := p.done.Add(1)
+	p.done++
+	p.n[o]++
 	if p.bar != nil {
+		p.bar.Describe(p.verb + " " + p.tally() + rateText(p.done, p.now().Sub(p.start)))
 		_ = p.bar.Add(1)
 		return
 	}
-	if step := max(int64(p.total)/10, 1); n%step == 0 || n == int64(p.total) {
-		rate := float64(n) / time.Since(p.start).Seconds()
-		fmt.Fprintf(p.out, "submitted %d/%d rows (%.0f/s)\n", n, p.total, rate)
+	if step := max(p.total/10, 1); p.done-p.lastPrinted >= step || p.done == p.total {
+		p.lastPrinted = p.done
+		fmt.Fprintf(p.out, "%s: %d/%d %s, %s%s\n", p.verb, p.done, p.total, p.unit, p.tally(), rateText(p.done, p.now().Sub(p.start)))
 	}
+}
+
+// tally says what became of the rows so far.
+func (p *progress) tally() string {
+	if p.n[outcomeRead] > 0 {
+		return fmt.Sprintf("%d read", p.n[outcomeRead])
+	}
+	return fmt.Sprintf("%d submitted, %d already submitted, %d rejected",
+		p.n[outcomeSubmitted], p.n[outcomeExisting], p.n[outcomeRejected])
+}
+
+// counts returns the rows counted per outcome.
+func (p *progress) counts() [outcomes]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// rateText is " (N/s)", or "" for the first second: a rate over a few
+// microseconds means nothing.
+func rateText(n int, elapsed time.Duration) string {
+	if elapsed < time.Second {
+		return ""
+	}
+	return fmt.Sprintf(" (%.0f/s)", float64(n)/elapsed.Seconds())
 }
 
 func (p *progress) finish() {

@@ -47,13 +47,30 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// runCLI runs dsr with args against a fresh ledger in dir.
+// runCLI runs dsr with args against the ledger in dir, created when missing
+// (the CLI itself never creates one).
 func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	db := filepath.Join(dir, "dsrflow.db")
+	if _, err := os.Stat(db); err != nil {
+		store, err := ledger.Open(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store.Close()
+	}
 	t.Setenv("TEMPORAL_ADDRESS", temporalAddr)
-	t.Setenv("DSR_DB", filepath.Join(dir, "dsrflow.db"))
+	t.Setenv("DSR_DB", db)
 	t.Setenv("DSR_CONTROLLER", "acme")
 	t.Setenv("DSR_ENCRYPTION_KEYS", testKeys)
+	t.Setenv("DSR_RESULTS_DIR", filepath.Join(dir, "results"))
+	t.Setenv("DSR_API_URL", "")
+	t.Setenv("DSR_API_TOKEN", "")
+	return runDSR(args...)
+}
+
+// runDSR runs dsr with args in the environment as it is.
+func runDSR(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	code = run(context.Background(), args, &out, &errOut)
 	return code, out.String(), errOut.String()
@@ -82,7 +99,7 @@ func TestBulkSubmitReportsBadRowsAndIsSafeToRerun(t *testing.T) {
 	if code != exitFailure {
 		t.Fatalf("exit %d, want %d (some rows failed)\n%s%s", code, exitFailure, out, errOut)
 	}
-	if !strings.Contains(out, "2 submitted, 0 already submitted") {
+	if !strings.Contains(out, "2 submitted, 0 already submitted, 3 rejected (of 5 rows)") {
 		t.Errorf("summary %q, want 2 submitted", out)
 	}
 	for _, line := range []string{"line 4:", "line 5:"} {
@@ -98,7 +115,7 @@ func TestBulkSubmitReportsBadRowsAndIsSafeToRerun(t *testing.T) {
 
 	// A re-run submits nothing twice.
 	code, out, _ = runCLI(t, dir, "submit", "--csv", csv, "--type", "erasure", "--skip-waiting-period")
-	if code != exitFailure || !strings.Contains(out, "0 submitted, 2 already submitted") {
+	if code != exitFailure || !strings.Contains(out, "0 submitted, 2 already submitted, 3 rejected") {
 		t.Fatalf("re-run: exit %d, %q; want the 2 good rows recognised as already submitted", code, out)
 	}
 
@@ -173,7 +190,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	if code, _, _ := runCLI(t, dir, "submit", "--no-such-flag"); code != exitUsage {
 		t.Errorf("unknown flag: exit %d, want %d", code, exitUsage)
 	}
-	if code, _, errOut := runCLI(t, dir, "submit", "--identity", "email=bad", "--regulation", "gdpr"); code != exitFailure || !strings.Contains(errOut, "subject_identities[0].identity_value") {
+	if code, _, errOut := runCLI(t, dir, "submit", "--identity", "email=bad", "--regulation", "gdpr"); code != exitUsage || !strings.Contains(errOut, "--identity #1 value") {
 		t.Errorf("invalid identity: exit %d, %q", code, errOut)
 	}
 }
@@ -210,8 +227,9 @@ func TestListQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"DsrController = 'acme'", "DsrStatus = 'failed'", "DsrType = 'erasure'", "DsrRegulation = 'gdpr'",
-		"DsrDueTime < '2026-11-23T12:00:00Z'", "DsrStatus IN ('pending', 'in_progress', 'failed')"} {
+	for _, want := range []string{"DsrController = 'acme'", "DsrStatus IN ('failed', 'failed (callbacks pending)')",
+		"DsrType = 'erasure'", "DsrRegulation = 'gdpr'", "DsrDueTime < '2026-11-23T12:00:00Z'",
+		"DsrStatus IN ('pending', 'pending (waiting period)', 'pending (held for an operator)', 'in_progress', 'failed', 'failed (callbacks pending)')"} {
 		if !strings.Contains(q, want) {
 			t.Errorf("query %q lacks %q", q, want)
 		}

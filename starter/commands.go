@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -22,12 +22,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/dsrflow/dsrflow/internal/dsr"
-	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
-	"github.com/dsrflow/dsrflow/internal/requests"
 )
 
 func (c *cli) controllerFlag(cmd *cobra.Command, into *string) {
@@ -45,36 +43,17 @@ func (c *cli) key(controller, id string) (ledger.Key, error) {
 	return ledger.Key{ControllerID: controller, RequestID: id}, nil
 }
 
-// record finds a controller's request in the ledger.
-func (c *cli) record(ctx context.Context, controller, id string) (*ledger.Store, ledger.Key, ledger.Request, error) {
-	key, err := c.key(controller, id)
-	if err != nil {
-		return nil, key, ledger.Request{}, err
-	}
-	store, err := c.ledger(ctx)
-	if err != nil {
-		return nil, key, ledger.Request{}, err
-	}
-	rec, err := store.Get(ctx, key)
-	if errors.Is(err, ledger.ErrNotFound) {
-		return nil, key, rec, fmt.Errorf("no request %s for controller %s (check --controller)", key.RequestID, key.ControllerID)
-	}
-	return store, key, rec, err
-}
-
 func (c *cli) cancelCommand() *cobra.Command {
 	return c.requestAction("cancel ID", "Cancel a request while it waits or is queued (not once it was sent)", "cancelled",
-		func(ctx context.Context, svc *requests.Service, key ledger.Key) *opendsr.Error {
-			_, err := svc.Cancel(ctx, key)
-			return err
+		func(ctx context.Context, b backend, key ledger.Key) (opendsr.StatusResponse, error) {
+			return b.Cancel(ctx, key)
 		})
 }
 
 func (c *cli) retryCommand() *cobra.Command {
 	return c.requestAction("retry ID", "Resume a failed request after its cause (e.g. Mixpanel credentials) was fixed", "retried",
-		func(ctx context.Context, svc *requests.Service, key ledger.Key) *opendsr.Error {
-			_, err := svc.Retry(ctx, key, cliOperator())
-			return err
+		func(ctx context.Context, b backend, key ledger.Key) (opendsr.StatusResponse, error) {
+			return b.Retry(ctx, key)
 		})
 }
 
@@ -87,9 +66,11 @@ func cliOperator() string {
 	return "an operator (dsr CLI)"
 }
 
-// requestAction is a command that does one thing to one request and says so.
-func (c *cli) requestAction(use, short, done string, act func(context.Context, *requests.Service, ledger.Key) *opendsr.Error) *cobra.Command {
+// requestAction is a command that does one thing to one request and says so
+// (with --json: the request afterwards, in the API's shape).
+func (c *cli) requestAction(use, short, done string, act func(context.Context, backend, ledger.Key) (opendsr.StatusResponse, error)) *cobra.Command {
 	var controller string
+	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -99,18 +80,23 @@ func (c *cli) requestAction(use, short, done string, act func(context.Context, *
 			if err != nil {
 				return err
 			}
-			svc, err := c.service(cmd.Context())
+			b, err := c.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if oerr := act(cmd.Context(), svc, key); oerr != nil {
-				return describe(oerr)
+			resp, err := act(cmd.Context(), b, key)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return writeJSON(c.stdout, resp)
 			}
 			fmt.Fprintf(c.stdout, "%s %s\n", done, args[0])
 			return nil
 		},
 	}
 	c.controllerFlag(cmd, &controller)
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the request afterwards as JSON, in the API's shape")
 	return cmd
 }
 
@@ -122,107 +108,56 @@ func (c *cli) statusCommand() *cobra.Command {
 		Short: "Show a request: status, deadlines, forwarding per destination and its history",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, key, rec, err := c.record(cmd.Context(), controller, args[0])
+			key, err := c.key(controller, args[0])
 			if err != nil {
 				return err
 			}
-			fwd, err := store.Forwardings(cmd.Context(), key)
+			b, err := c.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			history, err := store.Transitions(cmd.Context(), key)
+			resp, err := b.Status(cmd.Context(), key)
 			if err != nil {
 				return err
-			}
-			svc, err := c.localService(cmd.Context())
-			if err != nil {
-				return err
-			}
-			trace, err := svc.ResolutionTrace(rec.Resolution)
-			if err != nil {
-				return fmt.Errorf("resolution trace: %w", err)
 			}
 			if jsonOut {
-				rec.Resolution = trace
-				return writeJSON(c.stdout, map[string]any{"request": rec, "forwarding": fwd, "transitions": history})
+				return writeJSON(c.stdout, resp)
 			}
-			printStatus(c.stdout, rec, fwd, history)
-			printResolution(c.stdout, trace)
+			cfg, _ := c.config()
+			v := newRequestView(resp, cfg.ProcessorDomain)
+			if local, ok := b.(*localBackend); ok {
+				rec, err := local.svc.Ledger.Get(cmd.Context(), key)
+				if err != nil {
+					return err
+				}
+				v.rec = &rec
+				if v.history, err = local.svc.Ledger.Transitions(cmd.Context(), key); err != nil {
+					return err
+				}
+			}
+			printStatus(c.stdout, v, controllerHint(controller), time.Now())
 			return nil
 		},
 	}
 	c.controllerFlag(cmd, &controller)
-	cmd.Flags().BoolVar(&jsonOut, "json", false, "print JSON for scripts")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the request as JSON, in the API's shape (GET /v1/requests/{id}), sealed fields opened")
 	return cmd
 }
 
-func printStatus(w interface{ Write([]byte) (int, error) }, rec ledger.Request, fwd []ledger.Forwarding, history []ledger.Transition) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "request\t%s\n", rec.RequestID)
-	fmt.Fprintf(tw, "controller\t%s\n", rec.ControllerID)
-	fmt.Fprintf(tw, "type\t%s %s\n", rec.Regulation, rec.Type)
-	fmt.Fprintf(tw, "status\t%s\n", statusLine(rec))
-	fmt.Fprintf(tw, "received\t%s\n", rec.ReceivedTime.Format(time.RFC3339))
-	fmt.Fprintf(tw, "expected completion\t%s\n", rec.ExpectedCompletionTime.Format(time.RFC3339))
-	fmt.Fprintf(tw, "statutory due\t%s\n", rec.DueTime.Format(time.RFC3339))
-	tw.Flush()
-	if len(fwd) > 0 {
-		fmt.Fprintln(w, "\nforwarding:")
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  DESTINATION\tSTATUS\tTASK\tTASK STATUS\tMESSAGE")
-		for _, f := range fwd {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", f.Destination, f.Status, dash(f.TaskID), dash(string(f.TaskStatus)), f.StatusMessage)
-		}
-		tw.Flush()
+// controllerHint repeats --controller in the commands status suggests.
+func controllerHint(controller string) string {
+	if controller == "" {
+		return ""
 	}
-	fmt.Fprintln(w, "\nhistory:")
-	for _, t := range history {
-		fmt.Fprintf(w, "  %s  %s -> %s  %s\n", t.At.Format(time.RFC3339), dash(string(t.From)), t.To, t.Reason)
-	}
-}
-
-func printResolution(w io.Writer, trace json.RawMessage) {
-	if len(trace) == 0 {
-		return
-	}
-	var r identity.Resolution
-	if err := json.Unmarshal(trace, &r); err != nil {
-		return
-	}
-	fmt.Fprintf(w, "\nidentity resolution: %s — %s\n", r.Rule, r.Reason)
-	for _, m := range r.Matched {
-		fmt.Fprintf(w, "  identity %d (%s, %s) matched %s\n", m.Index, m.Type, m.Format, dash(strings.Join(m.Profiles, ", ")))
-	}
-	if len(r.Candidates) > 0 {
-		fmt.Fprintf(w, "  candidates: %s (choose with: dsr resolve ID --profile P)\n", strings.Join(r.Candidates, ", "))
-	}
-	for _, p := range r.Plans {
-		if p.Skipped {
-			fmt.Fprintf(w, "  %s: skipped (%s)\n", p.Destination, p.Reason)
-		} else {
-			fmt.Fprintf(w, "  %s: %s\n", p.Destination, p.Reason)
-		}
-	}
-}
-
-func statusLine(rec ledger.Request) string {
-	if rec.StatusReason == "" {
-		return string(rec.Status)
-	}
-	return string(rec.Status) + " (" + rec.StatusReason + ")"
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	return " --controller " + controller
 }
 
 func (c *cli) listCommand() *cobra.Command {
 	var controller, status, reqType, regulation string
-	var overdue bool
+	var overdue, jsonOut, link bool
+	var ui string
 	var limit int
+	var dueWithin string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List requests from Temporal visibility (filter by status, type, regulation, overdue)",
@@ -239,11 +174,18 @@ func (c *cli) listCommand() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if query, err = withDueWithin(query, dueWithin, time.Now()); err != nil {
+				return usageError{err}
+			}
+			if link {
+				fmt.Fprintln(c.stdout, webUIListURL(ui, cfg.TemporalNamespace, query))
+				return nil
+			}
 			tc, err := c.temporalClient(cmd.Context())
 			if err != nil {
 				return err
 			}
-			return c.printList(cmd.Context(), tc, cfg.TemporalNamespace, query, limit)
+			return c.printList(cmd.Context(), tc, cfg.TemporalNamespace, query, limit, jsonOut)
 		},
 	}
 	c.controllerFlag(cmd, &controller)
@@ -252,17 +194,12 @@ func (c *cli) listCommand() *cobra.Command {
 	fl.StringVar(&reqType, "type", "", "erasure, access or portability")
 	fl.StringVar(&regulation, "regulation", "", "gdpr or ccpa")
 	fl.BoolVar(&overdue, "overdue", false, "only open requests past their statutory due time")
+	fl.StringVar(&dueWithin, "due-within", "", "only open requests due within this time (e.g. 7d, 36h), overdue ones included")
 	fl.IntVar(&limit, "limit", 100, "most requests to show")
+	fl.BoolVar(&link, "link", false, "print the Temporal Web UI link of this list instead (a saved query)")
+	fl.StringVar(&ui, "ui", "http://127.0.0.1:8233", "the Temporal Web UI's address, for --link")
+	fl.BoolVar(&jsonOut, "json", false, "print a JSON array of {controller_id, subject_request_id, request_status, subject_request_type, regulation, due_time, destination_tasks}")
 	return cmd
-}
-
-// statusNames lists every request status, for checking a --status value.
-func statusNames() []string {
-	var out []string
-	for _, s := range dsr.Statuses() {
-		out = append(out, string(s))
-	}
-	return out
 }
 
 // listQuery builds the visibility query; every value is checked against a fixed set.
@@ -272,7 +209,7 @@ func listQuery(controller, status, reqType, regulation string, overdue bool, now
 		attr, value string
 		allowed     []string
 	}{
-		{"DsrStatus", status, statusNames()},
+		{"DsrStatus", status, dsr.StatusNames()},
 		{"DsrType", reqType, dsr.Types()},
 		{"DsrRegulation", regulation, dsr.Regulations()},
 	} {
@@ -282,11 +219,18 @@ func listQuery(controller, status, reqType, regulation string, overdue bool, now
 		if !slices.Contains(f.allowed, f.value) {
 			return "", fmt.Errorf("%q is not one of %s", f.value, strings.Join(f.allowed, ", "))
 		}
+		if f.attr == "DsrStatus" {
+			clauses = append(clauses, "DsrStatus IN "+quotedList(dsr.SearchStatusValues(f.value)))
+			continue
+		}
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", f.attr, f.value))
 	}
 	if overdue {
-		clauses = append(clauses, fmt.Sprintf("DsrDueTime < '%s'", now.UTC().Format(time.RFC3339)),
-			"DsrStatus IN ('pending', 'in_progress', 'failed')")
+		var open []string
+		for _, s := range []string{string(dsr.StatusPending), string(dsr.StatusInProgress), string(dsr.StatusFailed)} {
+			open = append(open, dsr.SearchStatusValues(s)...)
+		}
+		clauses = append(clauses, fmt.Sprintf("DsrDueTime < '%s'", now.UTC().Format(time.RFC3339)), "DsrStatus IN "+quotedList(open))
 	}
 	if strings.ContainsAny(controller, "'\\") {
 		return "", errors.New("invalid controller id")
@@ -294,9 +238,33 @@ func listQuery(controller, status, reqType, regulation string, overdue bool, now
 	return strings.Join(clauses, " AND "), nil
 }
 
-func (c *cli) printList(ctx context.Context, tc client.Client, namespace, query string, limit int) error {
+// listItem is one request of `dsr list --json`, with OpenDSR field names.
+type listItem struct {
+	ControllerID     string `json:"controller_id"`
+	SubjectRequestID string `json:"subject_request_id"`
+	RequestStatus    string `json:"request_status"`
+	Type             string `json:"subject_request_type"`
+	Regulation       string `json:"regulation"`
+	DueTime          string `json:"due_time,omitempty"`
+	DestinationTasks string `json:"destination_tasks,omitempty"`
+}
+
+// webUIListURL is the Temporal Web UI's workflow list filtered by query.
+func webUIListURL(ui, namespace, query string) string {
+	return strings.TrimRight(ui, "/") + "/namespaces/" + url.PathEscape(namespace) + "/workflows?query=" + strings.ReplaceAll(url.QueryEscape(query), "+", "%20")
+}
+
+// quotedList is ('a', 'b') for a visibility query; the values are fixed strings.
+func quotedList(values []string) string {
+	return "('" + strings.Join(values, "', '") + "')"
+}
+
+func (c *cli) printList(ctx context.Context, tc client.Client, namespace, query string, limit int, jsonOut bool) error {
+	items := []listItem{}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REQUEST\tSTATUS\tTYPE\tREGULATION\tDUE\tTASK")
+	if !jsonOut {
+		fmt.Fprintln(tw, "REQUEST\tSTATUS\tTYPE\tREGULATION\tDUE\tTASK")
+	}
 	var token []byte
 	shown := 0
 	seen := map[string]bool{} // a retried request has several runs: the newest (listed first) counts
@@ -312,19 +280,28 @@ func (c *cli) printList(ctx context.Context, tc client.Client, namespace, query 
 				continue
 			}
 			seen[e.GetExecution().GetWorkflowId()] = true
-			_, id, _ := dsr.ParseWorkflowID(e.GetExecution().GetWorkflowId())
+			controller, id, _ := dsr.ParseWorkflowID(e.GetExecution().GetWorkflowId())
 			attrs := searchAttributes(e.GetSearchAttributes().GetIndexedFields())
 			if reason := dsr.EndedReason(e.GetStatus()); reason != "" && (attrs["DsrStatus"] == string(dsr.StatusPending) || attrs["DsrStatus"] == string(dsr.StatusInProgress)) {
 				// The run ended before recording an outcome (terminated): the ledger says failed, or will after the sweep.
 				attrs["DsrStatus"] = string(dsr.StatusFailed) + " (" + reason + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id, attrs["DsrStatus"], attrs["DsrType"], attrs["DsrRegulation"], attrs["DsrDueTime"], dash(attrs["DsrDestinationTask"]))
 			shown++
+			if jsonOut {
+				status, _, _ := strings.Cut(attrs["DsrStatus"], " (") // "completed (results available)" is completed
+				items = append(items, listItem{ControllerID: controller, SubjectRequestID: id, RequestStatus: status,
+					Type: attrs["DsrType"], Regulation: attrs["DsrRegulation"], DueTime: attrs["DsrDueTime"], DestinationTasks: attrs["DsrDestinationTask"]})
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", id, attrs["DsrStatus"], attrs["DsrType"], attrs["DsrRegulation"], attrs["DsrDueTime"], dash(attrs["DsrDestinationTask"]))
 		}
 		token = resp.NextPageToken
 		if len(token) == 0 {
 			break
 		}
+	}
+	if jsonOut {
+		return writeJSON(c.stdout, items)
 	}
 	return tw.Flush()
 }
@@ -349,11 +326,15 @@ func (c *cli) watchCommand() *cobra.Command {
 		Short: "Follow a request, printing each status change, until it ends",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, key, _, err := c.record(cmd.Context(), controller, args[0])
+			key, err := c.key(controller, args[0])
 			if err != nil {
 				return err
 			}
-			return c.watch(cmd.Context(), store, key, every)
+			b, err := c.backend(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return c.watch(cmd.Context(), b, key, every)
 		},
 	}
 	c.controllerFlag(cmd, &controller)
@@ -361,33 +342,34 @@ func (c *cli) watchCommand() *cobra.Command {
 	return cmd
 }
 
-func (c *cli) watch(ctx context.Context, store *ledger.Store, key ledger.Key, every time.Duration) error {
+func (c *cli) watch(ctx context.Context, b backend, key ledger.Key, every time.Duration) error {
+	cfg, err := c.config()
+	if err != nil {
+		return err
+	}
 	last := ""
 	for {
-		rec, err := store.Get(ctx, key)
+		resp, err := b.Status(ctx, key)
 		if err != nil {
 			return err
 		}
-		fwd, err := store.Forwardings(ctx, key)
-		if err != nil {
-			return err
+		v := newRequestView(resp, cfg.ProcessorDomain)
+		line := resp.RequestStatus
+		if v.ext.StatusReason != "" {
+			line += " (" + v.ext.StatusReason + ")"
 		}
-		line := statusLine(rec)
-		for _, f := range fwd {
-			line += fmt.Sprintf(" | %s: %s", f.Destination, f.Status)
-			if f.TaskID != "" {
-				line += " task " + f.TaskID + " " + string(f.TaskStatus)
-			}
+		for _, f := range v.ext.Forwarding {
+			line += " | " + f.Destination + ": " + forwardingLine(resp.RequestStatus, f)
 		}
 		if line != last {
 			fmt.Fprintf(c.stdout, "%s  %s\n", time.Now().Format("15:04:05"), line)
 			last = line
 		}
-		switch dsr.Status(rec.Status) {
-		case dsr.StatusCompleted, dsr.StatusCancelled:
+		switch resp.RequestStatus {
+		case string(dsr.StatusCompleted), string(dsr.StatusCancelled):
 			return nil
-		case dsr.StatusFailed:
-			return fmt.Errorf("request failed: %s (fix the cause, then: dsr retry %s)", rec.StatusReason, key.RequestID)
+		case string(dsr.StatusFailed):
+			return fmt.Errorf("request failed: %s (fix the cause, then: dsr retry %s)", v.ext.StatusReason, key.RequestID)
 		}
 		select {
 		case <-ctx.Done():

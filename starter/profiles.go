@@ -57,6 +57,9 @@ suppression list) is not imported and is reported as suppressed, by line number.
 			if err := identity.CheckOwner(controller); err != nil {
 				return usageError{fmt.Errorf("--controller: %w", err)}
 			}
+			if err := ledgerExists(cfg.DB); err != nil {
+				return err
+			}
 			ring, err := app.KeyRing(cfg)
 			if err != nil {
 				return err
@@ -76,11 +79,11 @@ suppression list) is not imported and is reported as suppressed, by line number.
 			if _, err := f.Seek(0, 0); err != nil {
 				return err
 			}
-			progress := newProgress(c.stderr, max(total, 1))
+			progress := newProgress(c.stderr, max(total, 1), "importing", "lines")
 			var last int
 			report, err := store.Import(cmd.Context(), controller, f, fmtKind, identity.ImportOptions{Bulk: bulk, Progress: func(done int) {
 				for ; last < done; last++ {
-					progress.add()
+					progress.add(outcomeRead)
 				}
 			}})
 			progress.finish()
@@ -90,13 +93,13 @@ suppression list) is not imported and is reported as suppressed, by line number.
 			for _, line := range report.SuppressedLines {
 				fmt.Fprintf(c.stderr, "line %d: suppressed: an identity of an erased person\n", line)
 			}
-			fmt.Fprintf(c.stdout, "%d profiles imported for controller %s, %d suppressed (erased people), %d lines failed\n",
-				report.Imported, controller, report.Suppressed, report.Failed)
+			fmt.Fprintf(c.stdout, "%d profiles imported for controller %s, %d suppressed (erased people), %d lines rejected (of %d read)\n",
+				report.Imported, controller, report.Suppressed, report.Failed, report.Imported+report.Suppressed+report.Failed)
 			if err != nil {
 				return err
 			}
 			if report.Failed > 0 {
-				return fmt.Errorf("%d lines were not imported: fix them and run the same command again", report.Failed)
+				return fmt.Errorf("%d lines were rejected: fix them and run the same command again", report.Failed)
 			}
 			return nil
 		},
@@ -127,6 +130,7 @@ func importFormat(flag, path string) (identity.Format, error) {
 
 func (c *cli) resolveCommand() *cobra.Command {
 	var controller, profile string
+	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "resolve ID --profile PROFILE_ID",
 		Short: "Settle an ambiguous identity: choose which matching profile the request is about",
@@ -139,12 +143,16 @@ func (c *cli) resolveCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			svc, err := c.service(cmd.Context())
+			b, err := c.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if _, oerr := svc.Resolve(cmd.Context(), key, profile, cliOperator()); oerr != nil {
-				return describe(oerr)
+			resp, err := b.Resolve(cmd.Context(), key, profile)
+			if err != nil {
+				return err
+			}
+			if jsonOut {
+				return writeJSON(c.stdout, resp)
 			}
 			fmt.Fprintf(c.stdout, "resolved %s to profile %s\n", args[0], profile)
 			return nil
@@ -152,5 +160,6 @@ func (c *cli) resolveCommand() *cobra.Command {
 	}
 	c.controllerFlag(cmd, &controller)
 	cmd.Flags().StringVar(&profile, "profile", "", "the chosen profile id")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print the request afterwards as JSON, in the API's shape")
 	return cmd
 }

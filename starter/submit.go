@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
@@ -56,24 +58,27 @@ running the same file again submits only the rows not yet recorded.`,
 			if err != nil {
 				return err
 			}
-			svc, err := c.service(cmd.Context())
+			b, err := c.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			res, oerr := svc.Submit(cmd.Context(), f.controller, req, raw)
-			if oerr != nil {
-				return describe(oerr)
+			created, resp, err := b.Submit(cmd.Context(), f.controller, req, raw)
+			if err != nil {
+				if f.file == "" {
+					return flagError(err)
+				}
+				return err
 			}
 			if f.jsonOut {
-				return writeJSON(c.stdout, res.Response)
+				return writeJSON(c.stdout, resp)
 			}
 			verb := "submitted"
-			if !res.Created {
+			if !created {
 				verb = "already submitted"
 			}
 			fmt.Fprintf(c.stdout, "%s %s (%s %s) for controller %s\n  expected completion: %s\n  follow it:           dsr watch %s\n",
-				verb, res.Record.RequestID, res.Record.Regulation, res.Record.Type, res.Record.ControllerID,
-				res.Record.ExpectedCompletionTime.Format(time.RFC3339), res.Record.RequestID)
+				verb, resp.SubjectRequestID, req.Regulation, req.SubjectRequestType, resp.ControllerID,
+				resp.ExpectedCompletionTime.UTC().Format(time.RFC3339), resp.SubjectRequestID)
 			return nil
 		},
 	}
@@ -108,8 +113,16 @@ func buildRequest(f submitFlags, processorDomain string) (opendsr.Request, []byt
 	if len(f.identities) == 0 {
 		return opendsr.Request{}, nil, usageError{errors.New("give at least one --identity TYPE=VALUE (or --file or --csv)")}
 	}
+	regulation, err := oneOf("--regulation", f.regulation, dsr.Regulations())
+	if err != nil {
+		return opendsr.Request{}, nil, err
+	}
+	requestType, err := oneOf("--type", f.requestType, dsr.Types())
+	if err != nil {
+		return opendsr.Request{}, nil, err
+	}
 	req := opendsr.Request{
-		SubjectRequestID: f.id, SubjectRequestType: f.requestType, Regulation: f.regulation,
+		SubjectRequestID: f.id, SubjectRequestType: requestType, Regulation: regulation,
 		SubmittedTime: time.Now().UTC().Format(time.RFC3339), APIVersion: opendsr.APIVersion1,
 		StatusCallbackURLs: f.callbacks,
 	}
@@ -140,8 +153,61 @@ func parseIdentity(spec string) (opendsr.Identity, error) {
 	if !ok || key == "" || value == "" {
 		return opendsr.Identity{}, errors.New("--identity must be TYPE=VALUE or TYPE:FORMAT=VALUE, e.g. email=ann@example.com")
 	}
-	typ, format, _ := strings.Cut(key, ":")
+	typ, format, _ := strings.Cut(strings.ToLower(key), ":")
+	if !slices.Contains(opendsr.IdentityTypes(), typ) {
+		return opendsr.Identity{}, fmt.Errorf("--identity %s: %q is not an identity type; valid types: %s", key, typ, strings.Join(opendsr.IdentityTypes(), ", "))
+	}
+	if format != "" && !slices.Contains(opendsr.IdentityFormats(), format) {
+		return opendsr.Identity{}, fmt.Errorf("--identity %s: %q is not an identity format; valid formats: %s", key, format, strings.Join(opendsr.IdentityFormats(), ", "))
+	}
 	return opendsr.Identity{IdentityType: typ, IdentityFormat: format, IdentityValue: value}, nil
+}
+
+// oneOf checks a flag's value against its valid values, ignoring case, and
+// returns it in lower case.
+func oneOf(flag, value string, valid []string) (string, error) {
+	v := strings.ToLower(strings.TrimSpace(value))
+	if !slices.Contains(valid, v) {
+		return "", usageError{fmt.Errorf("%s must be one of %s (got %q)", flag, strings.Join(valid, ", "), value)}
+	}
+	return v, nil
+}
+
+// flagNames maps the fields of a request built from flags to those flags.
+var flagNames = []struct{ field, flag string }{
+	{"subject_request_id", "--id"},
+	{"subject_request_type", "--type"},
+	{"regulation", "--regulation"},
+	{"status_callback_urls", "--callback"},
+	{"subject_identities", "--identity"},
+	{"submitted_time", "submitted time"},
+	{"identity_value", "value"},
+	{"identity_format", "format"},
+	{"identity_type", "type"},
+}
+
+// flagError rewrites a 400 for a request built from flags so that it names
+// the flags, not the JSON fields, and makes it a usage error (exit 2).
+func flagError(err error) error {
+	var oerr *opendsr.Error
+	if !errors.As(err, &oerr) || oerr.Code != 400 {
+		return err
+	}
+	rename := func(msg string) string {
+		for i := 0; i < opendsr.MaxIdentities; i++ {
+			msg = strings.ReplaceAll(msg, fmt.Sprintf("subject_identities[%d].", i), fmt.Sprintf("--identity #%d ", i+1))
+		}
+		for _, n := range flagNames {
+			msg = strings.ReplaceAll(msg, n.field, n.flag)
+		}
+		return msg
+	}
+	out := &opendsr.Error{Code: oerr.Code, Message: rename(oerr.Message)}
+	for _, item := range oerr.Errors {
+		item.Message = rename(item.Message)
+		out.Errors = append(out.Errors, item)
+	}
+	return usageError{describe(out)}
 }
 
 // describe turns an OpenDSR error object into a CLI error that names every problem.

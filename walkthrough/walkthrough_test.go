@@ -153,6 +153,13 @@ func TestWalkthrough(t *testing.T) {
 	})
 
 	checkWebUICodec(t, ui, api, id)
+	// The Web UI's Current Details of the forwarded request, with working links.
+	checkCurrentDetails(t, devstack.EnvValue(cliEnv, "TEMPORAL_ADDRESS"), filepath.Join(data, "encryption-keys"), ui, "dsr/dev/"+id)
+
+	// --- the README's own code blocks, as written
+	readmeAddr := stackAddresses{api: api, ui: ui, emulator: strings.TrimSuffix(tasksURL, "/_emulator/tasks")}
+	checkReadmeOutputs(t, runReadmeBlocks(t, root, cliEnv, readmeAddr))
+	checkSavedQueries(t, root, ui, api, token)
 
 	// --- the same over HTTP: what the banner's curl lines send, with net/http
 	httpID := newUUID(t)

@@ -22,9 +22,11 @@ import (
 	"github.com/dsrflow/dsrflow/internal/app"
 	"github.com/dsrflow/dsrflow/internal/callback"
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/deadlines"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
+	"github.com/dsrflow/dsrflow/internal/requests"
 	"github.com/dsrflow/dsrflow/workflows"
 )
 
@@ -58,6 +60,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	registry := app.Registry()
+	registry.MustRegister(deadlines.NewCollector(store, requests.RetryWindow))
 	tc, err := app.DialTemporal(ctx, cfg, logger, registry)
 	if err != nil {
 		return err

@@ -2,7 +2,9 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -32,6 +34,7 @@ func Batch(ctx workflow.Context, in dsr.BatchInput) error {
 	enqueued := workflow.GetSignalChannel(ctx, dsr.SignalEnqueue)
 	receiveAll(ctx, enqueued, func(m dsr.Member) { b.add(ctx, m) })
 	b.version = workflow.GetVersion(ctx, changeLifecycle, workflow.DefaultVersion, lifecycleV1)
+	b.showDetails(ctx)
 	for {
 		if len(b.buffer) > 0 && !b.fresh {
 			if err := b.readSettings(ctx); err != nil {
@@ -72,6 +75,8 @@ type batchRun struct {
 	version  workflow.Version
 	// fresh is true once the settings were read for the members now buffered.
 	fresh bool
+	// lastFlush describes this run's latest flush, for Current Details.
+	lastFlush string
 }
 
 // readSettings takes the worker's current batch settings (a local activity)
@@ -105,6 +110,7 @@ func (b *batchRun) add(ctx workflow.Context, m dsr.Member) {
 		m.EnqueuedAt = workflow.Now(ctx)
 	}
 	b.buffer = append(b.buffer, m)
+	b.showDetails(ctx)
 }
 
 // remove answers UpdateRemove: taken out if still buffered, too late once a flush took it.
@@ -113,6 +119,7 @@ func (b *batchRun) remove(ctx workflow.Context, m dsr.Member) (dsr.RemoveResult,
 	for i, have := range b.buffer {
 		if have.ControllerID == m.ControllerID && have.RequestID == m.RequestID {
 			b.buffer = append(b.buffer[:i:i], b.buffer[i+1:]...)
+			b.showDetails(ctx)
 			return dsr.RemoveResult{Removed: true}, nil
 		}
 	}
@@ -150,8 +157,24 @@ func (b *batchRun) flush(ctx workflow.Context) error {
 	members := append([]dsr.Member(nil), b.buffer[:n]...)
 	b.buffer = append([]dsr.Member(nil), b.buffer[n:]...)
 
-	_, err := sendMembers(ctx, sendInput{Destination: b.in.Destination, Regulation: b.in.Regulation, MaxIDs: b.in.Settings.MaxIDs, Members: members})
-	return err
+	sent, err := sendMembers(ctx, sendInput{Destination: b.in.Destination, Regulation: b.in.Regulation, MaxIDs: b.in.Settings.MaxIDs, Members: members})
+	if err != nil {
+		return err
+	}
+	var tasks []string
+	for _, m := range sent {
+		tasks = mergeSorted(tasks, m.TaskIDs)
+	}
+	var links []string
+	for _, task := range tasks {
+		links = append(links, workflowLink(ctx, task, dsr.TaskWorkflowID(b.in.Destination, task)))
+	}
+	b.lastFlush = fmt.Sprintf("%s: %d requests (%s) to Mixpanel tasks %s", stamp(workflow.Now(ctx)), len(members), memberLinks(ctx, members), strings.Join(links, ", "))
+	if unsent := len(members) - len(sent); unsent > 0 {
+		b.lastFlush += fmt.Sprintf(" (%d requests could not be sent)", unsent)
+	}
+	b.showDetails(ctx)
+	return nil
 }
 
 // receiveAll hands every message of ch to handle, in arrival order, from a

@@ -45,24 +45,58 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	if version >= lifecycleV1 {
 		workflow.Go(ctx, func(ctx workflow.Context) { r.onCancellationRequest(ctx, requested) })
 	}
+	r.showDetails(ctx)
 	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordRequest, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("recording the request: %w", err)
 	}
 	if len(in.CallbackURLs) > 0 {
 		workflow.Go(ctx, r.deliverCallbacks)
 	}
-	r.queueCallback(dsr.StatusPending)
-
-	err := r.run(ctx)
+	var err error
+	if in.EndedReason != "" {
+		err = r.recordEnded(ctx)
+	} else {
+		r.queueCallback(dsr.StatusPending)
+		err = r.run(ctx)
+	}
+	if err == nil && len(r.callbacks) > 0 {
+		err = r.awaiting(ctx, "delivering status callbacks", dsr.NoteCallbacksPending)
+	}
 	// Every status change is reported before the workflow ends.
 	if awaitErr := workflow.Await(ctx, func() bool { return len(r.callbacks) == 0 && workflow.AllHandlersFinished(ctx) }); awaitErr != nil && err == nil {
 		err = awaitErr
+	}
+	if err == nil && r.waiting != "" {
+		err = r.awaiting(ctx, "", "")
 	}
 	if err == nil && requested.Err() != nil && r.status == dsr.StatusCancelled {
 		// Cancelled as Temporal asked: the execution ends Canceled, as the ledger says.
 		return temporal.NewCanceledError()
 	}
 	return err
+}
+
+// recordEnded is a run the sweep started because the request's previous run
+// ended without an outcome: it records the request failed with the reason
+// and waits for the callback to go out; an operator's retry meanwhile goes
+// on as the request.
+func (r *requestRun) recordEnded(ctx workflow.Context) error {
+	r.phase = dsr.PhaseAwaitingRetry
+	if err := r.setStatus(ctx, dsr.StatusFailed, r.in.EndedReason); err != nil {
+		return err
+	}
+	if err := workflow.Await(ctx, func() bool { return r.retry || len(r.callbacks) == 0 }); err != nil {
+		return err
+	}
+	if !r.retry {
+		r.phase = dsr.PhaseDone
+		return nil
+	}
+	r.retry = false
+	if err := r.setStatus(ctx, dsr.StatusPending, "retried by an operator"); err != nil {
+		return err
+	}
+	return r.run(ctx)
 }
 
 // onCancellationRequest waits for a Temporal cancellation request and
@@ -91,6 +125,8 @@ type requestRun struct {
 	cancelled  bool
 	cancelBusy bool
 	retry      bool
+	// extended is true once the due time was extended (allowed once).
+	extended bool
 	// candidates and chosen hold an ambiguous resolution and its answer.
 	candidates []string
 	chosen     string
@@ -107,6 +143,8 @@ type requestRun struct {
 	// resultsURL and resultsCount describe an access or portability result.
 	resultsURL   string
 	resultsCount int
+	// waiting says what the workflow waits for once the outcome is final.
+	waiting string
 }
 
 // destinationState is the request's progress at one destination.
@@ -152,6 +190,12 @@ func (r *requestRun) run(ctx workflow.Context) error {
 		}
 		if r.cancelled {
 			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled during the waiting period")
+		}
+		if r.in.ForwardAt.After(r.in.ReceivedTime) {
+			// The intake started it as "pending (waiting period)".
+			if err := r.noteStatus(ctx, ""); err != nil {
+				return err
+			}
 		}
 	}
 	// Erasures resolve and join their batches in one activity; while it runs a
@@ -216,6 +260,7 @@ func (r *requestRun) run(ctx workflow.Context) error {
 // retry it puts the failed destinations back to pending and says true.
 func (r *requestRun) awaitRetry(ctx workflow.Context) (bool, error) {
 	r.phase = dsr.PhaseAwaitingRetry
+	r.watchDeadline(ctx, needRetry, func() bool { return r.phase == dsr.PhaseAwaitingRetry && !r.retry })
 	ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 		Timeout:      r.in.RetryWindow,
 		TimerOptions: workflow.TimerOptions{Summary: "failed: waiting for an operator retry"},
@@ -243,6 +288,10 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved dsr.ResolveIdent
 	if err := r.setStatus(ctx, dsr.StatusPending, reason); err != nil {
 		return err
 	}
+	r.watchDeadline(ctx, needChoice, func() bool { return r.phase == dsr.PhaseAmbiguous && r.chosen == "" && !r.cancelled })
+	if err := r.noteStatus(ctx, dsr.NoteHeld); err != nil {
+		return err
+	}
 	if err := workflow.Await(ctx, func() bool { return r.chosen != "" || r.cancelled }); err != nil {
 		return err
 	}
@@ -254,9 +303,10 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved dsr.ResolveIdent
 		if by == "" {
 			by = "an operator"
 		}
+		// The transition sets DsrStatus back to the plain status too.
 		return r.setStatus(ctx, dsr.StatusPending, "identity settled by "+by+": profile "+r.chosen)
 	}
-	return nil
+	return r.noteStatus(ctx, "")
 }
 
 // versionRecordChoice is the workflow.GetVersion change id of the
@@ -300,6 +350,7 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 		}
 	}
 	r.phase = dsr.PhaseQueued
+	r.showDetails(ctx)
 	for {
 		if err := workflow.Await(ctx, func() bool {
 			return !r.cancelBusy && (r.cancelled || r.allDone() || (r.status == dsr.StatusPending && r.anyForwarded()))
@@ -486,6 +537,9 @@ func (r *requestRun) registerHandlers(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
+	if err := r.registerExtend(ctx); err != nil {
+		return err
+	}
 	workflow.Go(ctx, r.receiveSignals)
 	return nil
 }
@@ -513,11 +567,13 @@ func (r *requestRun) receiveSignals(ctx workflow.Context) {
 		var f dsr.Forwarded
 		c.Receive(ctx, &f)
 		r.onForwarded(f)
+		r.showDetails(ctx)
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalTaskResult), func(c workflow.ReceiveChannel, _ bool) {
 		var res dsr.TaskResult
 		c.Receive(ctx, &res)
 		r.onTaskResult(res)
+		r.showDetails(ctx)
 	})
 	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalRequeue), func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, nil)
@@ -690,7 +746,7 @@ func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason st
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		return err
 	}
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** — %s", to, reason))
+	r.showDetails(ctx)
 	if changed {
 		r.queueCallback(to)
 	}
@@ -719,6 +775,7 @@ func (r *requestRun) queueCallback(status dsr.Status) {
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Seq: r.callbackSeq, Status: status,
 		URLs: r.in.CallbackURLs, APIVersion: r.in.APIVersion, ExpectedCompletionTime: r.in.ExpectedCompletionTime,
 		ResultsURL: r.resultsURL, ResultsCount: r.resultsCount,
+		StatusReason: r.reason, DueTime: r.in.DueTime,
 	})
 }
 

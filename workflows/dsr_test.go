@@ -48,7 +48,11 @@ type dsrHarness struct {
 }
 
 func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
-	var s testsuite.WorkflowTestSuite
+	return newDSRHarnessIn(t, &testsuite.WorkflowTestSuite{}, skip)
+}
+
+// newDSRHarnessIn is newDSRHarness in a suite the test configured (its logger, say).
+func newDSRHarnessIn(t *testing.T, s *testsuite.WorkflowTestSuite, skip bool) *dsrHarness {
 	env := s.NewTestWorkflowEnvironment()
 	now := env.Now().UTC()
 	in := dsr.Request{

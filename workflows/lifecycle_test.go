@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -133,4 +134,49 @@ func TestAccessRequestRevokedIsResubmittedOnceThenRetried(t *testing.T) {
 		t.Errorf("built from %+v, want the export of the retried task", built.Exports)
 	}
 	h.assertStatuses(dsr.StatusInProgress, dsr.StatusFailed, dsr.StatusPending, dsr.StatusInProgress, dsr.StatusCompleted)
+}
+
+// TestEndedRunRecordsTheFailure: the run the sweep starts for a request whose
+// workflow was terminated records failed (ledger, callback) and ends.
+func TestEndedRunRecordsTheFailure(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.in.EndedReason = dsr.ReasonTerminated
+	h.run()
+	if !slices.Equal(h.statuses, []dsr.Status{dsr.StatusFailed}) || h.reasons[0] != dsr.ReasonTerminated {
+		t.Errorf("ledger %v %q, want failed with the reason", h.statuses, h.reasons)
+	}
+	if !slices.Equal(h.callbacks, []dsr.Status{dsr.StatusFailed}) {
+		t.Errorf("callbacks %v, want only failed", h.callbacks)
+	}
+	if h.enqueues != 0 {
+		t.Error("the recording run forwarded the request")
+	}
+}
+
+// TestEndedRunContinuesOnRetry: a retry while the recording run still
+// delivers its callback continues it as the request.
+func TestEndedRunContinuesOnRetry(t *testing.T) {
+	h := newDSRHarness(t, true)
+	h.in.EndedReason = dsr.ReasonTerminated
+	start := h.env.Now()
+	h.deliver = func(dsr.DeliverCallbacksInput) error {
+		if h.env.Now().Sub(start) < 30*time.Minute {
+			return errors.New("receiver down")
+		}
+		return nil
+	}
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(dsr.UpdateRetry, "retry-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("retry rejected: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		})
+	}, 10*time.Minute)
+	h.taskEnds(time.Hour, "SUCCESS")
+	h.run()
+	want := []dsr.Status{dsr.StatusFailed, dsr.StatusPending, dsr.StatusInProgress, dsr.StatusCompleted}
+	if !slices.Equal(h.statuses, want) {
+		t.Errorf("ledger %v, want %v", h.statuses, want)
+	}
+	if !slices.Equal(h.callbacks, want) {
+		t.Errorf("callbacks %v, want %v", h.callbacks, want)
+	}
 }

@@ -34,11 +34,21 @@ func MixpanelTask(ctx workflow.Context, in dsr.TaskInput) error {
 	t := &taskRun{in: in}
 	t.addMembers(in.Members)
 	added := workflow.GetSignalChannel(ctx, dsr.SignalAddMembers)
-	receiveAll(ctx, added, t.addMembers)
+	state := fmt.Sprintf("polled every %s until it ends", in.PollInterval)
+	t.showDetails(ctx, state)
+	receiveAll(ctx, added, func(ms []dsr.Member) { t.addMembers(ms); t.showDetails(ctx, state) })
 	workflow.Go(ctx, t.announce)
 
 	result := t.poll(ctx)
 	resubmit := t.resubmits(ctx, result)
+	state = "ended " + string(result.TaskStatus)
+	if !result.Succeeded {
+		state = "not done: " + result.Reason
+	}
+	if resubmit {
+		state += "; its requests are sent again in new tasks"
+	}
+	t.showDetails(ctx, state)
 	for {
 		// Every member hears "forwarded" before the result.
 		if err := workflow.Await(ctx, func() bool { return !t.announcing && t.announced == len(t.members) }); err != nil {

@@ -38,7 +38,7 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	var exports []dsr.Export
 	for _, d := range r.dests {
 		if d.status == dsr.ForwardingSent {
-			exports = append(exports, dsr.Export{Destination: d.plan.Destination, ResultURL: d.resultURL})
+			exports = append(exports, dsr.Export{Destination: d.plan.Destination, ResultURL: d.resultURL, TaskID: d.taskIDs[len(d.taskIDs)-1]})
 		}
 	}
 	var info dsr.BuildResultsResult
@@ -55,6 +55,9 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	}
 	r.phase = dsr.PhaseDone
 	if err := r.setStatus(ctx, dsr.StatusCompleted, reason); err != nil {
+		return err
+	}
+	if err := r.awaiting(ctx, "results available until "+stamp(info.ExpiresAt), dsr.NoteResultsAvailable); err != nil {
 		return err
 	}
 	if err := workflow.NewTimerWithOptions(ctx, info.ExpiresAt.Sub(workflow.Now(ctx)),

@@ -193,22 +193,18 @@ func OpenLedger(ctx context.Context, cfg config.Config) (*ledger.Store, error) {
 
 // ResultsStore opens where results bundles are kept, encrypted by the key
 // ring: with a PostgreSQL DSR_DB, its database (results.DBStore), so that any
-// API replica serves any bundle, still reading an existing DSR_RESULTS_DIR
-// for the bundles written before and spooling downloads there; otherwise the
-// directory DSR_RESULTS_DIR.
+// API replica serves any bundle, still reading DSR_RESULTS_DIR for the
+// bundles written there before; otherwise the directory DSR_RESULTS_DIR.
+// Either way the directory exists (mode 0700): the worker downloads exports
+// into it while it builds a bundle.
 func ResultsStore(cfg config.Config, ring *keyring.Ring) (results.Bundles, error) {
 	opts := results.StoreOptions{Wrap: ring.WrapWriter, Unwrap: ring.UnwrapReader}
-	if !sqldb.IsPostgres(cfg.DB) {
-		s, err := results.OpenStore(cfg.ResultsDir, opts)
-		if err != nil {
-			return nil, fmt.Errorf("opening the results directory: %w", err)
-		}
-		return s, nil
-	}
-	// The directory also spools downloads while bundles are built.
-	legacy, err := results.OpenStore(cfg.ResultsDir, opts)
+	dir, err := results.OpenStore(cfg.ResultsDir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening the results directory: %w", err)
+	}
+	if !sqldb.IsPostgres(cfg.DB) {
+		return dir, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -216,7 +212,7 @@ func ResultsStore(cfg config.Config, ring *keyring.Ring) (results.Bundles, error
 	if err != nil {
 		return nil, fmt.Errorf("opening the results store: %w", err)
 	}
-	return results.NewDBStore(db, opts, legacy)
+	return results.NewDBStore(db, opts, dir)
 }
 
 // Registry is a Prometheus registry with the Go and process collectors.

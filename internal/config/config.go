@@ -93,6 +93,10 @@ type Config struct {
 
 	// Controller is the default controller id of the dsr CLI.
 	Controller string
+	// APIURL, when set, makes the dsr CLI read and change requests through the
+	// HTTP API at that URL, authenticated with APIToken, instead of the database.
+	APIURL   string
+	APIToken Secret
 
 	// LoginIdentityTypes are the identity types that count as login ids.
 	LoginIdentityTypes []string
@@ -204,6 +208,8 @@ func Load(getenv func(string) string) (Config, error) {
 		ResultsTTL:            l.duration("DSR_RESULTS_TTL", 168*time.Hour),
 		RecordRetention:       l.duration("DSR_RECORD_RETENTION", 8760*time.Hour),
 		Controller:            l.str("DSR_CONTROLLER", "dev"),
+		APIURL:                strings.TrimRight(l.str("DSR_API_URL", ""), "/"),
+		APIToken:              l.secret("DSR_API_TOKEN"),
 	}
 	c.LoginIdentityTypes = splitList(l.str("DSR_LOGIN_IDENTITY_TYPES", "controller_customer_id,email"))
 	c.AmbiguityPolicy = l.str("DSR_AMBIGUITY_POLICY", "hold")

@@ -205,7 +205,30 @@ type TemporalOptions struct {
 // StartTemporal starts bin/temporal's dev server on free ports with the SQLite
 // pragmas dsrflow measured as fastest and every search attribute registered,
 // and waits until it answers.
+//
+// A port found free can be taken by another process before the server binds
+// it (tests start many servers at once), and the server also binds ports
+// derived from it: a server that exits while starting is started again on
+// other ports, up to three times.
 func StartTemporal(ctx context.Context, o TemporalOptions) (*Temporal, error) {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var t *Temporal
+		if t, err = startTemporal(ctx, o); err == nil {
+			return t, nil
+		}
+		if !errors.Is(err, errExited) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// errExited marks a dev server that exited before it answered.
+var errExited = errors.New("the process exited")
+
+// startTemporal is one attempt of StartTemporal.
+func startTemporal(ctx context.Context, o TemporalOptions) (*Temporal, error) {
 	bin, err := Bin("temporal")
 	if err != nil {
 		return nil, err
@@ -273,7 +296,10 @@ func (t *Temporal) waitReady(ctx context.Context) error {
 				return nil
 			}
 		}
-		if t.proc.Exited() || time.Now().After(deadline) {
+		if t.proc.Exited() {
+			return fmt.Errorf("devstack: the Temporal dev server did not start (%w): %v\n%s", errExited, err, tail(t.proc.Log(), 2000))
+		}
+		if time.Now().After(deadline) {
 			return fmt.Errorf("devstack: the Temporal dev server did not start: %v\n%s", err, tail(t.proc.Log(), 2000))
 		}
 		select {

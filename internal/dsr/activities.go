@@ -29,6 +29,9 @@ type DeliverCallbacksInput struct {
 	ExpectedCompletionTime time.Time `json:"expected_completion_time"`
 	ResultsURL             string    `json:"results_url,omitempty"`
 	ResultsCount           int       `json:"results_count,omitempty"`
+	// StatusReason and DueTime go in the callback's processor extension.
+	StatusReason string    `json:"status_reason,omitempty"`
+	DueTime      time.Time `json:"due_time,omitzero"`
 }
 
 // ResolveIdentitiesInput asks which distinct ids each destination should receive and,
@@ -130,7 +133,20 @@ const (
 	ErrTypeTaskNotFinished = "TaskNotFinished"
 	ErrTypeTaskNotFound    = "TaskNotFound"
 	ErrTypeResolverFailed  = "ResolverFailed"
+	// ErrTypeCallbackUndelivered: a status callback could not be delivered yet (retried).
+	ErrTypeCallbackUndelivered = "CallbackUndelivered"
 )
+
+// RecordExtensionInput records the extension of a request's due time in the ledger.
+type RecordExtensionInput struct {
+	ControllerID    string    `json:"controller_id"`
+	RequestID       string    `json:"request_id"`
+	OriginalDueTime time.Time `json:"original_due_time"`
+	DueTime         time.Time `json:"due_time"`
+	At              time.Time `json:"at"`
+	Reason          string    `json:"reason"`
+	Operator        string    `json:"operator,omitempty"`
+}
 
 // CreateRetrievalTaskInput creates one Mixpanel data-retrieval task for a request.
 type CreateRetrievalTaskInput struct {
@@ -144,6 +160,8 @@ type CreateRetrievalTaskInput struct {
 type Export struct {
 	Destination string `json:"destination"`
 	ResultURL   string `json:"result_url"`
+	// TaskID is the retrieval task that made the export (empty in histories before it was sent).
+	TaskID string `json:"task_id,omitempty"`
 }
 
 // BuildResultsInput builds the subject's results bundle.

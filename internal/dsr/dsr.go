@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
 )
 
 // Status is a request's OpenDSR request_status (plus "failed").
@@ -25,6 +26,16 @@ const (
 // Statuses lists every Status in lifecycle order.
 func Statuses() []Status {
 	return []Status{StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed}
+}
+
+// StatusNames lists every status as a string, in lifecycle order (for
+// flags, queries and tables).
+func StatusNames() []string {
+	var out []string
+	for _, s := range Statuses() {
+		out = append(out, string(s))
+	}
+	return out
 }
 
 // Valid reports whether s is one of the statuses above.
@@ -132,6 +143,11 @@ type Request struct {
 	BodyHash string `json:"body_hash"`
 	// RetryWindow is how long a failed request stays open for an operator's retry.
 	RetryWindow time.Duration `json:"retry_window"`
+	// EndedReason is set only on a run the hourly sweep starts after the
+	// request's workflow ended without an outcome (terminated): that run
+	// records the request failed with this reason (ledger, search attribute,
+	// callback); an operator's retry meanwhile continues it as the request.
+	EndedReason string `json:"ended_reason,omitempty"`
 	// PollInterval and MaxTaskAge were stamped at intake by earlier releases;
 	// requests started since carry none (the worker's settings apply). Read
 	// only for a retrieval created by a worker that did not report them.
@@ -367,3 +383,71 @@ func (s TaskStatus) Terminal() bool {
 
 // Cancellable reports whether a cancel can still succeed (PENDING, STAGING).
 func (s TaskStatus) Cancellable() bool { return s == TaskPending || s == TaskStaging }
+
+// Search attributes of DSR workflows (values never hold identities); package
+// workflows registers and upserts them, the intake and the sweep set them at start.
+var (
+	SearchStatus          = temporal.NewSearchAttributeKeyKeyword("DsrStatus")
+	SearchType            = temporal.NewSearchAttributeKeyKeyword("DsrType")
+	SearchRegulation      = temporal.NewSearchAttributeKeyKeyword("DsrRegulation")
+	SearchController      = temporal.NewSearchAttributeKeyKeyword("DsrController")
+	SearchDestinationTask = temporal.NewSearchAttributeKeyKeyword("DsrDestinationTask")
+	SearchDueTime         = temporal.NewSearchAttributeKeyTime("DsrDueTime")
+)
+
+// StartAttributes are the search attributes a request's workflow run starts
+// with: an erasure in its waiting period says so, for the Web UI's "in waiting
+// period" query.
+func StartAttributes(in Request) temporal.SearchAttributes {
+	status := string(StatusPending)
+	if in.ForwardAt.After(in.ReceivedTime) && in.EndedReason == "" {
+		status = StatusWithNote(status, NoteWaitingPeriod)
+	}
+	return temporal.NewSearchAttributes(
+		SearchStatus.ValueSet(status),
+		SearchType.ValueSet(in.Type),
+		SearchRegulation.ValueSet(in.Regulation),
+		SearchController.ValueSet(in.ControllerID),
+		SearchDueTime.ValueSet(in.DueTime),
+	)
+}
+
+// Notes DsrStatus carries after the status, e.g. "pending (waiting period)":
+// the Web UI's list shows them and saved queries select on them.
+const (
+	// NoteCallbacksPending marks a request whose outcome is final while its callbacks are still being delivered.
+	NoteCallbacksPending = "callbacks pending"
+	// NoteResultsAvailable marks a completed access or portability request whose results can still be downloaded.
+	NoteResultsAvailable = "results available"
+	// NoteWaitingPeriod marks an erasure in its cancellable waiting period.
+	NoteWaitingPeriod = "waiting period"
+	// NoteHeld marks a request held for an operator (an ambiguous identity).
+	NoteHeld = "held for an operator"
+)
+
+// SearchStatusValues are the DsrStatus values of requests whose status is
+// status: the plain value and the value with each note it can carry.
+func SearchStatusValues(status string) []string {
+	out := []string{status}
+	var notes []string
+	switch Status(status) {
+	case StatusPending:
+		notes = []string{NoteWaitingPeriod, NoteHeld}
+	case StatusCompleted:
+		notes = []string{NoteCallbacksPending, NoteResultsAvailable}
+	case StatusCancelled, StatusFailed:
+		notes = []string{NoteCallbacksPending}
+	}
+	for _, note := range notes {
+		out = append(out, StatusWithNote(status, note))
+	}
+	return out
+}
+
+// StatusWithNote is the DsrStatus value of a status with a note ("" for none).
+func StatusWithNote(status, note string) string {
+	if note == "" {
+		return status
+	}
+	return status + " (" + note + ")"
+}

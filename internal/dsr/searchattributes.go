@@ -5,16 +5,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// Search attributes of DSR workflows. Values never hold identities.
-var (
-	SearchStatus          = temporal.NewSearchAttributeKeyKeyword("DsrStatus")
-	SearchType            = temporal.NewSearchAttributeKeyKeyword("DsrType")
-	SearchRegulation      = temporal.NewSearchAttributeKeyKeyword("DsrRegulation")
-	SearchController      = temporal.NewSearchAttributeKeyKeyword("DsrController")
-	SearchDestinationTask = temporal.NewSearchAttributeKeyKeyword("DsrDestinationTask")
-	SearchDueTime         = temporal.NewSearchAttributeKeyTime("DsrDueTime")
-)
-
 // SearchAttributes names every search attribute dsrflow uses, with its type,
 // for registration on a fresh server.
 func SearchAttributes() map[string]enumspb.IndexedValueType {

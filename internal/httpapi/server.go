@@ -141,11 +141,14 @@ func (s *Server) Handler() http.Handler {
 		s.route(mux, "DELETE "+base+"/{id}", s.authed(s.cancel))
 		s.route(mux, "POST "+base+"/{id}/retry", s.operatorOrController(s.retry))
 		s.route(mux, "POST "+base+"/{id}/resolve", s.operatorOrController(s.resolve))
+		s.route(mux, "GET "+base+"/{id}/receipt", s.authed(s.receipt))
+		s.route(mux, "POST "+base+"/{id}/extend", s.operatorAuthed(s.extend))
 	}
 	s.route(mux, "GET /v1/results/{token}", s.authed(s.downloadResults))
 	if s.profiles != nil {
 		s.route(mux, "POST /v1/profiles", s.authed(s.importProfiles))
 	}
+	s.route(mux, "GET /v1/reports/{month}", s.operatorAuthed(s.monthlyReport))
 	if s.keys != nil {
 		codec := http.StripPrefix("/codec", keyring.CodecHandler(s.keys, s.codecAuthorized, s.cfg.CodecOrigins))
 		mux.HandleFunc("/codec/", func(w http.ResponseWriter, r *http.Request) {
@@ -181,7 +184,7 @@ func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 		s.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
 		// No identity, token or body in the log: route pattern, status and duration only.
 		s.logger.Info("http request", "route", pattern, "status", rec.code,
-			"duration_ms", time.Since(start).Milliseconds(), "subject_request_id", r.PathValue("id"))
+			"duration_ms", time.Since(start).Milliseconds(), "subject_request_id", loggedRequestID(r))
 	})
 }
 

@@ -1,6 +1,10 @@
 package httpapi
 
-import "github.com/dsrflow/dsrflow/internal/config"
+import (
+	"time"
+
+	"github.com/dsrflow/dsrflow/internal/config"
+)
 
 // Settings are the parts of the configuration the API server reads.
 type Settings struct {
@@ -8,6 +12,8 @@ type Settings struct {
 	ProcessorDomain string
 	// PublicURL is the API's base URL as controllers reach it.
 	PublicURL string
+	// WaitingPeriod is an erasure's cancellation window (named in receipts).
+	WaitingPeriod time.Duration
 	// APITokens maps a bearer token to its controller; OperatorTokens to an operator's name.
 	APITokens      map[string]string
 	OperatorTokens map[string]string
@@ -25,7 +31,7 @@ type Settings struct {
 // SettingsFrom takes the API server's settings from the configuration.
 func SettingsFrom(cfg config.Config) Settings {
 	return Settings{
-		ProcessorDomain: cfg.ProcessorDomain, PublicURL: cfg.PublicURL,
+		ProcessorDomain: cfg.ProcessorDomain, PublicURL: cfg.PublicURL, WaitingPeriod: cfg.WaitingPeriod,
 		APITokens: cfg.APITokens, OperatorTokens: cfg.OperatorTokens, ControllerMayResolve: cfg.ControllerMayResolve,
 		APIRateLimit: cfg.APIRateLimit, APIRateBurst: cfg.APIRateBurst,
 		CodecOrigins: cfg.CodecOrigins, CodecTokens: cfg.CodecTokens, CodecAllowLoopback: cfg.CodecAllowLoopback,

@@ -371,7 +371,7 @@ func TestFindThenResolve(t *testing.T) {
 // chunks of rows, neither deadlock nor lose anything.
 func TestConcurrentUpserts(t *testing.T) {
 	each(t, func(t *testing.T, s *identity.Store, _ *sqldb.DB) {
-		const writers, perWriter = 12, 600
+		const writers, perWriter = 8, 300 // each SQLite writer waits for all before it: at most 10 s (busy timeout), even under -race on a loaded machine
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
 		for w := range writers {

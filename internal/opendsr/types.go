@@ -261,6 +261,11 @@ type StatusExtension struct {
 	// matched which of the controller's profiles, the rule applied, and the
 	// reason per destination, without identity values (owning controller only).
 	Resolution json.RawMessage `json:"resolution,omitempty"`
+	// CancellableUntil is the end of an erasure's waiting period, while the
+	// request is pending in it (a dsrflow addition).
+	CancellableUntil Time `json:"cancellable_until,omitzero"`
+	// ResultsExpiresAt is when results_url stops working (a dsrflow addition).
+	ResultsExpiresAt Time `json:"results_expires_at,omitzero"`
 }
 
 // Forwarding is the state of a request at one destination, as GET reports it.
@@ -284,6 +289,9 @@ type Callback struct {
 	ResultsURL             string `json:"results_url,omitempty"`
 	ResultsCount           int    `json:"results_count,omitempty"`
 	APIVersion             string `json:"api_version,omitempty"`
+	// Extensions is keyed by processor domain; dsrflow's own entry holds a
+	// CallbackExtension.
+	Extensions map[string]json.RawMessage `json:"extensions,omitempty"`
 }
 
 // Discovery is the body of GET discovery.

@@ -40,7 +40,12 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 		s.logger().Error("opening the sealed resolution trace failed", "request_id", key.RequestID, "error", err)
 		return opendsr.StatusResponse{}, opendsr.Internal()
 	}
-	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason, Resolution: trace}
+	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason, Resolution: trace,
+		ResultsExpiresAt: opendsr.NewTime(rec.ResultsExpiresAt)}
+	if end := rec.ReceivedTime.Add(s.Settings.WaitingPeriod); rec.Type == dsr.TypeErasure && !rec.SkipWaitingPeriod &&
+		rec.Status == dsr.StatusPending && end.After(s.now()) {
+		ext.CancellableUntil = opendsr.NewTime(end)
+	}
 	for _, f := range fwd {
 		ext.Forwarding = append(ext.Forwarding, opendsr.Forwarding{
 			Destination: f.Destination, Status: string(f.Status), StatusMessage: f.StatusMessage,
@@ -118,7 +123,7 @@ func (s *Service) Cancel(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 		var notFound *serviceerror.NotFound
 		if errors.As(err, &notFound) {
 			// The workflow ended under an open request: record it now rather than at the next sweep.
-			if reason := s.recordEnded(ctx, key); reason != "" {
+			if reason := s.recordEnded(ctx, key, true); reason != "" {
 				return resp, opendsr.Conflict("Cannot cancel: " + reason + "; the request is now recorded failed and can be retried")
 			}
 		}
@@ -145,7 +150,7 @@ func (s *Service) Retry(ctx context.Context, key ledger.Key, by string) (opendsr
 		failed := resp.RequestStatus == string(dsr.StatusFailed)
 		if !failed && resp.RequestStatus != string(dsr.StatusCompleted) && resp.RequestStatus != string(dsr.StatusCancelled) {
 			// Open in the ledger, yet its workflow ended (terminated): record that first.
-			failed = s.recordEnded(ctx, key) != ""
+			failed = s.recordEnded(ctx, key, false) != ""
 		}
 		if failed {
 			err = s.restart(ctx, key, by)
@@ -158,8 +163,10 @@ func (s *Service) Retry(ctx context.Context, key ledger.Key, by string) (opendsr
 }
 
 // recordEnded records an open request failed when its latest workflow run
-// has ended (as the hourly sweep does), and returns the reason ("" if not).
-func (s *Service) recordEnded(ctx context.Context, key ledger.Key) string {
+// has ended, and returns the reason ("" if not). With announce it also
+// starts the short run the hourly sweep would (dsr.Request.EndedReason), which
+// sends the failed callback and sets the run's DsrStatus.
+func (s *Service) recordEnded(ctx context.Context, key ledger.Key, announce bool) string {
 	desc, err := s.Temporal.DescribeWorkflowExecution(ctx, dsr.WorkflowID(key.ControllerID, key.RequestID), "")
 	if err != nil {
 		return ""
@@ -171,6 +178,17 @@ func (s *Service) recordEnded(ctx context.Context, key ledger.Key) string {
 	if err := s.Ledger.SetStatus(ctx, key, dsr.StatusFailed, reason, s.now()); err != nil {
 		s.logger().Error("ledger write failed", "request_id", key.RequestID, "error", err)
 		return ""
+	}
+	if announce {
+		in, err := s.originalInput(ctx, key)
+		if err == nil {
+			in.EndedReason = reason
+			_, err = s.startRun(ctx, in, enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE)
+		}
+		if err != nil {
+			// The ledger is right; only the callback is missing.
+			s.logger().Warn("could not start the run that announces an ended request", "request_id", key.RequestID, "error", err)
+		}
 	}
 	return reason
 }
@@ -227,6 +245,7 @@ func (s *Service) originalInput(ctx context.Context, key ledger.Key) (dsr.Reques
 	if in.ControllerID != key.ControllerID || in.RequestID != key.RequestID {
 		return dsr.Request{}, errors.New("the request's workflow input names another request")
 	}
+	in.EndedReason = "" // the last run may be the one the sweep started to record the failure
 	return in, nil
 }
 

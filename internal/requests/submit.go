@@ -16,7 +16,6 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
@@ -231,13 +230,7 @@ func (s *Service) startRun(ctx context.Context, in dsr.Request, reuse enums.Work
 		WorkflowIDReusePolicy:    reuse,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            fmt.Sprintf("%s %s request from %s", in.Regulation, in.Type, in.ControllerID),
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			dsr.SearchStatus.ValueSet(string(dsr.StatusPending)),
-			dsr.SearchType.ValueSet(in.Type),
-			dsr.SearchRegulation.ValueSet(in.Regulation),
-			dsr.SearchController.ValueSet(in.ControllerID),
-			dsr.SearchDueTime.ValueSet(in.DueTime),
-		),
+		TypedSearchAttributes:    dsr.StartAttributes(in),
 	}, dsr.WorkflowDSR, in)
 	return err == nil, err
 }
