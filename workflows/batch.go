@@ -364,27 +364,3 @@ func isErrorType(err error, errType string) bool {
 	var appErr *temporal.ApplicationError
 	return errors.As(err, &appErr) && appErr.Type() == errType
 }
-
-// withMixpanelOptions runs an activity on the destination's rate-limited task
-// queue, retrying transient errors and rate limits until retryFor has passed.
-func withMixpanelOptions(ctx workflow.Context, destination, summary string, retryFor time.Duration) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:                summary,
-		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, destination),
-		StartToCloseTimeout:    mixpanelCallTimeout,
-		ScheduleToCloseTimeout: retryFor,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
-			NonRetryableErrorTypes: []string{dsr.ErrTypeUnauthorized, dsr.ErrTypeBadRequest},
-		},
-	})
-}
-
-func withNotifyOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:             summary,
-		StartToCloseTimeout: 10 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-	})
-}

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dsrflow/dsrflow/internal/dsr"
@@ -207,18 +206,8 @@ func (t *taskRun) poll(ctx workflow.Context) dsr.TaskResult {
 func pollTask(ctx workflow.Context, ref dsr.PollTaskInput, interval, maxAge time.Duration) dsr.TaskResult {
 	res := dsr.TaskResult{Destination: ref.Destination, TaskID: ref.TaskID}
 	window := max(maxAge-workflow.Now(ctx).Sub(ref.CreatedAt), minPollWindow)
-	opts := workflow.ActivityOptions{
-		Summary:                "wait for Mixpanel task " + ref.TaskID,
-		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, ref.Destination),
-		StartToCloseTimeout:    mixpanelCallTimeout,
-		ScheduleToCloseTimeout: window,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: interval, BackoffCoefficient: 1, MaximumInterval: interval,
-			NonRetryableErrorTypes: []string{dsr.ErrTypeUnauthorized, dsr.ErrTypeTaskNotFound},
-		},
-	}
 	var out dsr.PollTaskResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.PollTask, ref).Get(ctx, &out)
+	err := workflow.ExecuteActivity(withPollOptions(ctx, ref.Destination, "wait for Mixpanel task "+ref.TaskID, interval, window), a.PollTask, ref).Get(ctx, &out)
 	switch {
 	case err != nil && isErrorType(err, dsr.ErrTypeUnauthorized):
 		res.Reason, res.Retryable = "Mixpanel rejected the credentials while checking the task: fix them, then retry the request", true

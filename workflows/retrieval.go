@@ -3,7 +3,6 @@ package workflows
 import (
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/dsrflow/dsrflow/internal/dsr"
@@ -137,17 +136,4 @@ func (r *requestRun) createRetrieval(ctx workflow.Context, d *destinationState) 
 		d.pollInterval, d.maxTaskAge = r.in.PollInterval, r.in.MaxTaskAge
 	}
 	return true
-}
-
-func withBuildOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:                "build the results bundle",
-		StartToCloseTimeout:    2 * time.Hour,
-		HeartbeatTimeout:       time.Minute,
-		ScheduleToCloseTimeout: 24 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 10 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
-			NonRetryableErrorTypes: []string{dsr.ErrTypeResultsUnreadable, dsr.ErrTypeBadRequest},
-		},
-	})
 }
