@@ -22,7 +22,6 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dsrflow/dsrflow/internal/devstack"
@@ -247,20 +246,7 @@ func saveHistories(t *testing.T, dir, requestID, taskID string) {
 		"batch.json":         dsr.BatchWorkflowID("mixpanel", "gdpr"),
 		"mixpanel-task.json": dsr.TaskWorkflowID("mixpanel", taskID),
 	} {
-		var events []*historypb.HistoryEvent
-		it := tc.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			e, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			events = append(events, e)
-		}
-		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		if err := devstack.WriteHistory(context.Background(), tc, id, "", filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}

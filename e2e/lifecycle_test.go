@@ -15,10 +15,8 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/dsrflow/dsrflow/internal/devstack"
 	"github.com/dsrflow/dsrflow/internal/dsr"
@@ -348,20 +346,7 @@ func saveHistory(t *testing.T, dir, name, workflowID string) {
 
 func saveRunHistory(t *testing.T, dir, name, workflowID, runID string) {
 	t.Helper()
-	var events []*historypb.HistoryEvent
-	it := temporalClient(t).GetWorkflowHistory(context.Background(), workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		e, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		events = append(events, e)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+	if err := devstack.WriteHistory(context.Background(), temporalClient(t), workflowID, runID, filepath.Join(dir, name)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -57,9 +57,14 @@ HOST=127.0.0.1
 CLUSTER_DIR="$DEV_DATA/cluster"
 LOGS="$CLUSTER_DIR/logs"
 START_TIMEOUT=120 # seconds each process may take to answer
-
-say() { printf 'cluster: %s\n' "$*"; }
-die() { printf 'cluster: error: %s\n' "$*" >&2; exit 1; }
+STOP_SECONDS=15   # and to stop
+STACK=cluster
+# Lines left out of the terminal (they stay in the logs): the services'
+# warnings while their peers start or stop, and the config loader's chatter.
+QUIET_NAMES='^(history|matching|frontend|t-worker|ui)$'
+TEMPORAL_QUIET='"level":"(info|warn)"|Not enough hosts to serve the request|^[0-9/: ]*Loading config'
+# shellcheck source=lib/stack.sh
+. scripts/lib/stack.sh
 
 for bin in temporal temporal-server temporal-sql-tool temporal-ui-server worker api dsr; do
     [[ -x bin/$bin ]] || die "bin/$bin is missing: run \`make tools build\` (or just \`make cluster\`)"
@@ -189,30 +194,6 @@ export TEMPORAL_ADDRESS TEMPORAL_NAMESPACE DSR_DB DSR_RESULTS_DIR MIXPANEL_API_U
     DSR_SIGNING_KEY DSR_SIGNING_CERT DSR_CODEC_ORIGINS DSR_CODEC_ALLOW_LOOPBACK
 
 # ------------------------------------------------------------------- helpers
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
-# probe_addr HOST:PORT: the address to probe a listener on (":9090" and "0.0.0.0:9090" -> 127.0.0.1:9090).
-probe_addr() {
-    local host=${1%:*}
-    [[ -n $host && $host != 0.0.0.0 && $host != "[::]" ]] || host=$HOST
-    printf '%s:%s' "$host" "${1##*:}"
-}
-
-# http_ok HOST:PORT PATH: a GET answers 200 (bash only: no curl needed).
-http_ok() {
-    (
-        exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || exit 1
-        printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$2" "$1" >&3
-        IFS= read -r -t 3 status <&3 || exit 1
-        [[ $status == "HTTP/1."?" 200"* ]]
-    ) 2>/dev/null
-}
-
-temporal_ok() {
-    "${TEMPORAL_CLI[@]}" operator cluster health --address "$HOST:$DEV_TEMPORAL_PORT" \
-        --command-timeout 3s >/dev/null 2>&1
-}
-
 # namespace_ready: the namespace exists (created with a week's retention if
 # not) and dsrflow's search attributes are registered in it.
 namespace_ready() {
@@ -226,99 +207,12 @@ namespace_ready() {
         --name DsrStatus --type Keyword --name DsrType --type Keyword >>"$LOGS/setup.log" 2>&1
 }
 
-prefix() {
-    awk -v p="$(printf '%-11s' "[$1]")" -v skip="${2:-}" \
-        'skip != "" && $0 ~ skip { next } { print p $0; fflush() }'
-}
-
-if command -v setsid >/dev/null 2>&1; then
-    detach() { exec setsid "$@"; }
-else
-    detach() { exec "$@"; }
-fi
-
-NAMES=()
-PIDS=()
-
-# Lines left out of the terminal (they stay in the logs): the services'
-# warnings while their peers start or stop, and the config loader's chatter.
-TEMPORAL_QUIET='"level":"(info|warn)"|Not enough hosts to serve the request|^[0-9/: ]*Loading config'
-
-# start NAME COMMAND...: run COMMAND in the background, its output labelled on
-# the terminal and copied to $LOGS/NAME.log.
-start() {
-    local name=$1
-    shift
-    local log="$LOGS/$name.log" quiet=""
-    case $name in history | matching | frontend | t-worker | ui) quiet=$TEMPORAL_QUIET ;; esac
-    : >"$log"
-    detach "$@" </dev/null > >(trap '' INT TERM; tee -a "$log" | prefix "$name" "$quiet") 2>&1 &
-    NAMES+=("$name")
-    PIDS+=("$!")
-}
-
 # start_service NAME METRICS_OFFSET: one Temporal service of the cluster.
 start_service() {
     CLUSTER_METRICS_PORT=$((METRICS_BASE + $2)) start "$1" bin/temporal-server \
         --root "$PWD" --config scripts/cluster --env temporal --allow-no-auth start --service "${1#t-}"
 }
 
-alive() {
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ $state != Z* ]]
-}
-
-died() {
-    local name=${NAMES[$1]} rc=0
-    wait "${PIDS[$1]}" 2>/dev/null || rc=$?
-    {
-        printf '\ncluster: error: %s exited (status %s). The end of %s:\n' "$name" "$rc" "$LOGS/$name.log"
-        tail -n 25 "$LOGS/$name.log" | sed 's/^/    /'
-    } >&2
-    exit 1
-}
-
-# wait_until INDEX WHAT CHECK...: wait until CHECK succeeds, while the process lives.
-wait_until() {
-    local i=$1 what=$2 deadline=$((SECONDS + START_TIMEOUT))
-    shift 2
-    until "$@"; do
-        alive "${PIDS[$i]}" || died "$i"
-        ((SECONDS < deadline)) || die "$what did not answer within ${START_TIMEOUT}s (log: $LOGS/${NAMES[$i]}.log)"
-        sleep 0.3
-    done
-}
-
-# stop: SIGTERM to each process group, newest first, waiting up to 15 s for
-# each before SIGKILL. A second Ctrl-C kills at once.
-stopping=false
-force=false
-stop() {
-    $stopping && return
-    stopping=true
-    trap 'force=true' INT TERM
-    local i pid n order=""
-    for ((i = ${#NAMES[@]} - 1; i >= 0; i--)); do order+=" ${NAMES[$i]}"; done
-    if [[ -n $order ]]; then
-        say "stopping$order (Ctrl-C again to kill them at once)"
-    fi
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        pid=${PIDS[$i]}
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for ((n = 0; n < 150; n++)); do
-            if $force || ! alive "$pid"; then break; fi
-            sleep 0.1
-        done
-        if alive "$pid"; then
-            say "${NAMES[$i]} did not stop: killing it"
-            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-        fi
-        wait "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-}
 trap 'stop' EXIT
 trap 'stop; say "stopped; data kept in $DEV_DATA/ and the ${CLUSTER_DB_PREFIX}_* databases"; exit 0' INT TERM
 

@@ -100,6 +100,20 @@ func (c *cli) requestAction(use, short, done string, act func(context.Context, b
 	return cmd
 }
 
+// lookup reads the request id of controller through the CLI's backend.
+func (c *cli) lookup(ctx context.Context, controller, id string) (backend, ledger.Key, opendsr.StatusResponse, error) {
+	key, err := c.key(controller, id)
+	if err != nil {
+		return nil, ledger.Key{}, opendsr.StatusResponse{}, err
+	}
+	b, err := c.backend(ctx)
+	if err != nil {
+		return nil, key, opendsr.StatusResponse{}, err
+	}
+	resp, err := b.Status(ctx, key)
+	return b, key, resp, err
+}
+
 func (c *cli) statusCommand() *cobra.Command {
 	var controller string
 	var jsonOut bool
@@ -108,15 +122,7 @@ func (c *cli) statusCommand() *cobra.Command {
 		Short: "Show a request: status, deadlines, forwarding per destination and its history",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := c.key(controller, args[0])
-			if err != nil {
-				return err
-			}
-			b, err := c.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			resp, err := b.Status(cmd.Context(), key)
+			b, key, resp, err := c.lookup(cmd.Context(), controller, args[0])
 			if err != nil {
 				return err
 			}

@@ -25,15 +25,7 @@ its records add up to the request's results_count. Nothing is kept unless it
 verifies. Works on the database (DSR_RESULTS_DIR) or, with DSR_API_URL, through the API.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := c.key(controller, args[0])
-			if err != nil {
-				return err
-			}
-			b, err := c.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			resp, err := b.Status(cmd.Context(), key)
+			b, key, resp, err := c.lookup(cmd.Context(), controller, args[0])
 			if err != nil {
 				return err
 			}
