@@ -18,20 +18,18 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/dsrflow/dsrflow/internal/callback"
-	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
-	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/results"
 )
 
 // Activities carries the dependencies of every activity. Workflows reference
 // its methods through a nil pointer.
 type Activities struct {
-	Config    config.Config
+	Settings  Settings
 	Ledger    *ledger.Store
 	Temporal  client.Client
 	Mixpanel  map[string]*mixpanel.Client
@@ -65,12 +63,12 @@ func (a *Activities) now() time.Time {
 func (a *Activities) mixpanelClient(ctx context.Context, destination string) (*mixpanel.Client, func(), error) {
 	c, ok := a.Mixpanel[destination]
 	if !ok {
-		return nil, nil, temporal.NewNonRetryableApplicationError("destination "+destination+" is not configured on this worker", ErrTypeBadRequest, nil)
+		return nil, nil, temporal.NewNonRetryableApplicationError("destination "+destination+" is not configured on this worker", dsr.ErrTypeBadRequest, nil)
 	}
-	if a.Config.MixpanelRateLimit <= 0 {
+	if a.Settings.MixpanelRateLimit <= 0 {
 		return c, func() {}, nil
 	}
-	g, _ := a.gates.LoadOrStore(destination, newCallGate(time.Duration(float64(time.Second)/a.Config.MixpanelRateLimit)))
+	g, _ := a.gates.LoadOrStore(destination, newCallGate(time.Duration(float64(time.Second)/a.Settings.MixpanelRateLimit)))
 	release, err := g.(*callGate).enter(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("waiting for the Mixpanel rate limit: %w", err)
@@ -120,46 +118,11 @@ func (g *callGate) enter(ctx context.Context) (func(), error) {
 	}, nil
 }
 
-// LedgerRecord is the ledger row of a request: identities and the body as
-// keyed hashes, callback URLs sealed, all with keys (the ledger refuses
-// anything weaker); the ledger sets its expiry from DSR_RECORD_RETENTION.
-func LedgerRecord(keys *keyring.Ring, in dsr.Request) (ledger.Request, error) {
-	if keys == nil {
-		return ledger.Request{}, errors.New("ledger record: no key ring")
-	}
-	ids := make([]ledger.IdentityHash, len(in.Identities))
-	for i, id := range in.Identities {
-		ids[i] = ledger.IdentityHash{Type: id.Type, Format: id.Format,
-			Hash: keys.Hash(ledger.PurposeIdentity, opendsr.HashIdentity(id.Type, id.Format, id.Value))}
-	}
-	body := in.BodyHash
-	if body != "" && !keyring.IsHash(body) {
-		// A workflow started before keyed hashes carries the digest itself.
-		body = keys.Hash(ledger.PurposeBody, body)
-	}
-	urls := make([]string, len(in.CallbackURLs))
-	for i, u := range in.CallbackURLs {
-		sealed, err := keys.Seal(u)
-		if err != nil {
-			return ledger.Request{}, fmt.Errorf("ledger record: %w", err)
-		}
-		urls[i] = sealed
-	}
-	return ledger.Request{
-		ControllerID: in.ControllerID, RequestID: in.RequestID, Type: in.Type, Regulation: in.Regulation,
-		Status: ledger.Status(dsr.StatusPending), APIVersion: in.APIVersion,
-		SubmittedTime: in.SubmittedTime, ReceivedTime: in.ReceivedTime,
-		ExpectedCompletionTime: in.ExpectedCompletionTime, DueTime: in.DueTime,
-		BodyHash: body, Identities: ids, CallbackURLs: urls,
-		SkipWaitingPeriod: in.SkipWaitingPeriod,
-	}, nil
-}
-
 // RecordRequest makes sure the request's ledger row exists (a local activity,
 // the DSR workflow's first step): the intake writes it right after starting
 // the workflow, and this covers an intake that died in between.
 func (a *Activities) RecordRequest(ctx context.Context, in dsr.Request) error {
-	rec, err := LedgerRecord(a.Keys, in)
+	rec, err := ledger.RecordOf(a.Keys, in)
 	if err != nil {
 		return err
 	}
@@ -170,9 +133,9 @@ func (a *Activities) RecordRequest(ctx context.Context, in dsr.Request) error {
 }
 
 // RecordStatus writes one status transition to the ledger (a local activity).
-func (a *Activities) RecordStatus(ctx context.Context, c StatusChange) error {
+func (a *Activities) RecordStatus(ctx context.Context, c dsr.RecordStatusInput) error {
 	key := ledger.Key{ControllerID: c.ControllerID, RequestID: c.RequestID}
-	if err := a.Ledger.SetStatus(ctx, key, ledger.Status(c.To), c.Reason, c.At); err != nil {
+	if err := a.Ledger.SetStatus(ctx, key, dsr.Status(c.To), c.Reason, c.At); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	a.Metrics.statusChanged(string(c.To))
@@ -180,11 +143,11 @@ func (a *Activities) RecordStatus(ctx context.Context, c StatusChange) error {
 }
 
 // Enqueue adds a request to its destination's batch, starting the batch if needed.
-func (a *Activities) Enqueue(ctx context.Context, in EnqueueInput) error {
+func (a *Activities) Enqueue(ctx context.Context, in dsr.EnqueueInput) error {
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, dsr.BatchWorkflowID(in.Destination, in.Regulation), dsr.SignalEnqueue, in.Member,
 		client.StartWorkflowOptions{
 			ID:            dsr.BatchWorkflowID(in.Destination, in.Regulation),
-			TaskQueue:     a.Config.TaskQueue,
+			TaskQueue:     a.Settings.TaskQueue,
 			StaticSummary: "Batch of " + in.Regulation + " erasures for " + in.Destination,
 		},
 		dsr.WorkflowBatch, dsr.BatchInput{Destination: in.Destination, Regulation: in.Regulation, Settings: a.batchSettings()})
@@ -200,9 +163,9 @@ func (a *Activities) Enqueue(ctx context.Context, in EnqueueInput) error {
 // time its buffer starts to fill, so a changed setting applies to the next flush.
 func (a *Activities) batchSettings() dsr.BatchSettings {
 	return dsr.BatchSettings{
-		MaxSize:          a.Config.BatchMaxSize,
-		MaxWait:          a.Config.BatchMaxWait,
-		MaxIDs:           a.Config.MixpanelMaxIDs,
+		MaxSize:          a.Settings.BatchMaxSize,
+		MaxWait:          a.Settings.BatchMaxWait,
+		MaxIDs:           a.Settings.MixpanelMaxIDs,
 		MaxSignalsPerRun: maxSignalsPerRun,
 	}
 }
@@ -216,7 +179,7 @@ func (a *Activities) ReadBatchSettings(context.Context) (dsr.BatchSettings, erro
 const maxSignalsPerRun = 2000
 
 // RemoveFromBatch takes a request out of its batch if the batch has not sent it.
-func (a *Activities) RemoveFromBatch(ctx context.Context, in RemoveInput) (dsr.RemoveResult, error) {
+func (a *Activities) RemoveFromBatch(ctx context.Context, in dsr.RemoveFromBatchInput) (dsr.RemoveResult, error) {
 	h, err := a.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   dsr.BatchWorkflowID(in.Destination, in.Regulation),
 		UpdateName:   dsr.UpdateRemove,
@@ -239,12 +202,12 @@ func (a *Activities) RemoveFromBatch(ctx context.Context, in RemoveInput) (dsr.R
 func (a *Activities) TrackTask(ctx context.Context, in dsr.TaskInput) error {
 	members := in.Members
 	in.Members = nil
-	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Config.MixpanelPollInterval, a.Config.MixpanelMaxTaskAge, a.Config.MixpanelMaxIDs
+	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Settings.MixpanelPollInterval, a.Settings.MixpanelMaxTaskAge, a.Settings.MixpanelMaxIDs
 	id := dsr.TaskWorkflowID(in.Destination, in.TaskID)
 	_, err := a.Temporal.SignalWithStartWorkflow(ctx, id, dsr.SignalAddMembers, members,
 		client.StartWorkflowOptions{
 			ID:            id,
-			TaskQueue:     a.Config.TaskQueue,
+			TaskQueue:     a.Settings.TaskQueue,
 			StaticSummary: "Mixpanel deletion task " + in.TaskID + " at " + in.Destination,
 		},
 		dsr.WorkflowMixpanelTask, in)
@@ -260,7 +223,7 @@ const notifyConcurrency = 16
 // NotifyMembers records a task's news in the ledger for every member at once,
 // then signals each member's DSR workflow. Progress is heartbeated, so a retry
 // resumes where the last attempt stopped.
-func (a *Activities) NotifyMembers(ctx context.Context, in NotifyInput) error {
+func (a *Activities) NotifyMembers(ctx context.Context, in dsr.NotifyMembersInput) error {
 	if err := a.recordForwarding(ctx, in); err != nil {
 		return err
 	}
@@ -279,7 +242,7 @@ func (a *Activities) NotifyMembers(ctx context.Context, in NotifyInput) error {
 	return nil
 }
 
-func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error {
+func (a *Activities) recordForwarding(ctx context.Context, in dsr.NotifyMembersInput) error {
 	// Members of one notice share a row unless their task lists differ.
 	groups := map[string][]ledger.Key{} // task ids, comma-joined -> members
 	for _, m := range in.Members {
@@ -290,16 +253,16 @@ func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error
 		groups[taskIDs] = append(groups[taskIDs], ledger.Key{ControllerID: m.ControllerID, RequestID: m.RequestID})
 	}
 	for taskIDs, keys := range groups {
-		f := ledger.Forwarding{Destination: in.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingSent), TaskID: taskIDs, TaskStatus: "PENDING", StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
+		f := ledger.Forwarding{Destination: in.Destination, Status: dsr.ForwardingSent, TaskID: taskIDs, TaskStatus: dsr.TaskPending, StatusMessage: "Mixpanel task created", UpdatedAt: a.now()}
 		if r := in.Result; r != nil {
 			f.TaskStatus = r.TaskStatus
 			if r.Superseded {
 				// Sent again: the row shows the new task(s), still running.
-				f.TaskStatus, f.StatusMessage = "PENDING", r.Reason
+				f.TaskStatus, f.StatusMessage = dsr.TaskPending, r.Reason
 			} else if r.Succeeded {
-				f.StatusMessage = "Mixpanel task ended " + r.TaskStatus
+				f.StatusMessage = "Mixpanel task ended " + string(r.TaskStatus)
 			} else {
-				f.Status, f.StatusMessage = ledger.ForwardingStatus(dsr.ForwardingFailed), r.Reason
+				f.Status, f.StatusMessage = dsr.ForwardingFailed, r.Reason
 			}
 		}
 		if err := a.Ledger.SetForwarding(ctx, keys, f); err != nil {
@@ -312,7 +275,7 @@ func (a *Activities) recordForwarding(ctx context.Context, in NotifyInput) error
 	return nil
 }
 
-func (a *Activities) signalMembers(ctx context.Context, in NotifyInput, members []dsr.Member) error {
+func (a *Activities) signalMembers(ctx context.Context, in dsr.NotifyMembersInput, members []dsr.Member) error {
 	errs := make([]error, len(members))
 	sem := make(chan struct{}, notifyConcurrency)
 	done := make(chan struct{})
@@ -351,7 +314,7 @@ const staleAfter = time.Hour
 // (joining twice is harmless: the batch dedupes, and Mixpanel's 409 maps ids
 // already sent to their task). It returns how many it nudged.
 func (a *Activities) RequeueStale(ctx context.Context) (int, error) {
-	keys, err := a.Ledger.StaleQueued(ctx, a.now().Add(-a.Config.BatchMaxWait-staleAfter), 1000)
+	keys, err := a.Ledger.StaleQueued(ctx, a.now().Add(-a.Settings.BatchMaxWait-staleAfter), 1000)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: %w", err)
 	}
@@ -389,7 +352,7 @@ func (a *Activities) PurgeExpired(ctx context.Context) (int64, error) {
 			break
 		}
 	}
-	if _, err := a.Results.PurgeOlderThan(a.now().Add(-a.Config.ResultsTTL - time.Hour)); err != nil {
+	if _, err := a.Results.PurgeOlderThan(a.now().Add(-a.Settings.ResultsTTL - time.Hour)); err != nil {
 		return n, fmt.Errorf("results store: %w", err)
 	}
 	if _, err := a.Results.PurgeTemporary(a.now().Add(-leftoverAfter)); err != nil {

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/activity"
 
 	"github.com/dsrflow/dsrflow/internal/callback"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -21,7 +22,7 @@ import (
 // to the ledger. A change is known by its sequence number, not its status, so
 // a status that comes again (pending after a retry) is delivered again. It
 // fails while any URL can still succeed, so Temporal retries with backoff.
-func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) error {
+func (a *Activities) DeliverCallbacks(ctx context.Context, in dsr.DeliverCallbacksInput) error {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
 	attempts, err := a.Ledger.CallbackAttempts(ctx, key)
 	if err != nil {
@@ -54,7 +55,7 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 		status, sendErr := a.Callbacks.Send(ctx, u, body)
 		attempt := ledger.CallbackAttempt{
 			URLHash: a.Keys.Hash(ledger.PurposeCallbackURL, digest), Host: host(u),
-			Seq: in.Seq, RequestStatus: ledger.Status(in.Status),
+			Seq: in.Seq, RequestStatus: dsr.Status(in.Status),
 			Attempt: int(activity.GetInfo(ctx).Attempt), At: a.now(), HTTPStatus: status,
 			Delivered: sendErr == nil, Permanent: sendErr != nil && callback.IsPermanent(sendErr),
 		}
@@ -78,21 +79,21 @@ func (a *Activities) DeliverCallbacks(ctx context.Context, in CallbackInput) err
 		return nil
 	}
 	// A receiver that is down is expected to come back: retried, logged at debug.
-	return a.stillRunning(ctx, retryCallbackDown, errors.Join(failures...).Error(), ErrTypeCallbackUndelivered)
+	return a.stillRunning(ctx, retryCallbackDown, errors.Join(failures...).Error(), dsr.ErrTypeCallbackUndelivered)
 }
 
 // callbackExtension is dsrflow's entry in a callback's extensions: the status
 // reason, the due time and, once the request is final, its receipt's URL.
-func (a *Activities) callbackExtension(in CallbackInput) (map[string]json.RawMessage, error) {
+func (a *Activities) callbackExtension(in dsr.DeliverCallbacksInput) (map[string]json.RawMessage, error) {
 	ext := opendsr.CallbackExtension{StatusReason: in.StatusReason, DueTime: opendsr.NewTime(in.DueTime)}
-	if receipt.Final(ledger.Status(in.Status)) {
-		ext.ReceiptURL = receipt.URL(a.Config.PublicURL, in.RequestID)
+	if receipt.Final(dsr.Status(in.Status)) {
+		ext.ReceiptURL = receipt.URL(a.Settings.PublicURL, in.RequestID)
 	}
 	b, err := json.Marshal(ext)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the callback extension: %w", err)
 	}
-	return map[string]json.RawMessage{a.Config.ProcessorDomain: b}, nil
+	return map[string]json.RawMessage{a.Settings.ProcessorDomain: b}, nil
 }
 
 // delivered reports whether the URL with digest already received the change
@@ -100,9 +101,9 @@ func (a *Activities) callbackExtension(in CallbackInput) (map[string]json.RawMes
 // sequence number; 0 for changes queued before sequence numbers, which fall
 // back to the status) that succeeded or failed permanently. The URL hash may
 // be keyed with a rotated key, or be a legacy one.
-func delivered(keys *keyring.Ring, attempts []ledger.CallbackAttempt, in CallbackInput, digest string) bool {
+func delivered(keys *keyring.Ring, attempts []ledger.CallbackAttempt, in dsr.DeliverCallbacksInput, digest string) bool {
 	for _, at := range attempts {
-		if at.Seq == in.Seq && at.RequestStatus == ledger.Status(in.Status) && (at.Delivered || at.Permanent) &&
+		if at.Seq == in.Seq && at.RequestStatus == dsr.Status(in.Status) && (at.Delivered || at.Permanent) &&
 			ledger.Matches(keys, ledger.PurposeCallbackURL, digest, at.URLHash) {
 			return true
 		}

@@ -46,7 +46,7 @@ func TestDeliverCallbacksKnowsChangesAcrossKeyRotation(t *testing.T) {
 		var env testsuite.WorkflowTestSuite
 		act := env.NewTestActivityEnvironment()
 		act.RegisterActivity(a)
-		if _, err := act.ExecuteActivity(a.DeliverCallbacks, activities.CallbackInput{
+		if _, err := act.ExecuteActivity(a.DeliverCallbacks, dsr.DeliverCallbacksInput{
 			ControllerID: key.ControllerID, RequestID: key.RequestID, Seq: seq, Status: status, URLs: []string{srv.URL + "/cb?t=1"},
 		}); err != nil {
 			t.Fatal(err)

@@ -13,27 +13,6 @@ import (
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
-// CompleteErasureInput completes an erasure: the status change to record,
-// and what dsrflow's own copy of the subject is.
-type CompleteErasureInput struct {
-	Status StatusChange `json:"status"`
-	// Profiles are the profile ids the request resolved to.
-	Profiles []string `json:"profiles,omitempty"`
-	// Identities are the request's identities; the raw ones go on the
-	// suppression list too.
-	Identities []dsr.Identity `json:"identities,omitempty"`
-}
-
-// CompleteErasureResult says what was erased locally.
-type CompleteErasureResult struct {
-	// Reason is the completion reason as recorded, with the count.
-	Reason string `json:"reason"`
-	// RowsRemoved counts the profile store rows deleted (profiles and their identities).
-	RowsRemoved int `json:"rows_removed"`
-	// BundlesRemoved counts the results bundles of the subject deleted.
-	BundlesRemoved int `json:"bundles_removed"`
-}
-
 // CompleteErasure is the step that records an erasure's completion (a
 // local activity, in place of RecordStatus). In order, each part idempotent
 // so that a retry repeats them safely:
@@ -49,9 +28,9 @@ type CompleteErasureResult struct {
 //     "local copy erased" and how many rows were removed.
 //
 // The ledger therefore never says completed while the local copy remains.
-func (a *Activities) CompleteErasure(ctx context.Context, in CompleteErasureInput) (CompleteErasureResult, error) {
+func (a *Activities) CompleteErasure(ctx context.Context, in dsr.CompleteErasureInput) (dsr.CompleteErasureResult, error) {
 	c := in.Status
-	var out CompleteErasureResult
+	var out dsr.CompleteErasureResult
 	raw := rawIdentities(in.Identities)
 	bundles, err := a.Profiles.BundleRequests(ctx, c.ControllerID, in.Profiles, raw)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/callback"
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
@@ -86,7 +87,7 @@ func TestExpectedRetriesAreNotErrors(t *testing.T) {
 	env.RegisterActivity(acts)
 
 	for range 3 {
-		_, err = env.ExecuteActivity(acts.PollTask, activities.TaskRef{Destination: "mp", TaskID: task, CreatedAt: now})
+		_, err = env.ExecuteActivity(acts.PollTask, dsr.PollTaskInput{Destination: "mp", TaskID: task, CreatedAt: now})
 		if err == nil || !isBenign(err) || !strings.Contains(err.Error(), "PENDING") {
 			t.Fatalf("poll of a running task: %v, want a benign TaskNotFinished error", err)
 		}
@@ -101,14 +102,14 @@ func TestExpectedRetriesAreNotErrors(t *testing.T) {
 		t.Errorf("a summary before a minute passed: %v", logs.lines)
 	}
 	now = now.Add(61 * time.Second)
-	if _, err := env.ExecuteActivity(acts.PollTask, activities.TaskRef{Destination: "mp", TaskID: task, CreatedAt: now}); !isBenign(err) {
+	if _, err := env.ExecuteActivity(acts.PollTask, dsr.PollTaskInput{Destination: "mp", TaskID: task, CreatedAt: now}); !isBenign(err) {
 		t.Fatalf("poll: %v", err)
 	}
 	if n := logs.count("INFO Expected retries"); n != 1 || !strings.Contains(strings.Join(logs.lines, "\n"), "over 1m1s mixpanel_task_still_running 4]") {
 		t.Errorf("want one summary of 4 polls after a minute: %v", logs.lines)
 	}
 
-	_, err = env.ExecuteActivity(acts.PollTask, activities.TaskRef{Destination: "bad", TaskID: task, CreatedAt: now})
+	_, err = env.ExecuteActivity(acts.PollTask, dsr.PollTaskInput{Destination: "bad", TaskID: task, CreatedAt: now})
 	if err == nil || isBenign(err) {
 		t.Fatalf("rejected credentials: %v, want a real error", err)
 	}
@@ -145,7 +146,7 @@ func TestCallbackReceiverDownIsExpected(t *testing.T) {
 	down := "http://" + l.Addr().String() + "/cb"
 	l.Close() // nobody listens there now
 	if _, _, err := store.CreateRequest(context.Background(), ledger.Request{ControllerID: "acme", RequestID: "r1", Type: "erasure", Regulation: "gdpr",
-		Status: ledger.StatusPending, ReceivedTime: time.Now()}); err != nil {
+		Status: dsr.StatusPending, ReceivedTime: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	acts := &activities.Activities{Ledger: store, Keys: newRing(t, "k1"), Callbacks: sender, Metrics: activities.NewMetrics(prometheus.NewRegistry())}
@@ -154,7 +155,7 @@ func TestCallbackReceiverDownIsExpected(t *testing.T) {
 	suite.SetLogger(logs)
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	_, err = env.ExecuteActivity(acts.DeliverCallbacks, activities.CallbackInput{ControllerID: "acme", RequestID: "r1", Status: "pending", URLs: []string{down}})
+	_, err = env.ExecuteActivity(acts.DeliverCallbacks, dsr.DeliverCallbacksInput{ControllerID: "acme", RequestID: "r1", Status: "pending", URLs: []string{down}})
 	if err == nil || !isBenign(err) {
 		t.Fatalf("receiver down: %v, want a benign error", err)
 	}

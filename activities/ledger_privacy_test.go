@@ -72,7 +72,7 @@ func newSender(t testing.TB) *callback.Sender {
 }
 
 // recordAndCallBack writes a request of subject to the ledger as the intake
-// and the workflow do (LedgerRecord), and delivers one callback to a
+// and the workflow do (ledger.RecordOf), and delivers one callback to a
 // receiver whose URL carries callbackSecret. It returns the callback URL.
 func recordAndCallBack(t *testing.T, store *ledger.Store, keys *keyring.Ring, digest string) string {
 	t.Helper()
@@ -85,7 +85,7 @@ func recordAndCallBack(t *testing.T, store *ledger.Store, keys *keyring.Ring, di
 		Identities: subject, CallbackURLs: []string{cbURL}, ReceivedTime: time.Now().UTC(),
 		BodyHash: keys.Hash(ledger.PurposeBody, digest),
 	}
-	rec, err := activities.LedgerRecord(keys, in)
+	rec, err := ledger.RecordOf(keys, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func recordAndCallBack(t *testing.T, store *ledger.Store, keys *keyring.Ring, di
 	var env testsuite.WorkflowTestSuite
 	act := env.NewTestActivityEnvironment()
 	act.RegisterActivity(a)
-	if _, err := act.ExecuteActivity(a.DeliverCallbacks, activities.CallbackInput{
+	if _, err := act.ExecuteActivity(a.DeliverCallbacks, dsr.DeliverCallbacksInput{
 		ControllerID: in.ControllerID, RequestID: in.RequestID, Seq: 1, Status: dsr.StatusPending, URLs: in.CallbackURLs,
 	}); err != nil {
 		t.Fatal(err)

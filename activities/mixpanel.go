@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 )
 
@@ -18,26 +19,26 @@ const notFoundGrace = time.Hour
 
 // CreateDeletionTask makes one Mixpanel call: create a deletion task for the ids.
 // A 409 conflict is a result, not an error: the workflow adopts the running tasks.
-func (a *Activities) CreateDeletionTask(ctx context.Context, in CreateTaskInput) (CreateTaskResult, error) {
+func (a *Activities) CreateDeletionTask(ctx context.Context, in dsr.CreateDeletionTaskInput) (dsr.CreateTaskResult, error) {
 	c, release, err := a.mixpanelClient(ctx, in.Destination)
 	if err != nil {
-		return CreateTaskResult{}, err
+		return dsr.CreateTaskResult{}, err
 	}
 	defer release()
 	id, err := c.CreateDeletion(ctx, in.DistinctIDs, complianceType(in.Regulation))
 	a.Metrics.mixpanelCall(in.Destination, "deletion.create", err)
 	var conflict *mixpanel.ConflictError
 	if errors.As(err, &conflict) {
-		return CreateTaskResult{ConflictingIDs: conflict.DistinctIDs, ConflictingTaskIDs: conflict.TaskIDs}, nil
+		return dsr.CreateTaskResult{ConflictingIDs: conflict.DistinctIDs, ConflictingTaskIDs: conflict.TaskIDs}, nil
 	}
 	if err != nil {
-		return CreateTaskResult{}, mixpanelError(err)
+		return dsr.CreateTaskResult{}, mixpanelError(err)
 	}
-	return CreateTaskResult{TaskID: id, CreatedAt: a.now()}, nil
+	return dsr.CreateTaskResult{TaskID: id, CreatedAt: a.now()}, nil
 }
 
 // DeletionTaskIDs makes one Mixpanel call: the distinct ids a deletion task holds.
-func (a *Activities) DeletionTaskIDs(ctx context.Context, ref TaskRef) ([]string, error) {
+func (a *Activities) DeletionTaskIDs(ctx context.Context, ref dsr.PollTaskInput) ([]string, error) {
 	c, release, err := a.mixpanelClient(ctx, ref.Destination)
 	if err != nil {
 		return nil, err
@@ -57,14 +58,14 @@ func (a *Activities) DeletionTaskIDs(ctx context.Context, ref TaskRef) ([]string
 // PollTask makes one Mixpanel call: the task's status. It fails (and Temporal
 // retries it at the poll interval) until the task is terminal, so a task
 // polled for weeks costs a few history events.
-func (a *Activities) PollTask(ctx context.Context, ref TaskRef) (TaskOutcome, error) {
+func (a *Activities) PollTask(ctx context.Context, ref dsr.PollTaskInput) (dsr.PollTaskResult, error) {
 	c, release, err := a.mixpanelClient(ctx, ref.Destination)
 	if err != nil {
-		return TaskOutcome{}, err
+		return dsr.PollTaskResult{}, err
 	}
 	defer release()
 	var task mixpanel.Task
-	if ref.Kind == KindRetrieval {
+	if ref.Kind == dsr.KindRetrieval {
 		task, err = c.RetrievalStatus(ctx, ref.TaskID)
 		a.Metrics.mixpanelCall(ref.Destination, "retrieval.status", err)
 	} else {
@@ -74,15 +75,15 @@ func (a *Activities) PollTask(ctx context.Context, ref TaskRef) (TaskOutcome, er
 	switch {
 	case errors.Is(err, mixpanel.ErrTaskNotFound):
 		if a.now().Sub(ref.CreatedAt) > notFoundGrace {
-			return TaskOutcome{}, temporal.NewNonRetryableApplicationError("Mixpanel does not know task "+ref.TaskID, ErrTypeTaskNotFound, nil)
+			return dsr.PollTaskResult{}, temporal.NewNonRetryableApplicationError("Mixpanel does not know task "+ref.TaskID, dsr.ErrTypeTaskNotFound, nil)
 		}
-		return TaskOutcome{}, a.stillRunning(ctx, retryTaskRunning, "task "+ref.TaskID+" is not visible yet", ErrTypeTaskNotFinished)
+		return dsr.PollTaskResult{}, a.stillRunning(ctx, retryTaskRunning, "task "+ref.TaskID+" is not visible yet", dsr.ErrTypeTaskNotFinished)
 	case err != nil:
-		return TaskOutcome{}, mixpanelError(err)
+		return dsr.PollTaskResult{}, mixpanelError(err)
 	case !task.Status.Terminal():
-		return TaskOutcome{}, a.stillRunning(ctx, retryTaskRunning, "task "+ref.TaskID+" is "+string(task.Status), ErrTypeTaskNotFinished)
+		return dsr.PollTaskResult{}, a.stillRunning(ctx, retryTaskRunning, "task "+ref.TaskID+" is "+string(task.Status), dsr.ErrTypeTaskNotFinished)
 	}
-	return TaskOutcome{Status: string(task.Status), ResultURL: task.Result}, nil
+	return dsr.PollTaskResult{Status: task.Status, ResultURL: task.Result}, nil
 }
 
 // complianceType maps a request's regulation to Mixpanel's compliance_type:
@@ -101,9 +102,9 @@ func mixpanelError(err error) error {
 	var limited *mixpanel.RateLimitedError
 	switch {
 	case errors.As(err, &unauthorized):
-		return temporal.NewNonRetryableApplicationError("Mixpanel rejected the credentials: "+err.Error(), ErrTypeUnauthorized, nil)
+		return temporal.NewNonRetryableApplicationError("Mixpanel rejected the credentials: "+err.Error(), dsr.ErrTypeUnauthorized, nil)
 	case errors.As(err, &badRequest):
-		return temporal.NewNonRetryableApplicationError("Mixpanel rejected the request: "+err.Error(), ErrTypeBadRequest, nil)
+		return temporal.NewNonRetryableApplicationError("Mixpanel rejected the request: "+err.Error(), dsr.ErrTypeBadRequest, nil)
 	case errors.As(err, &limited) && limited.RetryAfter > 0:
 		return temporal.NewApplicationErrorWithOptions("Mixpanel rate limit: "+err.Error(), "RateLimited",
 			temporal.ApplicationErrorOptions{NextRetryDelay: limited.RetryAfter})

@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/dsrflow/dsrflow/activities"
-	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/results"
 )
@@ -57,7 +56,7 @@ func TestPurgeExpired(t *testing.T) {
 		tokens[tok] = now.Add(-age)
 	}
 
-	a := &activities.Activities{Config: config.Config{ResultsTTL: 7 * 24 * time.Hour}, Ledger: store, Results: bundles, Keys: newRing(t, "k1")}
+	a := &activities.Activities{Settings: activities.Settings{ResultsTTL: 7 * 24 * time.Hour}, Ledger: store, Results: bundles, Keys: newRing(t, "k1")}
 	var env testsuite.WorkflowTestSuite
 	act := env.NewTestActivityEnvironment()
 	act.RegisterActivity(a)
@@ -138,7 +137,7 @@ func TestPurgeRemovesDownloadLeftovers(t *testing.T) {
 	}
 	defer live.Remove()
 
-	a := &activities.Activities{Config: config.Config{ResultsTTL: 7 * 24 * time.Hour}, Ledger: store, Results: bundles, Keys: keys}
+	a := &activities.Activities{Settings: activities.Settings{ResultsTTL: 7 * 24 * time.Hour}, Ledger: store, Results: bundles, Keys: keys}
 	var env testsuite.WorkflowTestSuite
 	act := env.NewTestActivityEnvironment()
 	act.RegisterActivity(a)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
@@ -38,7 +37,7 @@ func TestCompleteErasureForgetsTheProfileIDInTheLedger(t *testing.T) {
 		{erasure, "ambiguous identity: 2 profiles match (cust-8812, cust-8813); choose one with dsr resolve"},
 		{erasure, "identity settled by operator olga: profile cust-8812"},
 	} {
-		if err := f.ledger.SetStatus(ctx, st.k, ledger.StatusPending, st.reason, time.Now()); err != nil {
+		if err := f.ledger.SetStatus(ctx, st.k, dsr.StatusPending, st.reason, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -50,8 +49,8 @@ func TestCompleteErasureForgetsTheProfileIDInTheLedger(t *testing.T) {
 	if err := f.ledger.SetResolution(ctx, erasure, doc); err != nil {
 		t.Fatal(err)
 	}
-	in := activities.CompleteErasureInput{
-		Status:     activities.StatusChange{ControllerID: "acme", RequestID: erasure.RequestID, To: dsr.StatusCompleted, Reason: "all destinations done", At: time.Now().UTC()},
+	in := dsr.CompleteErasureInput{
+		Status:     dsr.RecordStatusInput{ControllerID: "acme", RequestID: erasure.RequestID, To: dsr.StatusCompleted, Reason: "all destinations done", At: time.Now().UTC()},
 		Profiles:   []string{"cust-8812"},
 		Identities: []dsr.Identity{{Type: "email", Format: "raw", Value: "kim@example.com"}},
 	}

@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
@@ -21,7 +22,7 @@ import (
 // ledger, and, when asked and not held for an operator, joins the
 // destinations' batches. Every step is idempotent, so a retry repeats them
 // safely.
-func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (ResolveResult, error) {
+func (a *Activities) ResolveIdentities(ctx context.Context, in dsr.ResolveIdentitiesInput) (dsr.ResolveIdentitiesResult, error) {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
 	queries := make([]identity.Query, len(in.Identities))
 	for i, id := range in.Identities {
@@ -30,45 +31,44 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 	matches, err := a.Finder.Find(ctx, in.ControllerID, queries)
 	if err != nil {
 		if identity.IsTransient(err) {
-			return ResolveResult{}, fmt.Errorf("identity resolver: %w", err)
+			return dsr.ResolveIdentitiesResult{}, fmt.Errorf("identity resolver: %w", err)
 		}
-		return ResolveResult{}, temporal.NewNonRetryableApplicationError("identity resolver: "+err.Error(), ErrTypeResolverFailed, nil)
+		return dsr.ResolveIdentitiesResult{}, temporal.NewNonRetryableApplicationError("identity resolver: "+err.Error(), dsr.ErrTypeResolverFailed, nil)
 	}
-	var dests []identity.Destination
+	var dests []config.Destination
 	var denied []string
-	for _, d := range a.Config.ActiveDestinations() {
+	for _, d := range a.Settings.Destinations {
 		if !d.AllowsController(in.ControllerID) {
 			denied = append(denied, d.Name)
 			continue
 		}
-		dests = append(dests, identity.Destination{Name: d.Name, IdentityType: d.IdentityType, DeviceIDPrefix: d.DeviceIDPrefix})
+		dests = append(dests, d)
 	}
 	res := identity.Resolve(identity.Input{
-		Identities: queries, Matches: matches, LoginTypes: a.Config.LoginIdentityTypes,
-		Destinations: dests, Policy: identity.Policy(a.Config.AmbiguityPolicy), ChosenProfile: in.ChosenProfile,
+		Identities: queries, Matches: matches, LoginTypes: a.Settings.LoginIdentityTypes,
+		Destinations: dests, Policy: a.Settings.AmbiguityPolicy, ChosenProfile: in.ChosenProfile,
 	})
 	if !res.Hold {
 		for _, name := range denied {
-			res.Plans = append(res.Plans, identity.Plan{Destination: name, Skipped: true, Reason: ReasonDestinationNotAllowed})
+			res.Plans = append(res.Plans, dsr.Plan{Destination: name, Skipped: true, Reason: ReasonDestinationNotAllowed})
 		}
 	}
 	if err := a.recordResolution(ctx, key, res); err != nil {
-		return ResolveResult{}, err
+		return dsr.ResolveIdentitiesResult{}, err
 	}
-	out := ResolveResult{Profiles: res.Profiles, Hold: res.Hold, Candidates: res.Candidates, Reason: res.Reason}
+	out := dsr.ResolveIdentitiesResult{Profiles: res.Profiles, Hold: res.Hold, Candidates: res.Candidates, Reason: res.Reason}
 	if res.Hold {
 		return out, nil
 	}
 	for _, p := range res.Plans {
-		plan := Plan{Destination: p.Destination, DistinctIDs: p.DistinctIDs, Skipped: p.Skipped, Reason: p.Reason}
-		f := ledger.Forwarding{Destination: p.Destination, Status: ledger.ForwardingStatus(dsr.ForwardingPending), StatusMessage: pendingMessage(in.Enqueue), UpdatedAt: a.now()}
+		f := ledger.Forwarding{Destination: p.Destination, Status: dsr.ForwardingPending, StatusMessage: pendingMessage(in.Enqueue), UpdatedAt: a.now()}
 		if p.Skipped {
-			f.Status, f.StatusMessage = ledger.ForwardingStatus(dsr.ForwardingSkipped), p.Reason
+			f.Status, f.StatusMessage = dsr.ForwardingSkipped, p.Reason
 		}
 		if err := a.Ledger.SetForwarding(ctx, []ledger.Key{key}, f); err != nil {
-			return ResolveResult{}, fmt.Errorf("ledger: %w", err)
+			return dsr.ResolveIdentitiesResult{}, fmt.Errorf("ledger: %w", err)
 		}
-		out.Plans = append(out.Plans, plan)
+		out.Plans = append(out.Plans, p)
 	}
 	if !in.Enqueue {
 		return out, nil
@@ -77,9 +77,9 @@ func (a *Activities) ResolveIdentities(ctx context.Context, in ResolveInput) (Re
 		if p.Skipped {
 			continue
 		}
-		if err := a.Enqueue(ctx, EnqueueInput{Destination: p.Destination, Regulation: in.Regulation,
+		if err := a.Enqueue(ctx, dsr.EnqueueInput{Destination: p.Destination, Regulation: in.Regulation,
 			Member: dsr.Member{ControllerID: in.ControllerID, RequestID: in.RequestID, DistinctIDs: p.DistinctIDs}}); err != nil {
-			return ResolveResult{}, err
+			return dsr.ResolveIdentitiesResult{}, err
 		}
 	}
 	out.Enqueued = true

@@ -18,62 +18,11 @@ import (
 	"github.com/dsrflow/dsrflow/internal/results"
 )
 
-// CreateRetrievalInput creates one Mixpanel data-retrieval task for a request.
-type CreateRetrievalInput struct {
-	Destination    string   `json:"destination"`
-	Regulation     string   `json:"regulation"`
-	DisclosureType string   `json:"disclosure_type,omitempty"`
-	DistinctIDs    []string `json:"distinct_ids"`
-}
-
-// Export is one destination's finished retrieval.
-type Export struct {
-	Destination string `json:"destination"`
-	ResultURL   string `json:"result_url"`
-	// TaskID is the retrieval task that made the export (empty in histories before it was sent).
-	TaskID string `json:"task_id,omitempty"`
-}
-
-// BuildResultsInput builds the subject's results bundle.
-type BuildResultsInput struct {
-	ControllerID string `json:"controller_id"`
-	RequestID    string `json:"request_id"`
-	// Profiles are the matched profile ids whose live profile goes into profile.jsonl.
-	Profiles []string `json:"profiles,omitempty"`
-	Exports  []Export `json:"exports,omitempty"`
-	// Identities are the request's: the bundle is linked to the raw ones
-	// (as keyed hashes), so that an erasure of the subject removes it.
-	Identities []dsr.Identity `json:"identities,omitempty"`
-}
-
-// ResultsInfo describes a built bundle.
-type ResultsInfo struct {
-	// Token names the bundle in the results store and in its URL.
-	Token string `json:"token"`
-	URL   string `json:"url"`
-	Count int    `json:"count"`
-	// Matched is false when nothing matched the subject: the URL answers 404.
-	Matched   bool      `json:"matched"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// ExpireInput removes a results bundle when its link expires.
-type ExpireInput struct {
-	ControllerID string `json:"controller_id"`
-	RequestID    string `json:"request_id"`
-	Token        string `json:"token"`
-}
-
-// Error types of the results path.
-const (
-	ErrTypeResultsUnreadable = "ResultsUnreadable"
-)
-
 // CreateRetrievalTask makes one Mixpanel call: create a data-retrieval task.
-func (a *Activities) CreateRetrievalTask(ctx context.Context, in CreateRetrievalInput) (CreateTaskResult, error) {
+func (a *Activities) CreateRetrievalTask(ctx context.Context, in dsr.CreateRetrievalTaskInput) (dsr.CreateTaskResult, error) {
 	c, release, err := a.mixpanelClient(ctx, in.Destination)
 	if err != nil {
-		return CreateTaskResult{}, err
+		return dsr.CreateTaskResult{}, err
 	}
 	defer release()
 	disclosure := mixpanel.DisclosureData
@@ -86,9 +35,9 @@ func (a *Activities) CreateRetrievalTask(ctx context.Context, in CreateRetrieval
 	id, err := c.CreateRetrieval(ctx, in.DistinctIDs, complianceType(in.Regulation), disclosure)
 	a.Metrics.mixpanelCall(in.Destination, "retrieval.create", err)
 	if err != nil {
-		return CreateTaskResult{}, mixpanelError(err)
+		return dsr.CreateTaskResult{}, mixpanelError(err)
 	}
-	return CreateTaskResult{TaskID: id, CreatedAt: a.now(), PollInterval: a.Config.MixpanelPollInterval, MaxTaskAge: a.Config.MixpanelMaxTaskAge}, nil
+	return dsr.CreateTaskResult{TaskID: id, CreatedAt: a.now(), PollInterval: a.Settings.MixpanelPollInterval, MaxTaskAge: a.Settings.MixpanelMaxTaskAge}, nil
 }
 
 // BuildResults downloads each finished export (streaming, bounded, and
@@ -96,37 +45,37 @@ func (a *Activities) CreateRetrievalTask(ctx context.Context, in CreateRetrieval
 // profiles into the results bundle, stores it under a new unguessable token
 // and records the link in the ledger. The spools are removed when it
 // returns; the hourly sweep removes those of a killed worker (PurgeExpired).
-func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (ResultsInfo, error) {
+func (a *Activities) BuildResults(ctx context.Context, in dsr.BuildResultsInput) (dsr.BuildResultsResult, error) {
 	key := ledger.Key{ControllerID: in.ControllerID, RequestID: in.RequestID}
 	token, err := results.NewToken()
 	if err != nil {
-		return ResultsInfo{}, err
+		return dsr.BuildResultsResult{}, err
 	}
-	info := ResultsInfo{Token: token, URL: a.Config.PublicURL + "/v1/results/" + token, ExpiresAt: a.now().Add(a.Config.ResultsTTL)}
+	info := dsr.BuildResultsResult{Token: token, URL: a.Settings.PublicURL + "/v1/results/" + token, ExpiresAt: a.now().Add(a.Settings.ResultsTTL)}
 	profiles, err := a.profileRecords(ctx, in.ControllerID, in.Profiles)
 	if err != nil {
-		return ResultsInfo{}, err
+		return dsr.BuildResultsResult{}, err
 	}
 	info.Matched = len(profiles) > 0 || len(in.Exports) > 0
 	if info.Matched {
 		// Recorded before the bundle exists, so that an erasure of the
 		// subject always finds (and removes) it.
 		if err := a.Profiles.LinkBundle(ctx, in.ControllerID, in.RequestID, in.Profiles, rawIdentities(in.Identities)); err != nil {
-			return ResultsInfo{}, err
+			return dsr.BuildResultsResult{}, err
 		}
 		bundle := results.BundleInput{Profiles: profiles}
 		for _, e := range in.Exports {
 			sp, err := a.Results.NewSpool()
 			if err != nil {
-				return ResultsInfo{}, fmt.Errorf("results store: %w", err)
+				return dsr.BuildResultsResult{}, fmt.Errorf("results store: %w", err)
 			}
 			defer sp.Remove()
 			if err := a.download(ctx, e, sp); err != nil {
-				return ResultsInfo{}, err
+				return dsr.BuildResultsResult{}, err
 			}
 			export, err := sp.Export()
 			if err != nil {
-				return ResultsInfo{}, fmt.Errorf("results store: %w", err)
+				return dsr.BuildResultsResult{}, fmt.Errorf("results store: %w", err)
 			}
 			bundle.Exports = append(bundle.Exports, export)
 			bundle.Destinations = append(bundle.Destinations, e.Destination)
@@ -138,52 +87,52 @@ func (a *Activities) BuildResults(ctx context.Context, in BuildResultsInput) (Re
 		}); err != nil {
 			if errors.Is(err, results.ErrEncryptedExport) || errors.Is(err, results.ErrCorruptExport) ||
 				errors.Is(err, results.ErrInvalidLine) || errors.Is(err, results.ErrLineTooLong) || errors.Is(err, results.ErrExportTooLarge) {
-				return ResultsInfo{}, temporal.NewNonRetryableApplicationError("the Mixpanel export could not be read: "+err.Error(), ErrTypeResultsUnreadable, nil)
+				return dsr.BuildResultsResult{}, temporal.NewNonRetryableApplicationError("the Mixpanel export could not be read: "+err.Error(), dsr.ErrTypeResultsUnreadable, nil)
 			}
-			return ResultsInfo{}, fmt.Errorf("building the results bundle: %w", err)
+			return dsr.BuildResultsResult{}, fmt.Errorf("building the results bundle: %w", err)
 		}
 		info.Count = stats.Records
 	}
 	sealedURL, err := a.Keys.Seal(info.URL)
 	if err != nil {
-		return ResultsInfo{}, err
+		return dsr.BuildResultsResult{}, err
 	}
 	if err := a.Ledger.SetResults(ctx, key, token, sealedURL, info.Count, info.ExpiresAt); err != nil {
-		return ResultsInfo{}, fmt.Errorf("ledger: %w", err)
+		return dsr.BuildResultsResult{}, fmt.Errorf("ledger: %w", err)
 	}
 	// Each destination's row says its export was retrieved, so no row of a
 	// completed request still reads as waiting.
 	for _, e := range in.Exports {
-		f := ledger.Forwarding{Destination: e.Destination, Status: ledger.ForwardingSent, StatusMessage: "Mixpanel export retrieved",
+		f := ledger.Forwarding{Destination: e.Destination, Status: dsr.ForwardingSent, StatusMessage: "Mixpanel export retrieved",
 			TaskID: e.TaskID, UpdatedAt: a.now()}
 		if e.TaskID != "" {
-			f.TaskStatus = "SUCCESS"
+			f.TaskStatus = dsr.TaskSuccess
 		}
 		if err := a.Ledger.SetForwarding(ctx, []ledger.Key{key}, f); err != nil {
-			return ResultsInfo{}, fmt.Errorf("ledger: %w", err)
+			return dsr.BuildResultsResult{}, fmt.Errorf("ledger: %w", err)
 		}
 	}
 	return info, nil
 }
 
 // download streams one export into sp, bounded by the client's size limit.
-func (a *Activities) download(ctx context.Context, e Export, sp *results.Spool) error {
+func (a *Activities) download(ctx context.Context, e dsr.Export, sp *results.Spool) error {
 	c, ok := a.Mixpanel[e.Destination]
 	if !ok {
-		return temporal.NewNonRetryableApplicationError("destination "+e.Destination+" is not configured on this worker", ErrTypeBadRequest, nil)
+		return temporal.NewNonRetryableApplicationError("destination "+e.Destination+" is not configured on this worker", dsr.ErrTypeBadRequest, nil)
 	}
 	body, err := c.DownloadResult(ctx, e.ResultURL)
 	a.Metrics.mixpanelCall(e.Destination, "retrieval.download", err)
 	if err != nil {
 		if errors.Is(err, mixpanel.ErrResultTooLarge) || errors.Is(err, mixpanel.ErrResultExpired) {
-			return temporal.NewNonRetryableApplicationError("downloading the Mixpanel export: "+err.Error(), ErrTypeResultsUnreadable, nil)
+			return temporal.NewNonRetryableApplicationError("downloading the Mixpanel export: "+err.Error(), dsr.ErrTypeResultsUnreadable, nil)
 		}
 		return fmt.Errorf("downloading the Mixpanel export of %s: %w", e.Destination, err)
 	}
 	defer body.Close()
 	if _, err := io.Copy(sp, &heartbeatReader{ctx: ctx, r: body}); err != nil {
 		if errors.Is(err, mixpanel.ErrResultTooLarge) {
-			return temporal.NewNonRetryableApplicationError("downloading the Mixpanel export: "+err.Error(), ErrTypeResultsUnreadable, nil)
+			return temporal.NewNonRetryableApplicationError("downloading the Mixpanel export: "+err.Error(), dsr.ErrTypeResultsUnreadable, nil)
 		}
 		return fmt.Errorf("downloading the Mixpanel export of %s: %w", e.Destination, err)
 	}
@@ -228,7 +177,7 @@ func (a *Activities) profileRecords(ctx context.Context, controller string, ids 
 
 // ExpireResults deletes a bundle whose link expired, and its links to the
 // subject, and makes the link answer 410.
-func (a *Activities) ExpireResults(ctx context.Context, in ExpireInput) error {
+func (a *Activities) ExpireResults(ctx context.Context, in dsr.ExpireResultsInput) error {
 	if err := a.Results.Delete(in.Token); err != nil {
 		return fmt.Errorf("results store: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
@@ -87,8 +88,8 @@ func newResultsFixture(t *testing.T, serve http.HandlerFunc) *resultsFixture {
 	}
 	f := &resultsFixture{
 		a: &activities.Activities{
-			Config: config.Config{PublicURL: "https://dsr.example", ResultsTTL: 7 * 24 * time.Hour, ResultsDir: dir},
-			Ledger: store, Profiles: profiles, Results: bundles, Keys: keys, Mixpanel: map[string]*mixpanel.Client{"mixpanel": mp},
+			Settings: activities.Settings{PublicURL: "https://dsr.example", ResultsTTL: 7 * 24 * time.Hour},
+			Ledger:   store, Profiles: profiles, Results: bundles, Keys: keys, Mixpanel: map[string]*mixpanel.Client{"mixpanel": mp},
 		},
 		dir: dir, exportURL: srv.URL + "/export.zip?sig=s3cr3t", store: store, keys: keys,
 		controller: "acme", request: "9f1c2d3e-4b5a-4c6d-8e7f-0011223344bb",
@@ -99,19 +100,19 @@ func newResultsFixture(t *testing.T, serve http.HandlerFunc) *resultsFixture {
 	return f
 }
 
-func (f *resultsFixture) build(t *testing.T) (activities.ResultsInfo, error) {
+func (f *resultsFixture) build(t *testing.T) (dsr.BuildResultsResult, error) {
 	t.Helper()
 	var env testsuite.WorkflowTestSuite
 	act := env.NewTestActivityEnvironment()
 	act.RegisterActivity(f.a)
-	v, err := act.ExecuteActivity(f.a.BuildResults, activities.BuildResultsInput{
+	v, err := act.ExecuteActivity(f.a.BuildResults, dsr.BuildResultsInput{
 		ControllerID: f.controller, RequestID: f.request,
-		Exports: []activities.Export{{Destination: "mixpanel", ResultURL: f.exportURL}},
+		Exports: []dsr.Export{{Destination: "mixpanel", ResultURL: f.exportURL}},
 	})
 	if err != nil {
-		return activities.ResultsInfo{}, err
+		return dsr.BuildResultsResult{}, err
 	}
-	var info activities.ResultsInfo
+	var info dsr.BuildResultsResult
 	return info, v.Get(&info)
 }
 

@@ -106,9 +106,9 @@ func (a *Activities) restartTask(ctx context.Context, workflowID string) (bool, 
 	if err != nil {
 		return false, err
 	}
-	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Config.MixpanelPollInterval, a.Config.MixpanelMaxTaskAge, a.Config.MixpanelMaxIDs
+	in.PollInterval, in.MaxTaskAge, in.MaxIDs = a.Settings.MixpanelPollInterval, a.Settings.MixpanelMaxTaskAge, a.Settings.MixpanelMaxIDs
 	_, err = a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflowID, TaskQueue: a.Config.TaskQueue,
+		ID: workflowID, TaskQueue: a.Settings.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            "Mixpanel deletion task " + in.TaskID + " at " + in.Destination + " (restarted after its workflow ended)",
@@ -172,7 +172,7 @@ func (a *Activities) reconcile(ctx context.Context, workflowID string) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("ledger: %w", err)
 	}
-	if rec.Status != ledger.Status(dsr.StatusPending) && rec.Status != ledger.Status(dsr.StatusInProgress) {
+	if rec.Status != dsr.StatusPending && rec.Status != dsr.StatusInProgress {
 		return false, nil
 	}
 	// The latest run: after a retry a new run may be going.
@@ -195,7 +195,7 @@ func (a *Activities) reconcile(ctx context.Context, workflowID string) (bool, er
 	if err := a.runInput(ctx, workflowID, info.GetExecution().GetRunId(), &in); err != nil || in.RequestID != requestID {
 		// The history is unreadable: the ledger at least must not stay open.
 		activity.GetLogger(ctx).Warn("recording an ended request in the ledger only", "request_id", requestID, "error", err)
-		if err := a.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusFailed), reason, a.now()); err != nil {
+		if err := a.Ledger.SetStatus(ctx, key, dsr.StatusFailed, reason, a.now()); err != nil {
 			return false, fmt.Errorf("ledger: %w", err)
 		}
 		a.Metrics.statusChanged(string(dsr.StatusFailed))
@@ -203,7 +203,7 @@ func (a *Activities) reconcile(ctx context.Context, workflowID string) (bool, er
 	}
 	in.EndedReason = reason
 	_, err = a.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflowID, TaskQueue: a.Config.TaskQueue,
+		ID: workflowID, TaskQueue: a.Settings.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            fmt.Sprintf("%s %s request from %s: recording that its workflow ended", in.Regulation, in.Type, in.ControllerID),

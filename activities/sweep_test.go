@@ -72,7 +72,7 @@ func TestReconcileEnded(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.ledger != dsr.StatusPending {
-			if err := store.SetStatus(ctx, ledger.Key{ControllerID: "acme", RequestID: id}, ledger.Status(c.ledger), "", now); err != nil {
+			if err := store.SetStatus(ctx, ledger.Key{ControllerID: "acme", RequestID: id}, dsr.Status(c.ledger), "", now); err != nil {
 				t.Fatal(err)
 			}
 		}

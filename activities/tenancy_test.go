@@ -57,7 +57,7 @@ func newTenancyFixture(t *testing.T, cfg config.Config) *tenancyFixture {
 		t.Fatal(err)
 	}
 	f := &tenancyFixture{ledger: store, profiles: profiles, bundles: bundles, ring: ring}
-	f.acts = &activities.Activities{Config: cfg, Ledger: store, Profiles: profiles, Finder: profiles, Results: bundles, Keys: ring}
+	f.acts = &activities.Activities{Settings: activities.SettingsFrom(cfg), Ledger: store, Profiles: profiles, Finder: profiles, Results: bundles, Keys: ring}
 	var suite testsuite.WorkflowTestSuite
 	f.env = suite.NewTestActivityEnvironment()
 	f.env.RegisterActivity(f.acts)
@@ -96,14 +96,14 @@ func TestResolveScopesByControllerAndDestination(t *testing.T) {
 	f.upsert(t, "globex", identity.Profile{ID: "g-ann", Identities: []identity.Identity{
 		{Type: "email", Value: "ann@example.com"}, {Type: "controller_customer_id", Value: "globex-cust-ann"}}})
 
-	resolve := func(controller string) (activities.ResolveResult, ledger.Key) {
+	resolve := func(controller string) (dsr.ResolveIdentitiesResult, ledger.Key) {
 		key := f.request(t, controller, "req-"+controller, "erasure")
-		v, err := f.env.ExecuteActivity(f.acts.ResolveIdentities, activities.ResolveInput{ControllerID: controller, RequestID: key.RequestID,
+		v, err := f.env.ExecuteActivity(f.acts.ResolveIdentities, dsr.ResolveIdentitiesInput{ControllerID: controller, RequestID: key.RequestID,
 			Regulation: "gdpr", Identities: []dsr.Identity{{Type: "email", Format: "raw", Value: "ann@example.com"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var res activities.ResolveResult
+		var res dsr.ResolveIdentitiesResult
 		if err := v.Get(&res); err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestResolveScopesByControllerAndDestination(t *testing.T) {
 	if len(res.Profiles) != 1 || res.Profiles[0] != "g-ann" {
 		t.Fatalf("globex resolved to %v, want its own g-ann", res.Profiles)
 	}
-	plans := map[string]activities.Plan{}
+	plans := map[string]dsr.Plan{}
 	for _, p := range res.Plans {
 		plans[p.Destination] = p
 	}
@@ -198,17 +198,17 @@ func TestCompleteErasure(t *testing.T) {
 	_, otherToken := bundle("access-3", nil, []identity.Identity{{Type: "controller_customer_id", Value: "cust-bob"}})
 
 	erasure := f.request(t, "acme", "erase-1", "erasure")
-	in := activities.CompleteErasureInput{
-		Status:     activities.StatusChange{ControllerID: "acme", RequestID: erasure.RequestID, To: dsr.StatusCompleted, Reason: "all destinations done", At: time.Now().UTC()},
+	in := dsr.CompleteErasureInput{
+		Status:     dsr.RecordStatusInput{ControllerID: "acme", RequestID: erasure.RequestID, To: dsr.StatusCompleted, Reason: "all destinations done", At: time.Now().UTC()},
 		Profiles:   []string{"p-ann"},
 		Identities: []dsr.Identity{{Type: "email", Format: "raw", Value: "ann@example.com"}},
 	}
-	run := func() activities.CompleteErasureResult {
+	run := func() dsr.CompleteErasureResult {
 		v, err := f.env.ExecuteActivity(f.acts.CompleteErasure, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out activities.CompleteErasureResult
+		var out dsr.CompleteErasureResult
 		if err := v.Get(&out); err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +236,7 @@ func TestCompleteErasure(t *testing.T) {
 		t.Errorf("globex's profile of the same id was erased: %v", err)
 	}
 	rec, err := f.ledger.Get(ctx, erasure)
-	if err != nil || string(rec.Status) != string(dsr.StatusCompleted) || rec.StatusReason != out.Reason {
+	if err != nil || rec.Status != dsr.StatusCompleted || rec.StatusReason != out.Reason {
 		t.Fatalf("ledger: %+v %v", rec, err)
 	}
 

@@ -53,9 +53,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	defer tc.Close()
 
 	server := httpapi.New(httpapi.Options{
-		Config: cfg, Signer: signer, Logger: logger, Registry: registry, Results: bundles, Ledger: store, Keys: ring,
+		Settings: httpapi.SettingsFrom(cfg), Signer: signer, Logger: logger, Registry: registry, Results: bundles, Ledger: store, Keys: ring,
 		Profiles: profiles,
-		Requests: &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Keys: ring, Logger: logger},
+		Requests: &requests.Service{Settings: requests.SettingsFrom(cfg), Ledger: store, Temporal: tc, Keys: ring, Logger: logger},
 	})
 	logger.Info("api listening", "addr", cfg.APIAddr, "controllers", len(cfg.APITokens))
 	return app.Serve(ctx, &http.Server{

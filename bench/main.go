@@ -376,7 +376,7 @@ func watch(ctx context.Context, store *ledger.Store, start time.Time, submitted 
 	for time.Now().Before(deadline) {
 		stats, err := store.Stats(ctx)
 		if err == nil {
-			p := Point{Seconds: time.Since(start).Seconds(), Submitted: int(submitted.Load()), Completed: stats[ledger.StatusCompleted]}
+			p := Point{Seconds: time.Since(start).Seconds(), Submitted: int(submitted.Load()), Completed: stats[dsr.StatusCompleted]}
 			points = append(points, p)
 			if p.Completed >= n {
 				return points

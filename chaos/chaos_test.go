@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/devstack"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -126,7 +127,7 @@ func (s *scenario) assertExactlyOnce(ids []string) {
 		}
 		completed := 0
 		for _, tr := range trs {
-			if tr.To == ledger.StatusCompleted {
+			if tr.To == dsr.StatusCompleted {
 				completed++
 			}
 		}
@@ -289,7 +290,7 @@ func TestAPIKilledDuringIntake(t *testing.T) {
 	defer store.Close()
 	s.waitFor("every recorded request to finish", 2*time.Minute, func() bool {
 		stats, err := store.Stats(context.Background())
-		return err == nil && stats[ledger.StatusPending]+stats[ledger.StatusInProgress] == 0
+		return err == nil && stats[dsr.StatusPending]+stats[dsr.StatusInProgress] == 0
 	})
 	t.Logf("%d of %d submissions got 201 before/after the kill", len(accepted), n)
 	s.report("kill -9 of the API during intake")

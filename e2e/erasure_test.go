@@ -421,6 +421,9 @@ func TestAccessRequestProducesAResultsBundle(t *testing.T) {
 	if retrievals != 1 {
 		t.Errorf("%d retrieval tasks for the subject, want 1", retrievals)
 	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		saveHistory(t, dir, "dsr-access.json", dsr.WorkflowID(devstack.Controller, id))
+	}
 }
 
 // TestHistoriesHoldNoIdentityOrToken dumps every history an erasure touched

@@ -179,6 +179,9 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	if got := statusReason(t, st); got != dsr.ReasonTerminated {
 		t.Errorf("status reason %q, want %q", got, dsr.ReasonTerminated)
 	}
+	if dir := os.Getenv("DSR_SAVE_HISTORIES"); dir != "" {
+		saveHistory(t, dir, "retention.json", completedRetentionRun(t))
+	}
 	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], " failed ") {
 		t.Errorf("dsr list shows %q, want the request once, failed", rows)
 	}
@@ -233,6 +236,24 @@ func TestTemporalTerminateIsSweptThenRetried(t *testing.T) {
 	if rows := listed(t, id); len(rows) != 1 || !strings.Contains(rows[0], " completed ") {
 		t.Errorf("dsr list shows %q, want the request once (its newest run), completed", rows)
 	}
+}
+
+// completedRetentionRun returns the workflow ID of a finished run of the
+// Retention schedule, for saving its history.
+func completedRetentionRun(t *testing.T) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := temporalClient(t).ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "WorkflowType = 'Retention' AND ExecutionStatus = 'Completed'"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetExecutions()) > 0 {
+			return resp.GetExecutions()[0].GetExecution().GetWorkflowId()
+		}
+	}
+	t.Fatal("no completed Retention run")
+	return ""
 }
 
 // listed returns the lines of `dsr list` that show the request.

@@ -142,7 +142,11 @@ func (b *localBackend) Resolve(ctx context.Context, key ledger.Key, profile stri
 // Results opens the bundle from the results store (DSR_RESULTS_DIR), as the API serves it.
 func (b *localBackend) Results(ctx context.Context, key ledger.Key, resultsURL string) (io.ReadCloser, error) {
 	token := resultsURL[strings.LastIndex(resultsURL, "/")+1:]
-	store, err := app.ResultsStore(b.svc.Config, b.svc.Keys)
+	cfg, err := b.cli.config()
+	if err != nil {
+		return nil, err
+	}
+	store, err := app.ResultsStore(cfg, b.svc.Keys)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +159,7 @@ func (b *localBackend) Results(ctx context.Context, key ledger.Key, resultsURL s
 	}
 	bundle, _, err := store.Open(token)
 	if err != nil {
-		return nil, fmt.Errorf("opening the results bundle in DSR_RESULTS_DIR=%s: %w", b.svc.Config.ResultsDir, err)
+		return nil, fmt.Errorf("opening the results bundle in DSR_RESULTS_DIR=%s: %w", cfg.ResultsDir, err)
 	}
 	return bundle, nil
 }

@@ -126,7 +126,7 @@ func TestBulkSubmitReportsBadRowsAndIsSafeToRerun(t *testing.T) {
 	}
 	defer store.Close()
 	stats, err := store.Stats(context.Background())
-	if err != nil || stats[ledger.StatusPending] != 2 {
+	if err != nil || stats[dsr.StatusPending] != 2 {
 		t.Fatalf("ledger holds %v (%v), want the 2 good rows pending", stats, err)
 	}
 	tc, err := client.Dial(client.Options{HostPort: temporalAddr})

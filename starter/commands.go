@@ -215,9 +215,9 @@ func listQuery(controller, status, reqType, regulation string, overdue bool, now
 		attr, value string
 		allowed     []string
 	}{
-		{"DsrStatus", status, opendsr.Statuses()},
-		{"DsrType", reqType, opendsr.RequestTypes()},
-		{"DsrRegulation", regulation, opendsr.Regulations()},
+		{"DsrStatus", status, dsr.StatusNames()},
+		{"DsrType", reqType, dsr.Types()},
+		{"DsrRegulation", regulation, dsr.Regulations()},
 	} {
 		if f.value == "" {
 			continue
@@ -233,7 +233,7 @@ func listQuery(controller, status, reqType, regulation string, overdue bool, now
 	}
 	if overdue {
 		var open []string
-		for _, s := range []string{opendsr.StatusPending, opendsr.StatusInProgress, opendsr.StatusFailed} {
+		for _, s := range []string{string(dsr.StatusPending), string(dsr.StatusInProgress), string(dsr.StatusFailed)} {
 			open = append(open, dsr.SearchStatusValues(s)...)
 		}
 		clauses = append(clauses, fmt.Sprintf("DsrDueTime < '%s'", now.UTC().Format(time.RFC3339)), "DsrStatus IN "+quotedList(open))
@@ -372,9 +372,9 @@ func (c *cli) watch(ctx context.Context, b backend, key ledger.Key, every time.D
 			last = line
 		}
 		switch resp.RequestStatus {
-		case opendsr.StatusCompleted, opendsr.StatusCancelled:
+		case string(dsr.StatusCompleted), string(dsr.StatusCancelled):
 			return nil
-		case opendsr.StatusFailed:
+		case string(dsr.StatusFailed):
 			return fmt.Errorf("request failed: %s (fix the cause, then: dsr retry %s)", v.ext.StatusReason, key.RequestID)
 		}
 		select {

@@ -182,7 +182,7 @@ func (c *cli) localService(ctx context.Context) (*requests.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &requests.Service{Config: cfg, Ledger: store, Keys: ring, NameBasedIDs: true}, nil
+	return &requests.Service{Settings: requests.SettingsFrom(cfg), Ledger: store, Keys: ring, NameBasedIDs: true}, nil
 }
 
 // service opens the request service with Temporal, for what changes a request.

@@ -217,7 +217,7 @@ func startWorker(t *testing.T, dir, queue string) func() {
 	}
 	w := worker.New(tc, queue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.DSR, workflow.RegisterOptions{Name: dsr.WorkflowDSR})
-	w.RegisterActivity(&activities.Activities{Config: cfg, Ledger: store, Keys: ring, Temporal: tc})
+	w.RegisterActivity(&activities.Activities{Settings: activities.SettingsFrom(cfg), Ledger: store, Keys: ring, Temporal: tc})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -365,8 +365,8 @@ func TestThroughAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tc.Close()
-	svc := &requests.Service{Config: cfg, Ledger: store, Temporal: tc, Keys: ring}
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Config: cfg, Signer: signer, Ledger: store, Keys: ring, Requests: svc}).Handler())
+	svc := &requests.Service{Settings: requests.SettingsFrom(cfg), Ledger: store, Temporal: tc, Keys: ring}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Settings: httpapi.SettingsFrom(cfg), Signer: signer, Ledger: store, Keys: ring, Requests: svc}).Handler())
 	defer srv.Close()
 
 	t.Setenv("DSR_DB", filepath.Join(dir, "not-used", "dsrflow.db"))
@@ -409,20 +409,20 @@ func TestThroughAPI(t *testing.T) {
 }
 
 func TestForwardingLineIsCoherent(t *testing.T) {
-	queued := opendsr.ForwardingStatus{Destination: "mixpanel", Status: "pending", StatusMessage: "queued for the next batch"}
+	queued := opendsr.Forwarding{Destination: "mixpanel", Status: "pending", StatusMessage: "queued for the next batch"}
 	for _, tc := range []struct {
 		status string
-		f      opendsr.ForwardingStatus
+		f      opendsr.Forwarding
 		want   string
 	}{
 		{"completed", queued, "done"},
 		{"cancelled", queued, "not sent: the request was cancelled"},
 		{"failed", queued, "not sent: the request failed (see status)"},
 		{"pending", queued, "waiting: queued for the next batch"},
-		{"in_progress", opendsr.ForwardingStatus{Status: "pending", TaskID: "t1", TaskStatus: "PENDING"}, "sent: Mixpanel task t1 PENDING, waiting for it to finish"},
-		{"completed", opendsr.ForwardingStatus{Status: "sent", StatusMessage: "Mixpanel task ended SUCCESS", TaskID: "t1", TaskStatus: "SUCCESS"}, "done: Mixpanel task ended SUCCESS (Mixpanel task t1 SUCCESS)"},
-		{"in_progress", opendsr.ForwardingStatus{Status: "sent", StatusMessage: "Mixpanel task created", TaskID: "t1", TaskStatus: "PENDING"}, "sent: Mixpanel task created (Mixpanel task t1 PENDING)"},
-		{"completed", opendsr.ForwardingStatus{Status: "skipped", StatusMessage: "no identity of type x"}, "skipped: no identity of type x"},
+		{"in_progress", opendsr.Forwarding{Status: "pending", TaskID: "t1", TaskStatus: "PENDING"}, "sent: Mixpanel task t1 PENDING, waiting for it to finish"},
+		{"completed", opendsr.Forwarding{Status: "sent", StatusMessage: "Mixpanel task ended SUCCESS", TaskID: "t1", TaskStatus: "SUCCESS"}, "done: Mixpanel task ended SUCCESS (Mixpanel task t1 SUCCESS)"},
+		{"in_progress", opendsr.Forwarding{Status: "sent", StatusMessage: "Mixpanel task created", TaskID: "t1", TaskStatus: "PENDING"}, "sent: Mixpanel task created (Mixpanel task t1 PENDING)"},
+		{"completed", opendsr.Forwarding{Status: "skipped", StatusMessage: "no identity of type x"}, "skipped: no identity of type x"},
 	} {
 		if got := forwardingLine(tc.status, tc.f); got != tc.want {
 			t.Errorf("%s %+v: %q, want %q", tc.status, tc.f, got, tc.want)

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -96,7 +97,7 @@ func printStatus(w io.Writer, v requestView, controllerFlag string, now time.Tim
 
 // forwardingLine says in one line where a request stands at one destination,
 // consistent with the request's own status.
-func forwardingLine(requestStatus string, f opendsr.ForwardingStatus) string {
+func forwardingLine(requestStatus string, f opendsr.Forwarding) string {
 	task := ""
 	if f.TaskID != "" {
 		task = "Mixpanel task " + f.TaskID
@@ -105,23 +106,23 @@ func forwardingLine(requestStatus string, f opendsr.ForwardingStatus) string {
 		}
 	}
 	switch f.Status {
-	case opendsr.ForwardingSkipped:
+	case string(dsr.ForwardingSkipped):
 		return "skipped: " + f.StatusMessage
-	case opendsr.ForwardingFailed:
+	case string(dsr.ForwardingFailed):
 		return joinNonEmpty("failed: "+f.StatusMessage, task)
-	case opendsr.ForwardingSent:
-		if requestStatus == opendsr.StatusCompleted {
+	case string(dsr.ForwardingSent):
+		if requestStatus == string(dsr.StatusCompleted) {
 			return joinNonEmpty("done: "+f.StatusMessage, task)
 		}
 		return joinNonEmpty("sent: "+f.StatusMessage, task)
 	}
 	// Pending at the destination: what that means depends on the request.
 	switch requestStatus {
-	case opendsr.StatusCompleted:
+	case string(dsr.StatusCompleted):
 		return joinNonEmpty("done", task)
-	case opendsr.StatusCancelled:
+	case string(dsr.StatusCancelled):
 		return "not sent: the request was cancelled"
-	case opendsr.StatusFailed:
+	case string(dsr.StatusFailed):
 		if task != "" {
 			return "stopped: " + task
 		}

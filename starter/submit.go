@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
@@ -112,11 +113,11 @@ func buildRequest(f submitFlags, processorDomain string) (opendsr.Request, []byt
 	if len(f.identities) == 0 {
 		return opendsr.Request{}, nil, usageError{errors.New("give at least one --identity TYPE=VALUE (or --file or --csv)")}
 	}
-	regulation, err := oneOf("--regulation", f.regulation, opendsr.Regulations())
+	regulation, err := oneOf("--regulation", f.regulation, dsr.Regulations())
 	if err != nil {
 		return opendsr.Request{}, nil, err
 	}
-	requestType, err := oneOf("--type", f.requestType, opendsr.RequestTypes())
+	requestType, err := oneOf("--type", f.requestType, dsr.Types())
 	if err != nil {
 		return opendsr.Request{}, nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/dsrflow/dsrflow/internal/deadlines"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
+	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/requests"
 	"github.com/dsrflow/dsrflow/workflows"
 )
@@ -54,7 +55,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mixpanels, err := app.MixpanelClients(cfg)
+	mixpanels, err := mixpanelClients(cfg)
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 	}
 	acts := &activities.Activities{
-		Config: cfg, Ledger: store, Temporal: tc, Mixpanel: mixpanels, Finder: finder,
+		Settings: activities.SettingsFrom(cfg), Ledger: store, Temporal: tc, Mixpanel: mixpanels, Finder: finder,
 		Callbacks: callbacks, Profiles: profiles, Results: bundles, Keys: ring, Metrics: activities.NewMetrics(registry),
 	}
 
@@ -141,4 +142,20 @@ func ensureRetentionSchedule(ctx context.Context, tc client.Client, cfg config.C
 		return fmt.Errorf("creating the retention schedule: %w", err)
 	}
 	return nil
+}
+
+// mixpanelClients builds one GDPR API client per configured destination.
+func mixpanelClients(cfg config.Config) (map[string]*mixpanel.Client, error) {
+	out := map[string]*mixpanel.Client{}
+	for _, d := range cfg.Destinations {
+		c, err := mixpanel.New(mixpanel.Options{
+			BaseURL: d.APIURL, ProjectToken: d.ProjectToken, OAuthToken: d.OAuthToken,
+			UserAgent: "dsrflow/" + app.Version + " (+https://github.com/dsrflow/dsrflow)",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
+		}
+		out[d.Name] = c
+	}
+	return out, nil
 }

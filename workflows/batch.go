@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
@@ -234,12 +233,12 @@ func createTasks(ctx workflow.Context, destination, regulation string, ids []str
 		if round == maxConflictRounds {
 			return tasks, "Mixpanel kept answering 409 conflict", true
 		}
-		var res activities.CreateTaskResult
-		err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "create a deletion task", 72*time.Hour), a.CreateDeletionTask, activities.CreateTaskInput{
+		var res dsr.CreateTaskResult
+		err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "create a deletion task", 72*time.Hour), a.CreateDeletionTask, dsr.CreateDeletionTaskInput{
 			Destination: destination, Regulation: regulation, DistinctIDs: remaining,
 		}).Get(ctx, &res)
 		if err != nil {
-			return tasks, "creating the Mixpanel deletion task failed: " + errorMessage(err), !isErrorType(err, activities.ErrTypeBadRequest)
+			return tasks, "creating the Mixpanel deletion task failed: " + errorMessage(err), !isErrorType(err, dsr.ErrTypeBadRequest)
 		}
 		if res.TaskID != "" {
 			t := tasks[res.TaskID]
@@ -277,8 +276,8 @@ func conflictOwners(ctx workflow.Context, destination string, taskIDs, conflicti
 	left := conflicting
 	for _, task := range taskIDs {
 		var held []string
-		if err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "look up task "+task, time.Hour), a.DeletionTaskIDs, activities.TaskRef{
-			Destination: destination, TaskID: task, Kind: activities.KindDeletion,
+		if err := workflow.ExecuteActivity(withMixpanelOptions(ctx, destination, "look up task "+task, time.Hour), a.DeletionTaskIDs, dsr.PollTaskInput{
+			Destination: destination, TaskID: task, Kind: dsr.KindDeletion,
 		}).Get(ctx, &held); err != nil {
 			return nil, err
 		}
@@ -364,28 +363,4 @@ func sortedKeys[V any](m map[string]V) []string {
 func isErrorType(err error, errType string) bool {
 	var appErr *temporal.ApplicationError
 	return errors.As(err, &appErr) && appErr.Type() == errType
-}
-
-// withMixpanelOptions runs an activity on the destination's rate-limited task
-// queue, retrying transient errors and rate limits until retryFor has passed.
-func withMixpanelOptions(ctx workflow.Context, destination, summary string, retryFor time.Duration) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:                summary,
-		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, destination),
-		StartToCloseTimeout:    mixpanelCallTimeout,
-		ScheduleToCloseTimeout: retryFor,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeUnauthorized, activities.ErrTypeBadRequest},
-		},
-	})
-}
-
-func withNotifyOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:             summary,
-		StartToCloseTimeout: 10 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-	})
 }

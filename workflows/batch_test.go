@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/workflows"
 )
@@ -26,7 +25,7 @@ type batchHarness struct {
 	t        *testing.T
 	env      *testsuite.TestWorkflowEnvironment
 	in       dsr.BatchInput
-	creates  []activities.CreateTaskInput
+	creates  []dsr.CreateDeletionTaskInput
 	flushed  []time.Time
 	tracked  map[string][]dsr.Member
 	failures []dsr.Member
@@ -54,22 +53,22 @@ func newBatchHarness(t *testing.T, maxSize int, maxWait time.Duration) *batchHar
 		return h.in.Settings, nil
 	})
 	env.RegisterWorkflowWithOptions(workflows.Batch, workflow.RegisterOptions{Name: dsr.WorkflowBatch})
-	env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CreateTaskInput) (activities.CreateTaskResult, error) {
+	env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.CreateDeletionTaskInput) (dsr.CreateTaskResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.createErr != nil {
-			return activities.CreateTaskResult{}, h.createErr
+			return dsr.CreateTaskResult{}, h.createErr
 		}
 		h.creates = append(h.creates, in)
 		if h.conflictOnce != nil {
 			ids := h.conflictOnce
 			h.conflictOnce = nil
-			return activities.CreateTaskResult{ConflictingIDs: ids, ConflictingTaskIDs: []string{"running-1"}}, nil
+			return dsr.CreateTaskResult{ConflictingIDs: ids, ConflictingTaskIDs: []string{"running-1"}}, nil
 		}
 		if len(h.flushed) == 0 || !h.flushed[len(h.flushed)-1].Equal(env.Now()) {
 			h.flushed = append(h.flushed, env.Now())
 		}
-		return activities.CreateTaskResult{TaskID: fmt.Sprintf("task-%d", len(h.creates)), CreatedAt: env.Now()}, nil
+		return dsr.CreateTaskResult{TaskID: fmt.Sprintf("task-%d", len(h.creates)), CreatedAt: env.Now()}, nil
 	})
 	env.OnActivity(a.TrackTask, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.TaskInput) error {
 		h.mu.Lock()
@@ -77,7 +76,7 @@ func newBatchHarness(t *testing.T, maxSize int, maxWait time.Duration) *batchHar
 		h.tracked[in.TaskID] = append(h.tracked[in.TaskID], in.Members...)
 		return nil
 	})
-	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
+	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.NotifyMembersInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.failures = append(h.failures, in.Members...)
@@ -276,7 +275,7 @@ func TestBatchContinuesAsNewCarryingTheBuffer(t *testing.T) {
 
 func TestBatchFailsMembersWhenMixpanelRejectsTheCredentials(t *testing.T) {
 	h := newBatchHarness(t, 2, time.Hour)
-	h.createErr = temporalNonRetryable("Mixpanel rejected the credentials", activities.ErrTypeUnauthorized)
+	h.createErr = temporalNonRetryable("Mixpanel rejected the credentials", dsr.ErrTypeUnauthorized)
 	h.enqueueAt(time.Second, member(1), member(2))
 	h.run(24 * time.Hour)
 	if len(h.failures) != 2 {

@@ -114,8 +114,8 @@ func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 		ReceivedTime: now, ForwardAt: now, RetryWindow: 30 * 24 * time.Hour,
 	}
 	env.RegisterActivity(&activities.Activities{Ledger: store, Profiles: profiles, Keys: keys, Callbacks: sender})
-	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(activities.ResolveResult{
-		Plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}, Enqueued: true}, nil)
+	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(dsr.ResolveIdentitiesResult{
+		Plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}, Enqueued: true}, nil)
 	env.OnActivity(a.Enqueue, mock.Anything, mock.Anything).Return(nil)
 
 	// The first task is revoked (a failure an operator can retry); after the
@@ -125,7 +125,7 @@ func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 			env.SignalWorkflow(dsr.SignalForwarded, dsr.Forwarded{Destination: "mixpanel", TaskIDs: []string{id}})
 		}, after)
 		env.RegisterDelayedCallback(func() {
-			res := dsr.TaskResult{Destination: "mixpanel", TaskID: id, TaskStatus: status, Succeeded: status == "SUCCESS"}
+			res := dsr.TaskResult{Destination: "mixpanel", TaskID: id, TaskStatus: dsr.TaskStatus(status), Succeeded: status == "SUCCESS"}
 			if !res.Succeeded {
 				res.Reason, res.Retryable = "ended "+status, true
 			}
@@ -166,14 +166,14 @@ func TestCallbacksAfterAnOperatorRetry(t *testing.T) {
 	}
 	type row struct {
 		Seq       int
-		Status    ledger.Status
+		Status    dsr.Status
 		Attempt   int
 		Delivered bool
 	}
 	want := []row{
-		{1, ledger.StatusPending, 1, true}, {2, ledger.StatusInProgress, 1, true}, {3, ledger.StatusFailed, 1, true},
-		{4, ledger.StatusPending, 1, true}, {5, ledger.StatusInProgress, 1, false}, {5, ledger.StatusInProgress, 2, true},
-		{6, ledger.StatusCompleted, 1, true},
+		{1, dsr.StatusPending, 1, true}, {2, dsr.StatusInProgress, 1, true}, {3, dsr.StatusFailed, 1, true},
+		{4, dsr.StatusPending, 1, true}, {5, dsr.StatusInProgress, 1, false}, {5, dsr.StatusInProgress, 2, true},
+		{6, dsr.StatusCompleted, 1, true},
 	}
 	for i, at := range attempts {
 		got := row{at.Seq, at.RequestStatus, at.Attempt, at.Delivered}

@@ -8,7 +8,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
@@ -44,7 +43,7 @@ func (r *requestRun) validateExtend(e dsr.Extension) error {
 		return temporal.NewApplicationError("an extension needs a reason", "NoReason")
 	case r.extended:
 		return temporal.NewApplicationError("the due time was already extended: the "+strings.ToUpper(r.in.Regulation)+" allows one extension", "AlreadyExtended")
-	case r.phase == phaseDone:
+	case r.phase == dsr.PhaseDone:
 		return temporal.NewApplicationError("the request already reached its final status", "Final")
 	case r.in.DueTime.IsZero():
 		return temporal.NewApplicationError("the request has no due time", "NoDueTime")
@@ -60,7 +59,7 @@ func (r *requestRun) extend(ctx workflow.Context, e dsr.Extension) (dsr.ExtendRe
 	r.extended = true
 	original := r.in.DueTime
 	due := dsr.ExtendedDueTime(r.in.Regulation, original)
-	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordExtension, activities.ExtensionInput{
+	if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordExtension, dsr.RecordExtensionInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, OriginalDueTime: original, DueTime: due,
 		At: workflow.Now(ctx), Reason: e.Reason, Operator: e.Operator,
 	}).Get(ctx, nil); err != nil {
@@ -68,7 +67,7 @@ func (r *requestRun) extend(ctx workflow.Context, e dsr.Extension) (dsr.ExtendRe
 		return dsr.ExtendResult{}, fmt.Errorf("recording the extension: %w", err)
 	}
 	r.in.DueTime, r.in.ExpectedCompletionTime = due, due
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchDueTime.ValueSet(due)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, dsr.SearchDueTime.ValueSet(due)); err != nil {
 		return dsr.ExtendResult{}, err
 	}
 	workflow.GetLogger(ctx).Info("statutory due time extended", "request_id", r.in.RequestID, "due_time", due.Format(time.RFC3339))

@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
@@ -51,7 +50,7 @@ type heldHarness struct {
 	start      time.Time
 	logs       *syncBuffer
 	sent       []sentCallback
-	extensions []activities.ExtensionInput
+	extensions []dsr.RecordExtensionInput
 }
 
 func newHeldHarness(t *testing.T) *heldHarness {
@@ -61,17 +60,17 @@ func newHeldHarness(t *testing.T) *heldHarness {
 	h := &heldHarness{dsrHarness: newDSRHarnessIn(t, suite, true), logs: logs}
 	h.start = h.env.Now().UTC()
 	h.in.Regulation, h.in.DueTime, h.in.ExpectedCompletionTime = dsr.RegulationGDPR, h.start.Add(30*24*time.Hour), h.start.Add(2*24*time.Hour)
-	h.resolve = func(in activities.ResolveInput) (activities.ResolveResult, error) {
+	h.resolve = func(in dsr.ResolveIdentitiesInput) (dsr.ResolveIdentitiesResult, error) {
 		if in.ChosenProfile == "" {
-			return activities.ResolveResult{Hold: true, Candidates: []string{"p-1", "p-2"}}, nil
+			return dsr.ResolveIdentitiesResult{Hold: true, Candidates: []string{"p-1", "p-2"}}, nil
 		}
-		return activities.ResolveResult{Plans: h.plans, Enqueued: true, Profiles: []string{in.ChosenProfile}}, nil
+		return dsr.ResolveIdentitiesResult{Plans: h.plans, Enqueued: true, Profiles: []string{in.ChosenProfile}}, nil
 	}
-	h.deliver = func(c activities.CallbackInput) error {
+	h.deliver = func(c dsr.DeliverCallbacksInput) error {
 		h.sent = append(h.sent, sentCallback{at: h.env.Now().UTC(), status: c.Status, reason: c.StatusReason, due: c.DueTime})
 		return nil
 	}
-	h.env.OnActivity(a.RecordExtension, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExtensionInput) error {
+	h.env.OnActivity(a.RecordExtension, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.RecordExtensionInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.extensions = append(h.extensions, in)

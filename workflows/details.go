@@ -53,12 +53,12 @@ func (r *requestRun) showDetails(ctx workflow.Context) {
 	switch {
 	case r.reason != "":
 		b.WriteString(": " + r.reason)
-	case r.phase != "":
-		b.WriteString(": " + r.phase)
+	default:
+		b.WriteString(": " + r.phase.String())
 	}
 	b.WriteString("\n\n")
 	b.WriteString(fmt.Sprintf("- Statutory due: %s\n", stamp(r.in.DueTime)))
-	if r.phase == phaseWaiting && r.in.ForwardAt.After(workflow.Now(ctx)) && !r.cancelled {
+	if r.phase == dsr.PhaseWaiting && r.in.ForwardAt.After(workflow.Now(ctx)) && !r.cancelled {
 		b.WriteString(fmt.Sprintf("- Waiting period ends %s; cancel until then: `dsr cancel %s --controller %s`\n",
 			stamp(r.in.ForwardAt), r.in.RequestID, r.in.ControllerID))
 	}
@@ -100,7 +100,7 @@ func (r *requestRun) noteStatus(ctx workflow.Context, note string) error {
 	if workflow.GetVersion(ctx, changeWaitingStatus, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return nil
 	}
-	return workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(dsr.StatusWithNote(string(r.status), note)))
+	return workflow.UpsertTypedSearchAttributes(ctx, dsr.SearchStatus.ValueSet(dsr.StatusWithNote(string(r.status), note)))
 }
 
 // memberLinks lists members' request ids as links to their workflows, capped.

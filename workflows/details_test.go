@@ -12,9 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
-	"github.com/dsrflow/dsrflow/workflows"
 )
 
 // currentDetails reads a workflow's Current Details as the Web UI does.
@@ -74,15 +72,15 @@ func TestFinalButWaitingSaysSo(t *testing.T) {
 	var upserts []string
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		sa := args.Get(0).(temporal.SearchAttributes)
-		if v, ok := sa.GetKeyword(workflows.SearchStatus); ok {
+		if v, ok := sa.GetKeyword(dsr.SearchStatus); ok {
 			upserts = append(upserts, v)
 		}
 	}).Return(nil)
-	h.env.OnActivity(a.CreateRetrievalTask, mock.Anything, mock.Anything).Return(activities.CreateTaskResult{TaskID: "r-1", CreatedAt: h.env.Now(), PollInterval: 10 * time.Minute, MaxTaskAge: 45 * 24 * time.Hour}, nil)
-	h.env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(activities.TaskOutcome{Status: "SUCCESS", ResultURL: "https://mixpanel.example/x.zip"}, nil)
+	h.env.OnActivity(a.CreateRetrievalTask, mock.Anything, mock.Anything).Return(dsr.CreateTaskResult{TaskID: "r-1", CreatedAt: h.env.Now(), PollInterval: 10 * time.Minute, MaxTaskAge: 45 * 24 * time.Hour}, nil)
+	h.env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(dsr.PollTaskResult{Status: "SUCCESS", ResultURL: "https://mixpanel.example/x.zip"}, nil)
 	expires := h.env.Now().Add(7 * 24 * time.Hour)
-	h.env.OnActivity(a.BuildResults, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.BuildResultsInput) (activities.ResultsInfo, error) {
-		return activities.ResultsInfo{Token: "tok", URL: "https://dsr.example/v1/results/tok", Count: 2, Matched: true, ExpiresAt: expires}, nil
+	h.env.OnActivity(a.BuildResults, mock.Anything, mock.Anything).Return(func(_ context.Context, _ dsr.BuildResultsInput) (dsr.BuildResultsResult, error) {
+		return dsr.BuildResultsResult{Token: "tok", URL: "https://dsr.example/v1/results/tok", Count: 2, Matched: true, ExpiresAt: expires}, nil
 	})
 	h.env.OnActivity(a.ExpireResults, mock.Anything, mock.Anything).Return(nil)
 	h.env.RegisterDelayedCallback(func() {
@@ -112,7 +110,7 @@ func TestWaitingPeriodEndClearsItsNote(t *testing.T) {
 	h := newDSRHarness(t, false)
 	var upserts []string
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(workflows.SearchStatus); ok {
+		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(dsr.SearchStatus); ok {
 			upserts = append(upserts, v)
 		}
 	}).Return(nil)
@@ -127,15 +125,15 @@ func TestWaitingPeriodEndClearsItsNote(t *testing.T) {
 // "pending (held for an operator)" in DsrStatus until an operator chooses.
 func TestHeldForAnOperatorSaysSo(t *testing.T) {
 	h := newDSRHarness(t, true)
-	h.resolve = func(in activities.ResolveInput) (activities.ResolveResult, error) {
+	h.resolve = func(in dsr.ResolveIdentitiesInput) (dsr.ResolveIdentitiesResult, error) {
 		if in.ChosenProfile == "" {
-			return activities.ResolveResult{Hold: true, Candidates: []string{"p-1", "p-2"}}, nil
+			return dsr.ResolveIdentitiesResult{Hold: true, Candidates: []string{"p-1", "p-2"}}, nil
 		}
-		return activities.ResolveResult{Plans: h.plans, Enqueued: true, Profiles: []string{in.ChosenProfile}}, nil
+		return dsr.ResolveIdentitiesResult{Plans: h.plans, Enqueued: true, Profiles: []string{in.ChosenProfile}}, nil
 	}
 	var upserts []string
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(workflows.SearchStatus); ok {
+		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(dsr.SearchStatus); ok {
 			upserts = append(upserts, v)
 		}
 	}).Return(nil)
@@ -158,7 +156,7 @@ func TestHeldForAnOperatorSaysSo(t *testing.T) {
 func TestCallbacksPendingSaysSo(t *testing.T) {
 	h := newDSRHarness(t, true)
 	start := h.env.Now()
-	h.deliver = func(activities.CallbackInput) error {
+	h.deliver = func(dsr.DeliverCallbacksInput) error {
 		if h.env.Now().Sub(start) < 6*time.Hour {
 			return errors.New("callback to host controller.example: connection refused")
 		}
@@ -166,7 +164,7 @@ func TestCallbacksPendingSaysSo(t *testing.T) {
 	}
 	var upserts []string
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
-		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(workflows.SearchStatus); ok {
+		if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(dsr.SearchStatus); ok {
 			upserts = append(upserts, v)
 		}
 	}).Return(nil)

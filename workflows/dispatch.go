@@ -5,7 +5,6 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
@@ -68,7 +67,7 @@ func sendMembers(ctx workflow.Context, in sendInput) ([]dsr.Member, error) {
 		}
 	}
 	for _, f := range failures {
-		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task could not be created"), a.NotifyMembers, activities.NotifyInput{
+		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task could not be created"), a.NotifyMembers, dsr.NotifyMembersInput{
 			Destination: in.Destination, Members: f.members, Result: &f.result,
 		}).Get(ctx, nil); err != nil {
 			return nil, err

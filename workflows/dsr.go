@@ -21,22 +21,6 @@ import (
 // a is the nil activities value used to reference activity methods.
 var a *activities.Activities
 
-// Phases of a DSR workflow, shown by the status query.
-const (
-	phaseWaiting       = "waiting period"
-	phaseResolving     = "resolving identities"
-	phaseAmbiguous     = "ambiguous identity: waiting for an operator to choose a profile"
-	phaseEnqueuing     = "joining batches"
-	phaseQueued        = "queued for forwarding"
-	phaseForwarded     = "forwarded"
-	phaseRetrieving    = "retrieving data"
-	phaseAwaitingRetry = "failed, awaiting retry"
-	phaseDone          = "done"
-)
-
-// callbackRetryFor is how long one status callback keeps being retried.
-const callbackRetryFor = 72 * time.Hour
-
 // DSR follows one data subject request from intake to its final status.
 //
 // A Temporal cancellation request (the Web UI's "Request Cancellation",
@@ -51,7 +35,7 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 	if version >= lifecycleV1 {
 		ctx, _ = workflow.NewDisconnectedContext(ctx)
 	}
-	r := &requestRun{in: in, status: dsr.StatusPending, phase: phaseWaiting, version: version}
+	r := &requestRun{in: in, status: dsr.StatusPending, phase: dsr.PhaseWaiting, version: version}
 	if err := r.registerHandlers(ctx); err != nil {
 		return err
 	}
@@ -94,7 +78,7 @@ func DSR(ctx workflow.Context, in dsr.Request) error {
 // and waits for the callback to go out; an operator's retry meanwhile goes
 // on as the request.
 func (r *requestRun) recordEnded(ctx workflow.Context) error {
-	r.phase = phaseAwaitingRetry
+	r.phase = dsr.PhaseAwaitingRetry
 	if err := r.setStatus(ctx, dsr.StatusFailed, r.in.EndedReason); err != nil {
 		return err
 	}
@@ -102,7 +86,7 @@ func (r *requestRun) recordEnded(ctx workflow.Context) error {
 		return err
 	}
 	if !r.retry {
-		r.phase = phaseDone
+		r.phase = dsr.PhaseDone
 		return nil
 	}
 	r.retry = false
@@ -112,26 +96,12 @@ func (r *requestRun) recordEnded(ctx workflow.Context) error {
 	return r.run(ctx)
 }
 
-// onCancellationRequest waits for a Temporal cancellation request and
-// handles it as the cancel signal: cancel while cancellable, else record the refusal.
-func (r *requestRun) onCancellationRequest(ctx, requested workflow.Context) {
-	requested.Done().Receive(ctx, nil)
-	const what = "Temporal cancellation request refused: "
-	if err := r.validateCancel(); err != nil {
-		r.recordRefusedCancel(ctx, what, err)
-		return
-	}
-	if _, err := r.cancel(ctx); err != nil {
-		r.recordRefusedCancel(ctx, what, err)
-	}
-}
-
 // requestRun is the state of one DSR workflow.
 type requestRun struct {
 	in     dsr.Request
 	status dsr.Status
 	reason string
-	phase  string
+	phase  dsr.Phase
 	// version is the workflow.GetVersion of changeLifecycle this run follows.
 	version workflow.Version
 
@@ -151,7 +121,7 @@ type requestRun struct {
 	profiles []string
 	// callbacks holds status changes not yet delivered, oldest first;
 	// callbackSeq numbers the changes queued so far.
-	callbacks   []activities.CallbackInput
+	callbacks   []dsr.DeliverCallbacksInput
 	callbackSeq int
 	// resultsURL and resultsCount describe an access or portability result.
 	resultsURL   string
@@ -162,12 +132,12 @@ type requestRun struct {
 
 // destinationState is the request's progress at one destination.
 type destinationState struct {
-	plan       activities.Plan
+	plan       dsr.Plan
 	enqueued   bool
 	status     dsr.ForwardingStatus
 	message    string
 	taskIDs    []string
-	taskStatus string
+	taskStatus dsr.TaskStatus
 	results    map[string]dsr.TaskResult
 	// createdAt is when a retrieval task was created; pollInterval and
 	// maxTaskAge are how it is polled.
@@ -214,15 +184,15 @@ func (r *requestRun) run(ctx workflow.Context) error {
 	// Erasures resolve and join their batches in one activity; while it runs a
 	// cancel waits for it and then takes the request out of the batches.
 	erasure := r.in.Type == dsr.TypeErasure
-	resolving := phaseResolving
+	resolving := dsr.PhaseResolving
 	if erasure {
-		resolving = phaseEnqueuing
+		resolving = dsr.PhaseEnqueuing
 	}
 	r.phase = resolving
-	var resolved activities.ResolveResult
+	var resolved dsr.ResolveIdentitiesResult
 	for {
-		resolved = activities.ResolveResult{} // decoding into a used value would keep its old fields
-		if err := workflow.ExecuteActivity(withResolveOptions(ctx), a.ResolveIdentities, activities.ResolveInput{
+		resolved = dsr.ResolveIdentitiesResult{} // decoding into a used value would keep its old fields
+		if err := workflow.ExecuteActivity(withResolveOptions(ctx), a.ResolveIdentities, dsr.ResolveIdentitiesInput{
 			ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Regulation: r.in.Regulation,
 			Identities: r.in.Identities, Enqueue: erasure && !r.cancelled, ChosenProfile: r.chosen,
 		}).Get(ctx, &resolved); err != nil {
@@ -272,8 +242,8 @@ func (r *requestRun) run(ctx workflow.Context) error {
 // awaitRetry keeps a failed request open for RetryWindow; on an operator's
 // retry it puts the failed destinations back to pending and says true.
 func (r *requestRun) awaitRetry(ctx workflow.Context) (bool, error) {
-	r.phase = phaseAwaitingRetry
-	r.watchDeadline(ctx, needRetry, func() bool { return r.phase == phaseAwaitingRetry && !r.retry })
+	r.phase = dsr.PhaseAwaitingRetry
+	r.watchDeadline(ctx, needRetry, func() bool { return r.phase == dsr.PhaseAwaitingRetry && !r.retry })
 	ok, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
 		Timeout:      r.in.RetryWindow,
 		TimerOptions: workflow.TimerOptions{Summary: "failed: waiting for an operator retry"},
@@ -295,13 +265,13 @@ func (r *requestRun) awaitRetry(ctx workflow.Context) (bool, error) {
 
 // awaitChoice holds the request in pending until an operator chooses one of
 // the candidate profiles (or cancels it).
-func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.ResolveResult) error {
-	r.phase, r.candidates, r.chosen = phaseAmbiguous, resolved.Candidates, ""
+func (r *requestRun) awaitChoice(ctx workflow.Context, resolved dsr.ResolveIdentitiesResult) error {
+	r.phase, r.candidates, r.chosen = dsr.PhaseAmbiguous, resolved.Candidates, ""
 	reason := fmt.Sprintf("ambiguous identity: %d profiles match (%s); choose one with dsr resolve", len(resolved.Candidates), strings.Join(resolved.Candidates, ", "))
 	if err := r.setStatus(ctx, dsr.StatusPending, reason); err != nil {
 		return err
 	}
-	r.watchDeadline(ctx, needChoice, func() bool { return r.phase == phaseAmbiguous && r.chosen == "" && !r.cancelled })
+	r.watchDeadline(ctx, needChoice, func() bool { return r.phase == dsr.PhaseAmbiguous && r.chosen == "" && !r.cancelled })
 	if err := r.noteStatus(ctx, dsr.NoteHeld); err != nil {
 		return err
 	}
@@ -326,18 +296,6 @@ func (r *requestRun) awaitChoice(ctx workflow.Context, resolved activities.Resol
 // transition that records who settled an ambiguous identity.
 const versionRecordChoice = "record-resolve-choice"
 
-func (r *requestRun) validateChoice(c dsr.ResolveChoice) error {
-	if r.phase != phaseAmbiguous {
-		return temporal.NewApplicationError("the request is not waiting for an identity choice", "NotAmbiguous")
-	}
-	for _, p := range r.candidates {
-		if p == c.ProfileID {
-			return nil
-		}
-	}
-	return temporal.NewApplicationError("profile "+c.ProfileID+" is not one of the candidates", "NotACandidate")
-}
-
 // waitingPeriod holds an erasure until ForwardAt unless it is cancelled first.
 func (r *requestRun) waitingPeriod(ctx workflow.Context) error {
 	wait := r.in.ForwardAt.Sub(workflow.Now(ctx))
@@ -353,7 +311,7 @@ func (r *requestRun) waitingPeriod(ctx workflow.Context) error {
 
 // forward enqueues the request in every destination's batch and follows it to a final status.
 func (r *requestRun) forward(ctx workflow.Context) error {
-	r.phase = phaseEnqueuing
+	r.phase = dsr.PhaseEnqueuing
 	for _, d := range r.dests {
 		if d.status != dsr.ForwardingPending || d.enqueued {
 			continue
@@ -362,7 +320,7 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 			return r.fail(ctx, "could not join the batch: "+errorMessage(err))
 		}
 	}
-	r.phase = phaseQueued
+	r.phase = dsr.PhaseQueued
 	r.showDetails(ctx)
 	for {
 		if err := workflow.Await(ctx, func() bool {
@@ -374,13 +332,13 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 			return r.setStatus(ctx, dsr.StatusCancelled, "cancelled while queued")
 		}
 		if r.status == dsr.StatusPending && r.anyForwarded() {
-			r.phase = phaseForwarded
+			r.phase = dsr.PhaseForwarded
 			if err := r.setStatus(ctx, dsr.StatusInProgress, "sent to Mixpanel"); err != nil {
 				return err
 			}
 		}
 		if r.allDone() {
-			r.phase = phaseDone
+			r.phase = dsr.PhaseDone
 			if reason := r.failureReason(); reason != "" {
 				return r.setStatus(ctx, dsr.StatusFailed, reason)
 			}
@@ -390,7 +348,7 @@ func (r *requestRun) forward(ctx workflow.Context) error {
 }
 
 func (r *requestRun) enqueue(ctx workflow.Context, d *destinationState) error {
-	err := workflow.ExecuteActivity(withShortActivityOptions(ctx, "join the "+r.in.Regulation+" batch of "+d.plan.Destination), a.Enqueue, activities.EnqueueInput{
+	err := workflow.ExecuteActivity(withShortActivityOptions(ctx, "join the "+r.in.Regulation+" batch of "+d.plan.Destination), a.Enqueue, dsr.EnqueueInput{
 		Destination: d.plan.Destination,
 		Regulation:  r.in.Regulation,
 		Member:      dsr.Member{ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, DistinctIDs: d.plan.DistinctIDs},
@@ -480,231 +438,9 @@ func (r *requestRun) destination(name string) *destinationState {
 	return nil
 }
 
-// onForwarded records that the destination's Mixpanel task(s) exist.
-func (r *requestRun) onForwarded(f dsr.Forwarded) {
-	d := r.destination(f.Destination)
-	if d == nil || d.status != dsr.ForwardingPending {
-		return
-	}
-	d.taskIDs = mergeSorted(d.taskIDs, f.TaskIDs)
-	d.message = "Mixpanel task created"
-}
-
-// onTaskResult records how one of the destination's tasks ended.
-func (r *requestRun) onTaskResult(res dsr.TaskResult) {
-	d := r.destination(res.Destination)
-	if d == nil || d.status != dsr.ForwardingPending {
-		return
-	}
-	if res.TaskID == "" {
-		// No task could be created for the request.
-		d.status, d.message = dsr.ForwardingFailed, res.Reason
-		d.results["-"] = res
-		return
-	}
-	d.taskIDs = mergeSorted(d.taskIDs, []string{res.TaskID})
-	d.results[res.TaskID] = res
-	if res.Superseded {
-		// The task ended, but the ids were sent again: wait for the new tasks too.
-		d.taskIDs = mergeSorted(d.taskIDs, res.NextTaskIDs)
-		d.message = res.Reason
-		if d.done() {
-			d.status, d.message = dsr.ForwardingSent, "Mixpanel task ended "+d.taskStatus+" after resubmission"
-		}
-		return
-	}
-	d.taskStatus = res.TaskStatus
-	if !res.Succeeded {
-		d.status, d.message = dsr.ForwardingFailed, res.Reason
-		return
-	}
-	if d.done() {
-		d.status, d.message = dsr.ForwardingSent, "Mixpanel task ended "+res.TaskStatus
-	}
-}
-
-// registerHandlers installs the status query, the cancel and retry updates and
-// their signal twins, and the receivers of the batch's and task's signals.
-func (r *requestRun) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, dsr.QueryStatus, r.view); err != nil {
-		return err
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, dsr.UpdateCancel,
-		func(ctx workflow.Context) (dsr.CancelResult, error) { return r.cancel(ctx) },
-		workflow.UpdateHandlerOptions{Validator: func() error { return r.validateCancel() }},
-	); err != nil {
-		return err
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, dsr.UpdateRetry,
-		func(ctx workflow.Context, rr dsr.RetryRequest) error { r.retry, r.retryBy = true, rr.By; return nil },
-		workflow.UpdateHandlerOptions{Validator: func(dsr.RetryRequest) error { return r.validateRetry() }},
-	); err != nil {
-		return err
-	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, dsr.UpdateResolve,
-		func(ctx workflow.Context, c dsr.ResolveChoice) error {
-			r.chosen, r.chosenBy = c.ProfileID, c.By
-			return nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(c dsr.ResolveChoice) error { return r.validateChoice(c) }},
-	); err != nil {
-		return err
-	}
-	if err := r.registerExtend(ctx); err != nil {
-		return err
-	}
-	workflow.Go(ctx, r.receiveSignals)
-	return nil
-}
-
-// requeue joins the batches again when the request is still queued and not
-// being cancelled (the sweep's nudge after a lost batch signal).
-func (r *requestRun) requeue(ctx workflow.Context) {
-	if r.phase != phaseQueued || r.cancelBusy || r.cancelled {
-		return
-	}
-	for _, d := range r.dests {
-		if d.enqueued && d.status == dsr.ForwardingPending && !d.sent() {
-			_ = r.enqueue(ctx, d) // retried by its activity options; a failure leaves the next sweep to try
-		}
-	}
-}
-
-// receiveSignals handles every signal in arrival order, in one coroutine
-// (a worker caches thousands of open requests: each coroutine costs memory).
-// Retry and cancel signals come from operators (the Web UI) with or without a
-// payload, so theirs is ignored.
-func (r *requestRun) receiveSignals(ctx workflow.Context) {
-	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalForwarded), func(c workflow.ReceiveChannel, _ bool) {
-		var f dsr.Forwarded
-		c.Receive(ctx, &f)
-		r.onForwarded(f)
-		r.showDetails(ctx)
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalTaskResult), func(c workflow.ReceiveChannel, _ bool) {
-		var res dsr.TaskResult
-		c.Receive(ctx, &res)
-		r.onTaskResult(res)
-		r.showDetails(ctx)
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalRequeue), func(c workflow.ReceiveChannel, _ bool) {
-		c.Receive(ctx, nil)
-		workflow.Go(ctx, r.requeue)
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalRetry), func(c workflow.ReceiveChannel, _ bool) {
-		c.Receive(ctx, nil)
-		if r.validateRetry() == nil {
-			r.retry = true
-		}
-	})
-	sel.AddReceive(workflow.GetSignalChannel(ctx, dsr.SignalCancel), func(c workflow.ReceiveChannel, _ bool) {
-		c.Receive(ctx, nil)
-		workflow.Go(ctx, func(ctx workflow.Context) {
-			if err := r.validateCancel(); err != nil {
-				r.recordRefusedCancel(ctx, "cancel signal refused: ", err)
-				return
-			}
-			if _, err := r.cancel(ctx); err != nil {
-				r.recordRefusedCancel(ctx, "cancel signal refused: ", err)
-			}
-		})
-	})
-	for {
-		sel.Select(ctx)
-	}
-}
-
-func (r *requestRun) validateCancel() error {
-	if r.cancelled {
-		return nil
-	}
-	switch r.phase {
-	case phaseWaiting, phaseResolving, phaseAmbiguous, phaseEnqueuing, phaseQueued:
-		if !r.anyForwarded() {
-			return nil
-		}
-	}
-	return temporal.NewApplicationError(dsr.ErrTooLate, "TooLate")
-}
-
-func (r *requestRun) validateRetry() error {
-	if r.phase != phaseAwaitingRetry {
-		return temporal.NewApplicationError("only a failed request awaiting retry can be retried", "NotRetryable")
-	}
-	return nil
-}
-
-// cancel takes the request out of every batch that has not sent it; if any
-// batch already sent it, the request goes on everywhere and cancel is refused.
-func (r *requestRun) cancel(ctx workflow.Context) (dsr.CancelResult, error) {
-	if err := workflow.Await(ctx, func() bool { return !r.cancelBusy && r.phase != phaseEnqueuing }); err != nil {
-		return dsr.CancelResult{}, err
-	}
-	if r.cancelled {
-		return dsr.CancelResult{Cancelled: true}, nil
-	}
-	if err := r.validateCancel(); err != nil {
-		return dsr.CancelResult{}, err
-	}
-	if r.phase != phaseQueued {
-		r.cancelled = true
-		return dsr.CancelResult{Cancelled: true}, nil
-	}
-	r.cancelBusy = true
-	defer func() { r.cancelBusy = false }()
-	var removed []*destinationState
-	tooLate := false
-	for _, d := range r.dests {
-		if !d.enqueued || d.status != dsr.ForwardingPending {
-			continue
-		}
-		var res dsr.RemoveResult
-		if err := workflow.ExecuteActivity(withShortActivityOptions(ctx, "leave the batch of "+d.plan.Destination), a.RemoveFromBatch, activities.RemoveInput{
-			Destination: d.plan.Destination, Regulation: r.in.Regulation, ControllerID: r.in.ControllerID, RequestID: r.in.RequestID,
-		}).Get(ctx, &res); err != nil || !res.Removed {
-			tooLate = true
-			break
-		}
-		removed = append(removed, d)
-	}
-	if !tooLate {
-		r.cancelled = true
-		return dsr.CancelResult{Cancelled: true}, nil
-	}
-	// Put back what was taken out so every destination still receives the request.
-	for _, d := range removed {
-		d.enqueued = false
-		if err := r.enqueue(ctx, d); err != nil {
-			return dsr.CancelResult{}, err
-		}
-	}
-	return dsr.CancelResult{}, temporal.NewApplicationError(dsr.ErrTooLate, "TooLate")
-}
-
-// recordRefusedCancel writes a refused cancel signal or cancellation request
-// to the ledger's transitions; the status does not change.
-func (r *requestRun) recordRefusedCancel(ctx workflow.Context, what string, cause error) {
-	_ = workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.RecordStatus, activities.StatusChange{
-		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, To: r.status,
-		Reason: what + errorMessage(cause), At: workflow.Now(ctx),
-	}).Get(ctx, nil)
-}
-
-func (r *requestRun) view() (dsr.StatusView, error) {
-	v := dsr.StatusView{Status: r.status, Reason: r.reason, Phase: r.phase, Candidates: r.candidates}
-	for _, d := range r.dests {
-		v.Destinations = append(v.Destinations, dsr.DestinationView{
-			Destination: d.plan.Destination, Status: d.status, StatusMessage: d.message,
-			TaskIDs: d.taskIDs, TaskStatus: d.taskStatus,
-		})
-	}
-	return v, nil
-}
-
 // fail ends the request as failed with a reason.
 func (r *requestRun) fail(ctx workflow.Context, reason string) error {
-	r.phase = phaseDone
+	r.phase = dsr.PhaseDone
 	return r.setStatus(ctx, dsr.StatusFailed, reason)
 }
 
@@ -721,7 +457,7 @@ func (r *requestRun) completeErasure(ctx workflow.Context) error {
 	if workflow.GetVersion(ctx, versionEraseLocalCopy, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return r.setStatus(ctx, dsr.StatusCompleted, r.completionReason())
 	}
-	return r.changeStatus(ctx, dsr.StatusCompleted, r.completionReason(), &activities.CompleteErasureInput{
+	return r.changeStatus(ctx, dsr.StatusCompleted, r.completionReason(), &dsr.CompleteErasureInput{
 		Profiles: r.profiles, Identities: r.in.Identities,
 	})
 }
@@ -734,13 +470,13 @@ func (r *requestRun) setStatus(ctx workflow.Context, to dsr.Status, reason strin
 
 // changeStatus is setStatus; with erase, the ledger write is CompleteErasure,
 // whose reason (with the count of rows erased) becomes the status reason.
-func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason string, erase *activities.CompleteErasureInput) error {
+func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason string, erase *dsr.CompleteErasureInput) error {
 	if r.status == to && r.reason == reason {
 		return nil
 	}
 	changed := r.status != to
 	r.status, r.reason = to, reason
-	change := activities.StatusChange{
+	change := dsr.RecordStatusInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, To: to, Reason: reason, At: workflow.Now(ctx),
 	}
 	if erase == nil {
@@ -749,15 +485,15 @@ func (r *requestRun) changeStatus(ctx workflow.Context, to dsr.Status, reason st
 		}
 	} else {
 		erase.Status = change
-		var res activities.CompleteErasureResult
+		var res dsr.CompleteErasureResult
 		if err := workflow.ExecuteLocalActivity(withLedgerOptions(ctx), a.CompleteErasure, *erase).Get(ctx, &res); err != nil {
 			return fmt.Errorf("recording status %s: %w", to, err)
 		}
 		r.reason = res.Reason
 	}
-	updates := []temporal.SearchAttributeUpdate{SearchStatus.ValueSet(string(to))}
+	updates := []temporal.SearchAttributeUpdate{dsr.SearchStatus.ValueSet(string(to))}
 	if tasks := r.taskIDs(); tasks != "" {
-		updates = append(updates, SearchDestinationTask.ValueSet(tasks))
+		updates = append(updates, dsr.SearchDestinationTask.ValueSet(tasks))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		return err
@@ -787,7 +523,7 @@ func (r *requestRun) queueCallback(status dsr.Status) {
 	// retry, pending and in_progress come again and are delivered again.
 	// It is workflow state only (no command), so replay needs no version.
 	r.callbackSeq++
-	r.callbacks = append(r.callbacks, activities.CallbackInput{
+	r.callbacks = append(r.callbacks, dsr.DeliverCallbacksInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Seq: r.callbackSeq, Status: status,
 		URLs: r.in.CallbackURLs, APIVersion: r.in.APIVersion, ExpectedCompletionTime: r.in.ExpectedCompletionTime,
 		ResultsURL: r.resultsURL, ResultsCount: r.resultsCount,
@@ -798,52 +534,16 @@ func (r *requestRun) queueCallback(status dsr.Status) {
 // deliverCallbacks sends queued status callbacks one after another, so each
 // receiver sees a request's statuses in order.
 func (r *requestRun) deliverCallbacks(ctx workflow.Context) {
-	opts := workflow.ActivityOptions{
-		StartToCloseTimeout:    time.Minute,
-		ScheduleToCloseTimeout: callbackRetryFor,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 10 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Hour,
-		},
-	}
 	for {
 		if err := workflow.Await(ctx, func() bool { return len(r.callbacks) > 0 }); err != nil {
 			return
 		}
 		next := r.callbacks[0]
-		opts.Summary = "callback: " + string(next.Status)
 		// A callback that still fails after callbackRetryFor is recorded in the ledger
 		// by the activity; the request itself goes on.
-		_ = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.DeliverCallbacks, next).Get(ctx, nil)
+		_ = workflow.ExecuteActivity(withCallbackOptions(ctx, "callback: "+string(next.Status)), a.DeliverCallbacks, next).Get(ctx, nil)
 		r.callbacks = r.callbacks[1:]
 	}
-}
-
-func withLedgerOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 24 * time.Hour,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-	})
-}
-
-func withShortActivityOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:             summary,
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-	})
-}
-
-func withResolveOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:                "resolve identities",
-		StartToCloseTimeout:    time.Minute,
-		ScheduleToCloseTimeout: 24 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeBadRequest},
-		},
-	})
 }
 
 // errorMessage returns the innermost application error message, without Temporal's wrapping.

@@ -38,13 +38,13 @@ type dsrHarness struct {
 	enqueues   int
 	// keepQueued makes the batch answer "too late" to a remove.
 	keepQueued bool
-	plans      []activities.Plan
+	plans      []dsr.Plan
 	// deliver, when set, decides each callback attempt (nil: every attempt succeeds).
-	deliver func(activities.CallbackInput) error
+	deliver func(dsr.DeliverCallbacksInput) error
 	// resolve, when set, answers ResolveIdentities instead of plans.
-	resolve func(activities.ResolveInput) (activities.ResolveResult, error)
+	resolve func(dsr.ResolveIdentitiesInput) (dsr.ResolveIdentitiesResult, error)
 	// erasures are the CompleteErasure calls.
-	erasures []activities.CompleteErasureInput
+	erasures []dsr.CompleteErasureInput
 }
 
 func newDSRHarness(t *testing.T, skip bool) *dsrHarness {
@@ -65,24 +65,24 @@ func newDSRHarnessIn(t *testing.T, s *testsuite.WorkflowTestSuite, skip bool) *d
 	if skip {
 		in.ForwardAt = now
 	}
-	h := &dsrHarness{t: t, env: env, in: in, plans: []activities.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}}
+	h := &dsrHarness{t: t, env: env, in: in, plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"cust-1"}}}}
 	env.OnActivity(a.RecordRequest, mock.Anything, mock.Anything).Return(nil)
-	env.OnActivity(a.RecordStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.StatusChange) error {
+	env.OnActivity(a.RecordStatus, mock.Anything, mock.Anything).Return(func(_ context.Context, c dsr.RecordStatusInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.statuses = append(h.statuses, c.To)
 		h.reasons = append(h.reasons, c.Reason)
 		return nil
 	})
-	env.OnActivity(a.CompleteErasure, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CompleteErasureInput) (activities.CompleteErasureResult, error) {
+	env.OnActivity(a.CompleteErasure, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.CompleteErasureInput) (dsr.CompleteErasureResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.statuses = append(h.statuses, in.Status.To)
 		h.reasons = append(h.reasons, in.Status.Reason)
 		h.erasures = append(h.erasures, in)
-		return activities.CompleteErasureResult{Reason: activities.LocalCopyErasedReason(in.Status.Reason, 3), RowsRemoved: 3}, nil
+		return dsr.CompleteErasureResult{Reason: activities.LocalCopyErasedReason(in.Status.Reason, 3), RowsRemoved: 3}, nil
 	})
-	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.CallbackInput) error {
+	env.OnActivity(a.DeliverCallbacks, mock.Anything, mock.Anything).Return(func(_ context.Context, c dsr.DeliverCallbacksInput) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.deliver != nil {
@@ -93,13 +93,13 @@ func newDSRHarnessIn(t *testing.T, s *testsuite.WorkflowTestSuite, skip bool) *d
 		h.callbacks = append(h.callbacks, c.Status)
 		return nil
 	})
-	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ResolveInput) (activities.ResolveResult, error) {
+	env.OnActivity(a.ResolveIdentities, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.ResolveIdentitiesInput) (dsr.ResolveIdentitiesResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.resolve != nil {
 			return h.resolve(in)
 		}
-		res := activities.ResolveResult{Plans: h.plans}
+		res := dsr.ResolveIdentitiesResult{Plans: h.plans}
 		if in.Enqueue {
 			h.enqueuedAt = env.Now()
 			for _, p := range h.plans {
@@ -111,12 +111,12 @@ func newDSRHarnessIn(t *testing.T, s *testsuite.WorkflowTestSuite, skip bool) *d
 		}
 		return res, nil
 	})
-	env.OnActivity(a.Enqueue, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.EnqueueInput) error {
+	env.OnActivity(a.Enqueue, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.EnqueueInput) error {
 		h.enqueuedAt = env.Now()
 		h.enqueues++
 		return nil
 	})
-	env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.RemoveInput) (dsr.RemoveResult, error) {
+	env.OnActivity(a.RemoveFromBatch, mock.Anything, mock.Anything).Return(func(_ context.Context, _ dsr.RemoveFromBatchInput) (dsr.RemoveResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.keepQueued {
@@ -134,7 +134,7 @@ func (h *dsrHarness) taskEnds(after time.Duration, status string) {
 		h.env.SignalWorkflow(dsr.SignalForwarded, dsr.Forwarded{Destination: "mixpanel", TaskIDs: []string{"task-1"}})
 	}, after)
 	h.env.RegisterDelayedCallback(func() {
-		res := dsr.TaskResult{Destination: "mixpanel", TaskID: "task-1", TaskStatus: status, Succeeded: status == "SUCCESS"}
+		res := dsr.TaskResult{Destination: "mixpanel", TaskID: "task-1", TaskStatus: dsr.TaskStatus(status), Succeeded: status == "SUCCESS"}
 		if !res.Succeeded {
 			res.Reason = "ended " + status
 			res.Retryable = status == "REVOKED"
@@ -211,8 +211,8 @@ func TestErasureSkipsTheWaitingPeriod(t *testing.T) {
 // request's identities, and its reason (with the count) is the status reason.
 func TestCompletionErasesTheLocalCopy(t *testing.T) {
 	h := newDSRHarness(t, true)
-	h.resolve = func(in activities.ResolveInput) (activities.ResolveResult, error) {
-		return activities.ResolveResult{Plans: h.plans, Profiles: []string{"p-1"}, Enqueued: in.Enqueue}, nil
+	h.resolve = func(in dsr.ResolveIdentitiesInput) (dsr.ResolveIdentitiesResult, error) {
+		return dsr.ResolveIdentitiesResult{Plans: h.plans, Profiles: []string{"p-1"}, Enqueued: in.Enqueue}, nil
 	}
 	h.taskEnds(time.Minute, "SUCCESS")
 	h.run()
@@ -370,7 +370,7 @@ func TestFailedRequestClosesAfterTheRetryWindow(t *testing.T) {
 
 func TestNoSuitableIdentityCompletesAsSkipped(t *testing.T) {
 	h := newDSRHarness(t, true)
-	h.plans = []activities.Plan{{Destination: "mixpanel", Skipped: true, Reason: "no identity"}}
+	h.plans = []dsr.Plan{{Destination: "mixpanel", Skipped: true, Reason: "no identity"}}
 	h.run()
 	if h.enqueues != 0 {
 		t.Errorf("a skipped request was enqueued")
@@ -402,28 +402,28 @@ func TestAccessRequestBuildsResultsAndExpiresThem(t *testing.T) {
 	h.in.Type = dsr.TypeAccess
 	// The request carries no polling settings: the worker's come with the created task.
 	var polls int
-	var built activities.BuildResultsInput
+	var built dsr.BuildResultsInput
 	var expiredAt, builtAt time.Time
 	start := h.env.Now()
-	h.env.OnActivity(a.CreateRetrievalTask, mock.Anything, mock.Anything).Return(activities.CreateTaskResult{
+	h.env.OnActivity(a.CreateRetrievalTask, mock.Anything, mock.Anything).Return(dsr.CreateTaskResult{
 		TaskID: "r-1", CreatedAt: start, PollInterval: 3 * time.Minute, MaxTaskAge: 45 * 24 * time.Hour}, nil)
-	h.env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref activities.TaskRef) (activities.TaskOutcome, error) {
+	h.env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref dsr.PollTaskInput) (dsr.PollTaskResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		polls++
-		if ref.Kind != activities.KindRetrieval {
+		if ref.Kind != dsr.KindRetrieval {
 			t.Errorf("polled a %s task, want retrieval", ref.Kind)
 		}
 		if polls < 3 {
-			return activities.TaskOutcome{}, temporal.NewApplicationError("STAGING", activities.ErrTypeTaskNotFinished)
+			return dsr.PollTaskResult{}, temporal.NewApplicationError("STAGING", dsr.ErrTypeTaskNotFinished)
 		}
-		return activities.TaskOutcome{Status: "SUCCESS", ResultURL: "https://mixpanel.example/export.zip"}, nil
+		return dsr.PollTaskResult{Status: "SUCCESS", ResultURL: "https://mixpanel.example/export.zip"}, nil
 	})
-	h.env.OnActivity(a.BuildResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BuildResultsInput) (activities.ResultsInfo, error) {
+	h.env.OnActivity(a.BuildResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.BuildResultsInput) (dsr.BuildResultsResult, error) {
 		built, builtAt = in, h.env.Now()
-		return activities.ResultsInfo{Token: "tok", URL: "https://dsr.example/v1/results/tok", Count: 12, Matched: true, ExpiresAt: h.env.Now().Add(7 * 24 * time.Hour)}, nil
+		return dsr.BuildResultsResult{Token: "tok", URL: "https://dsr.example/v1/results/tok", Count: 12, Matched: true, ExpiresAt: h.env.Now().Add(7 * 24 * time.Hour)}, nil
 	})
-	h.env.OnActivity(a.ExpireResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExpireInput) error {
+	h.env.OnActivity(a.ExpireResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.ExpireResultsInput) error {
 		expiredAt = h.env.Now()
 		return nil
 	})
@@ -447,7 +447,7 @@ func TestCallbacksArriveInOrderAfterTheReceiverWasDown(t *testing.T) {
 	h := newDSRHarness(t, true)
 	start := h.env.Now()
 	var attempts int
-	h.deliver = func(activities.CallbackInput) error {
+	h.deliver = func(dsr.DeliverCallbacksInput) error {
 		attempts++
 		if h.env.Now().Sub(start) < 10*time.Minute {
 			return errors.New("callback to host controller.example: connection refused")
@@ -467,13 +467,13 @@ func TestCallbacksArriveInOrderAfterTheReceiverWasDown(t *testing.T) {
 func TestAmbiguousIdentityWaitsForAnOperator(t *testing.T) {
 	h := newDSRHarness(t, true)
 	var chosen []string
-	h.resolve = func(in activities.ResolveInput) (activities.ResolveResult, error) {
+	h.resolve = func(in dsr.ResolveIdentitiesInput) (dsr.ResolveIdentitiesResult, error) {
 		chosen = append(chosen, in.ChosenProfile)
 		if in.ChosenProfile == "" {
-			return activities.ResolveResult{Hold: true, Candidates: []string{"p-1", "p-2"}}, nil
+			return dsr.ResolveIdentitiesResult{Hold: true, Candidates: []string{"p-1", "p-2"}}, nil
 		}
 		h.enqueues++
-		return activities.ResolveResult{Plans: h.plans, Enqueued: true, Profiles: []string{in.ChosenProfile}}, nil
+		return dsr.ResolveIdentitiesResult{Plans: h.plans, Enqueued: true, Profiles: []string{in.ChosenProfile}}, nil
 	}
 	var rejected, accepted error
 	choose := func(profile string, into *error) func() {

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/workflows"
 )
@@ -96,19 +95,19 @@ func TestAccessRequestRevokedIsResubmittedOnceThenRetried(t *testing.T) {
 	h.in.Type = dsr.TypeAccess
 	var creates []time.Time
 	outcome := map[string]string{"r-1": "REVOKED", "r-2": "REVOKED", "r-3": "SUCCESS"}
-	h.env.OnActivity(a.CreateRetrievalTask, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.CreateRetrievalInput) (activities.CreateTaskResult, error) {
+	h.env.OnActivity(a.CreateRetrievalTask, mock.Anything, mock.Anything).Return(func(_ context.Context, _ dsr.CreateRetrievalTaskInput) (dsr.CreateTaskResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		creates = append(creates, h.env.Now())
-		return activities.CreateTaskResult{TaskID: "r-" + string(rune('0'+len(creates))), CreatedAt: h.env.Now(), PollInterval: time.Minute, MaxTaskAge: 24 * time.Hour}, nil
+		return dsr.CreateTaskResult{TaskID: "r-" + string(rune('0'+len(creates))), CreatedAt: h.env.Now(), PollInterval: time.Minute, MaxTaskAge: 24 * time.Hour}, nil
 	})
-	h.env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref activities.TaskRef) (activities.TaskOutcome, error) {
-		return activities.TaskOutcome{Status: outcome[ref.TaskID], ResultURL: "https://mixpanel.example/" + ref.TaskID + ".zip"}, nil
+	h.env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref dsr.PollTaskInput) (dsr.PollTaskResult, error) {
+		return dsr.PollTaskResult{Status: dsr.TaskStatus(outcome[ref.TaskID]), ResultURL: "https://mixpanel.example/" + ref.TaskID + ".zip"}, nil
 	})
-	var built activities.BuildResultsInput
-	h.env.OnActivity(a.BuildResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BuildResultsInput) (activities.ResultsInfo, error) {
+	var built dsr.BuildResultsInput
+	h.env.OnActivity(a.BuildResults, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.BuildResultsInput) (dsr.BuildResultsResult, error) {
 		built = in
-		return activities.ResultsInfo{Token: "tok", URL: "https://dsr.example/v1/results/tok", Count: 1, Matched: true, ExpiresAt: h.env.Now().Add(time.Hour)}, nil
+		return dsr.BuildResultsResult{Token: "tok", URL: "https://dsr.example/v1/results/tok", Count: 1, Matched: true, ExpiresAt: h.env.Now().Add(time.Hour)}, nil
 	})
 	h.env.OnActivity(a.ExpireResults, mock.Anything, mock.Anything).Return(nil)
 	var awaiting dsr.StatusView
@@ -160,7 +159,7 @@ func TestEndedRunContinuesOnRetry(t *testing.T) {
 	h := newDSRHarness(t, true)
 	h.in.EndedReason = dsr.ReasonTerminated
 	start := h.env.Now()
-	h.deliver = func(activities.CallbackInput) error {
+	h.deliver = func(dsr.DeliverCallbacksInput) error {
 		if h.env.Now().Sub(start) < 30*time.Minute {
 			return errors.New("receiver down")
 		}

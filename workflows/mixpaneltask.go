@@ -5,22 +5,13 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
 // minPollWindow is the least time a task is polled, even when it was adopted late.
 const minPollWindow = time.Hour
-
-// Mixpanel's terminal task statuses.
-const (
-	mixpanelSuccess = "SUCCESS"
-	mixpanelFailure = "FAILURE"
-	mixpanelRevoked = "REVOKED"
-)
 
 // maxSplitRounds bounds how often a failed task's requests are split in
 // halves: 2^11 is more than the requests one task can hold.
@@ -49,7 +40,7 @@ func MixpanelTask(ctx workflow.Context, in dsr.TaskInput) error {
 
 	result := t.poll(ctx)
 	resubmit := t.resubmits(ctx, result)
-	state = "ended " + result.TaskStatus
+	state = "ended " + string(result.TaskStatus)
 	if !result.Succeeded {
 		state = "not done: " + result.Reason
 	}
@@ -107,7 +98,7 @@ func (t *taskRun) addMembers(ms []dsr.Member) {
 
 // notify tells members how the task ended.
 func (t *taskRun) notify(ctx workflow.Context, members []dsr.Member, result dsr.TaskResult) error {
-	return workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task ended "+result.TaskStatus), a.NotifyMembers, activities.NotifyInput{
+	return workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task ended "+string(result.TaskStatus)), a.NotifyMembers, dsr.NotifyMembersInput{
 		Destination: t.in.Destination, Members: members, Result: &result,
 	}).Get(ctx, nil)
 }
@@ -120,8 +111,8 @@ func (t *taskRun) resubmits(ctx workflow.Context, result dsr.TaskResult) bool {
 		return false
 	}
 	switch {
-	case result.TaskStatus == mixpanelFailure:
-	case result.TaskStatus == mixpanelRevoked && !t.in.Resubmitted:
+	case result.TaskStatus == dsr.TaskFailure:
+	case result.TaskStatus == dsr.TaskRevoked && !t.in.Resubmitted:
 	default:
 		return false
 	}
@@ -135,7 +126,7 @@ func (t *taskRun) resubmit(ctx workflow.Context, members []dsr.Member, result ds
 	words := strings.Join(chain, " → ")
 	var groups [][]dsr.Member
 	switch {
-	case result.TaskStatus == mixpanelRevoked:
+	case result.TaskStatus == dsr.TaskRevoked:
 		groups = [][]dsr.Member{members}
 	case len(t.members) == 1:
 		result.Reason += "; this request failed alone in its task (task chain: " + words + ")"
@@ -156,7 +147,7 @@ func (t *taskRun) resubmit(ctx workflow.Context, members []dsr.Member, result ds
 	for _, group := range groups {
 		sent, err := sendMembers(ctx, sendInput{
 			Destination: t.in.Destination, Regulation: t.in.Regulation, MaxIDs: maxIDs, Members: group,
-			Chain: chain, Resubmitted: result.TaskStatus == mixpanelRevoked || t.in.Resubmitted,
+			Chain: chain, Resubmitted: result.TaskStatus == dsr.TaskRevoked || t.in.Resubmitted,
 		})
 		if err != nil {
 			return err
@@ -172,7 +163,7 @@ func (t *taskRun) resubmit(ctx workflow.Context, members []dsr.Member, result ds
 			notice := dsr.TaskResult{
 				Destination: t.in.Destination, TaskID: t.in.TaskID, TaskStatus: result.TaskStatus,
 				Superseded: true, NextTaskIDs: next[0].TaskIDs,
-				Reason: "Mixpanel task " + t.in.TaskID + " ended " + result.TaskStatus + "; sent again as " + strings.Join(next[0].TaskIDs, ", ") + " (task chain: " + words + ")",
+				Reason: "Mixpanel task " + t.in.TaskID + " ended " + string(result.TaskStatus) + "; sent again as " + strings.Join(next[0].TaskIDs, ", ") + " (task chain: " + words + ")",
 			}
 			if err := t.notify(ctx, next, notice); err != nil {
 				return err
@@ -193,7 +184,7 @@ func (t *taskRun) announce(ctx workflow.Context) {
 		}
 		t.announcing = true
 		batch := t.members[t.announced:]
-		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task was created"), a.NotifyMembers, activities.NotifyInput{
+		if err := workflow.ExecuteActivity(withNotifyOptions(ctx, "tell requests the task was created"), a.NotifyMembers, dsr.NotifyMembersInput{
 			Destination: t.in.Destination, Members: batch,
 		}).Get(ctx, nil); err == nil {
 			t.announced += len(batch)
@@ -204,45 +195,35 @@ func (t *taskRun) announce(ctx workflow.Context) {
 
 // poll waits for the task's terminal status.
 func (t *taskRun) poll(ctx workflow.Context) dsr.TaskResult {
-	return pollTask(ctx, activities.TaskRef{
-		Destination: t.in.Destination, TaskID: t.in.TaskID, Kind: activities.KindDeletion, CreatedAt: t.in.CreatedAt,
+	return pollTask(ctx, dsr.PollTaskInput{
+		Destination: t.in.Destination, TaskID: t.in.TaskID, Kind: dsr.KindDeletion, CreatedAt: t.in.CreatedAt,
 	}, t.in.PollInterval, t.in.MaxTaskAge)
 }
 
 // pollTask waits for a Mixpanel task's terminal status with one retry-driven
 // activity (a few history events however long the task takes), bounded by
 // maxAge since the task was created, and says how it ended.
-func pollTask(ctx workflow.Context, ref activities.TaskRef, interval, maxAge time.Duration) dsr.TaskResult {
+func pollTask(ctx workflow.Context, ref dsr.PollTaskInput, interval, maxAge time.Duration) dsr.TaskResult {
 	res := dsr.TaskResult{Destination: ref.Destination, TaskID: ref.TaskID}
 	window := max(maxAge-workflow.Now(ctx).Sub(ref.CreatedAt), minPollWindow)
-	opts := workflow.ActivityOptions{
-		Summary:                "wait for Mixpanel task " + ref.TaskID,
-		TaskQueue:              dsr.MixpanelTaskQueue(workflow.GetInfo(ctx).TaskQueueName, ref.Destination),
-		StartToCloseTimeout:    mixpanelCallTimeout,
-		ScheduleToCloseTimeout: window,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: interval, BackoffCoefficient: 1, MaximumInterval: interval,
-			NonRetryableErrorTypes: []string{activities.ErrTypeUnauthorized, activities.ErrTypeTaskNotFound},
-		},
-	}
-	var out activities.TaskOutcome
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a.PollTask, ref).Get(ctx, &out)
+	var out dsr.PollTaskResult
+	err := workflow.ExecuteActivity(withPollOptions(ctx, ref.Destination, "wait for Mixpanel task "+ref.TaskID, interval, window), a.PollTask, ref).Get(ctx, &out)
 	switch {
-	case err != nil && isErrorType(err, activities.ErrTypeUnauthorized):
+	case err != nil && isErrorType(err, dsr.ErrTypeUnauthorized):
 		res.Reason, res.Retryable = "Mixpanel rejected the credentials while checking the task: fix them, then retry the request", true
-	case err != nil && isErrorType(err, activities.ErrTypeTaskNotFound):
+	case err != nil && isErrorType(err, dsr.ErrTypeTaskNotFound):
 		res.Reason, res.Retryable = "Mixpanel does not know the task", true
 	case err != nil:
 		res.Reason, res.Retryable = "the Mixpanel task did not finish in time: "+errorMessage(err), true
 	default:
 		res.TaskStatus, res.ResultURL = out.Status, out.ResultURL
 		switch out.Status {
-		case mixpanelSuccess:
+		case dsr.TaskSuccess:
 			res.Succeeded = true
-		case mixpanelRevoked:
+		case dsr.TaskRevoked:
 			res.Reason, res.Retryable = "the Mixpanel task was cancelled (REVOKED)", true
 		default:
-			res.Reason = "the Mixpanel task ended " + out.Status + ": Mixpanel could not process the ids"
+			res.Reason = "the Mixpanel task ended " + string(out.Status) + ": Mixpanel could not process the ids"
 		}
 	}
 	return res

@@ -10,7 +10,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/workflows"
 )
@@ -25,13 +24,13 @@ type notice struct {
 	result  *dsr.TaskResult
 }
 
-func runTask(t *testing.T, poll func(activities.TaskRef) (activities.TaskOutcome, error), late *dsr.Member) []notice {
+func runTask(t *testing.T, poll func(dsr.PollTaskInput) (dsr.PollTaskResult, error), late *dsr.Member) []notice {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	var notices []notice
 	var mu sync.Mutex // mocked activities run concurrently
-	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
+	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, in dsr.NotifyMembersInput) error {
 		mu.Lock()
 		defer mu.Unlock()
 		n := notice{result: in.Result}
@@ -42,7 +41,7 @@ func runTask(t *testing.T, poll func(activities.TaskRef) (activities.TaskOutcome
 		return nil
 	})
 	polls := 0
-	env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref activities.TaskRef) (activities.TaskOutcome, error) {
+	env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref dsr.PollTaskInput) (dsr.PollTaskResult, error) {
 		polls++
 		return poll(ref)
 	})
@@ -60,8 +59,8 @@ func runTask(t *testing.T, poll func(activities.TaskRef) (activities.TaskOutcome
 }
 
 func TestTaskWorkflowPollsOnceAndTellsEveryMember(t *testing.T) {
-	notices := runTask(t, func(activities.TaskRef) (activities.TaskOutcome, error) {
-		return activities.TaskOutcome{Status: "SUCCESS"}, nil
+	notices := runTask(t, func(dsr.PollTaskInput) (dsr.PollTaskResult, error) {
+		return dsr.PollTaskResult{Status: "SUCCESS"}, nil
 	}, nil)
 	if len(notices) != 2 {
 		t.Fatalf("notices = %+v, want forwarded then result", notices)
@@ -76,8 +75,8 @@ func TestTaskWorkflowPollsOnceAndTellsEveryMember(t *testing.T) {
 
 func TestTaskWorkflowTellsLateMembersToo(t *testing.T) {
 	late := member(3)
-	notices := runTask(t, func(activities.TaskRef) (activities.TaskOutcome, error) {
-		return activities.TaskOutcome{}, temporal.NewApplicationError("task is PENDING", activities.ErrTypeTaskNotFinished)
+	notices := runTask(t, func(dsr.PollTaskInput) (dsr.PollTaskResult, error) {
+		return dsr.PollTaskResult{}, temporal.NewApplicationError("task is PENDING", dsr.ErrTypeTaskNotFinished)
 	}, &late)
 	// The poll never ends SUCCESS here: the activity keeps failing until the 45-day bound.
 	told := map[string]int{}
@@ -98,8 +97,8 @@ func TestTaskWorkflowTellsLateMembersToo(t *testing.T) {
 }
 
 func TestTaskWorkflowFailsMembersOnRejectedCredentials(t *testing.T) {
-	notices := runTask(t, func(activities.TaskRef) (activities.TaskOutcome, error) {
-		return activities.TaskOutcome{}, temporalNonRetryable("401", activities.ErrTypeUnauthorized)
+	notices := runTask(t, func(dsr.PollTaskInput) (dsr.PollTaskResult, error) {
+		return dsr.PollTaskResult{}, temporalNonRetryable("401", dsr.ErrTypeUnauthorized)
 	}, nil)
 	last := notices[len(notices)-1].result
 	if last == nil || last.Succeeded || !last.Retryable {

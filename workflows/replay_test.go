@@ -60,7 +60,7 @@ func TestReplaySavedHistories(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{"dsr", "batch", "mixpanel"} {
+	for _, want := range []string{"dsr", "batch", "mixpanel", "retention"} {
 		if !types[want] {
 			t.Errorf("no saved history of the %s workflow in testdata/histories", want)
 		}

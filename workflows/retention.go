@@ -3,7 +3,6 @@ package workflows
 import (
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -14,28 +13,16 @@ import (
 // runs it every hour. (Results bundles expire in
 // their own request's workflow, after DSR_RESULTS_TTL.)
 func Retention(ctx workflow.Context) (int64, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:             "purge expired records",
-		StartToCloseTimeout: 30 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5},
-	})
 	var purged int64
-	if err := workflow.ExecuteActivity(ctx, a.PurgeExpired).Get(ctx, &purged); err != nil {
+	if err := workflow.ExecuteActivity(withSweepOptions(ctx, "purge expired records", 30*time.Minute), a.PurgeExpired).Get(ctx, &purged); err != nil {
 		return purged, err
 	}
 	var nudged int
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary: "nudge requests stuck in a batch", StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5},
-	}), a.RequeueStale).Get(ctx, &nudged)
+	err := workflow.ExecuteActivity(withSweepOptions(ctx, "nudge requests stuck in a batch", 10*time.Minute), a.RequeueStale).Get(ctx, &nudged)
 	if err != nil || workflow.GetVersion(ctx, changeLifecycle, workflow.DefaultVersion, lifecycleV1) < lifecycleV1 {
 		return purged, err
 	}
 	var reconciled int
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary: "record requests whose workflow ended as failed", StartToCloseTimeout: 10 * time.Minute, HeartbeatTimeout: time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5},
-	}), a.ReconcileEnded).Get(ctx, &reconciled)
+	err = workflow.ExecuteActivity(withSweepOptions(ctx, "record requests whose workflow ended as failed", 10*time.Minute), a.ReconcileEnded).Get(ctx, &reconciled)
 	return purged, err
 }

@@ -3,10 +3,8 @@ package workflows
 import (
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
@@ -17,7 +15,7 @@ import (
 // and the link answers 410 Gone.
 func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	for {
-		r.phase = phaseRetrieving
+		r.phase = dsr.PhaseRetrieving
 		if err := r.retrieveExports(ctx); err != nil {
 			return err
 		}
@@ -36,14 +34,14 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 			return err
 		}
 	}
-	var exports []activities.Export
+	var exports []dsr.Export
 	for _, d := range r.dests {
 		if d.status == dsr.ForwardingSent {
-			exports = append(exports, activities.Export{Destination: d.plan.Destination, ResultURL: d.resultURL, TaskID: d.taskIDs[len(d.taskIDs)-1]})
+			exports = append(exports, dsr.Export{Destination: d.plan.Destination, ResultURL: d.resultURL, TaskID: d.taskIDs[len(d.taskIDs)-1]})
 		}
 	}
-	var info activities.ResultsInfo
-	if err := workflow.ExecuteActivity(withBuildOptions(ctx), a.BuildResults, activities.BuildResultsInput{
+	var info dsr.BuildResultsResult
+	if err := workflow.ExecuteActivity(withBuildOptions(ctx), a.BuildResults, dsr.BuildResultsInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Profiles: profiles, Exports: exports,
 		Identities: r.in.Identities,
 	}).Get(ctx, &info); err != nil {
@@ -54,7 +52,7 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 	if !info.Matched {
 		reason = "no records matched the subject's identities"
 	}
-	r.phase = phaseDone
+	r.phase = dsr.PhaseDone
 	if err := r.setStatus(ctx, dsr.StatusCompleted, reason); err != nil {
 		return err
 	}
@@ -65,7 +63,7 @@ func (r *requestRun) retrieve(ctx workflow.Context, profiles []string) error {
 		workflow.TimerOptions{Summary: "results link expires"}).Get(ctx, nil); err != nil {
 		return err
 	}
-	return workflow.ExecuteActivity(withShortActivityOptions(ctx, "delete the expired results"), a.ExpireResults, activities.ExpireInput{
+	return workflow.ExecuteActivity(withShortActivityOptions(ctx, "delete the expired results"), a.ExpireResults, dsr.ExpireResultsInput{
 		ControllerID: r.in.ControllerID, RequestID: r.in.RequestID, Token: info.Token,
 	}).Get(ctx, nil)
 }
@@ -91,7 +89,7 @@ func (r *requestRun) retrieveExports(ctx workflow.Context) error {
 	for _, d := range sent {
 		for resubmitted := false; ; resubmitted = true {
 			task := d.taskIDs[len(d.taskIDs)-1]
-			res := pollTask(ctx, activities.TaskRef{Destination: d.plan.Destination, TaskID: task, Kind: activities.KindRetrieval, CreatedAt: d.createdAt},
+			res := pollTask(ctx, dsr.PollTaskInput{Destination: d.plan.Destination, TaskID: task, Kind: dsr.KindRetrieval, CreatedAt: d.createdAt},
 				d.pollInterval, d.maxTaskAge)
 			d.results[task] = res
 			d.taskStatus = res.TaskStatus
@@ -99,7 +97,7 @@ func (r *requestRun) retrieveExports(ctx workflow.Context) error {
 				d.status, d.message, d.resultURL = dsr.ForwardingSent, "Mixpanel export ready", res.ResultURL
 				break
 			}
-			if r.version >= lifecycleV1 && res.TaskStatus == mixpanelRevoked && !resubmitted {
+			if r.version >= lifecycleV1 && res.TaskStatus == dsr.TaskRevoked && !resubmitted {
 				// Someone cancelled the task in Mixpanel: ask once more.
 				if r.createRetrieval(ctx, d) {
 					continue
@@ -116,16 +114,16 @@ func (r *requestRun) retrieveExports(ctx workflow.Context) error {
 // createRetrieval creates one retrieval task for a destination and says
 // whether it exists; if not, the destination failed with the reason.
 func (r *requestRun) createRetrieval(ctx workflow.Context, d *destinationState) bool {
-	var created activities.CreateTaskResult
+	var created dsr.CreateTaskResult
 	err := workflow.ExecuteActivity(withMixpanelOptions(ctx, d.plan.Destination, "create a data retrieval task", 72*time.Hour),
-		a.CreateRetrievalTask, activities.CreateRetrievalInput{
+		a.CreateRetrievalTask, dsr.CreateRetrievalTaskInput{
 			Destination: d.plan.Destination, Regulation: r.in.Regulation,
 			DisclosureType: r.in.DisclosureType, DistinctIDs: d.plan.DistinctIDs,
 		}).Get(ctx, &created)
 	if err != nil {
 		d.status, d.message = dsr.ForwardingFailed, "creating the Mixpanel retrieval task failed: "+errorMessage(err)
 		if r.version >= lifecycleV1 {
-			d.results["-"] = dsr.TaskResult{Destination: d.plan.Destination, Reason: d.message, Retryable: !isErrorType(err, activities.ErrTypeBadRequest)}
+			d.results["-"] = dsr.TaskResult{Destination: d.plan.Destination, Reason: d.message, Retryable: !isErrorType(err, dsr.ErrTypeBadRequest)}
 		}
 		return false
 	}
@@ -138,17 +136,4 @@ func (r *requestRun) createRetrieval(ctx workflow.Context, d *destinationState) 
 		d.pollInterval, d.maxTaskAge = r.in.PollInterval, r.in.MaxTaskAge
 	}
 	return true
-}
-
-func withBuildOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		Summary:                "build the results bundle",
-		StartToCloseTimeout:    2 * time.Hour,
-		HeartbeatTimeout:       time.Minute,
-		ScheduleToCloseTimeout: 24 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 10 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypeResultsUnreadable, activities.ErrTypeBadRequest},
-		},
-	})
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/workflows"
 )
@@ -77,14 +76,14 @@ func (f *fakeMixpanel) run(first dsr.TaskInput) {
 func (f *fakeMixpanel) runTask(in dsr.TaskInput) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref activities.TaskRef) (activities.TaskOutcome, error) {
-		return activities.TaskOutcome{Status: f.status(ref.TaskID)}, nil
+	env.OnActivity(a.PollTask, mock.Anything, mock.Anything).Return(func(_ context.Context, ref dsr.PollTaskInput) (dsr.PollTaskResult, error) {
+		return dsr.PollTaskResult{Status: dsr.TaskStatus(f.status(ref.TaskID))}, nil
 	})
-	env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(func(_ context.Context, c activities.CreateTaskInput) (activities.CreateTaskResult, error) {
+	env.OnActivity(a.CreateDeletionTask, mock.Anything, mock.Anything).Return(func(_ context.Context, c dsr.CreateDeletionTaskInput) (dsr.CreateTaskResult, error) {
 		if c.Regulation != dsr.RegulationGDPR {
 			f.t.Errorf("replacement task created as %q, want the original regulation", c.Regulation)
 		}
-		return activities.CreateTaskResult{TaskID: f.create(c.DistinctIDs), CreatedAt: env.Now()}, nil
+		return dsr.CreateTaskResult{TaskID: f.create(c.DistinctIDs), CreatedAt: env.Now()}, nil
 	})
 	env.OnActivity(a.TrackTask, mock.Anything, mock.Anything).Return(func(_ context.Context, next dsr.TaskInput) error {
 		f.mu.Lock()
@@ -93,7 +92,7 @@ func (f *fakeMixpanel) runTask(in dsr.TaskInput) {
 		f.pending = append(f.pending, next)
 		return nil
 	})
-	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.NotifyInput) error {
+	env.OnActivity(a.NotifyMembers, mock.Anything, mock.Anything).Return(func(_ context.Context, n dsr.NotifyMembersInput) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if n.Result != nil {

@@ -28,13 +28,12 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
-	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 	"github.com/dsrflow/dsrflow/internal/results"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
-	"github.com/dsrflow/dsrflow/workflows"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -129,22 +128,6 @@ func DialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, m
 	return c, nil
 }
 
-// MixpanelClients builds one GDPR API client per configured destination.
-func MixpanelClients(cfg config.Config) (map[string]*mixpanel.Client, error) {
-	out := map[string]*mixpanel.Client{}
-	for _, d := range cfg.Destinations {
-		c, err := mixpanel.New(mixpanel.Options{
-			BaseURL: d.APIURL, ProjectToken: d.ProjectToken, OAuthToken: d.OAuthToken,
-			UserAgent: "dsrflow/" + Version + " (+https://github.com/dsrflow/dsrflow)",
-		})
-		if err != nil {
-			return nil, fmt.Errorf("destination %s: %w", d.Name, err)
-		}
-		out[d.Name] = c
-	}
-	return out, nil
-}
-
 // Signer loads the response and callback signing key named by DSR_SIGNING_KEY / DSR_SIGNING_CERT.
 func Signer(cfg config.Config) (*opendsr.Signer, error) {
 	if cfg.SigningKeyFile == "" || cfg.SigningCertFile == "" {
@@ -160,7 +143,7 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 	if err != nil {
 		return fmt.Errorf("listing search attributes: %w", err)
 	}
-	want := workflows.SearchAttributes()
+	want := dsr.SearchAttributes()
 	missing := &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: map[string]enums.IndexedValueType{}}
 	names := make([]string, 0, len(want))
 	for name := range want {

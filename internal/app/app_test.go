@@ -10,7 +10,7 @@ import (
 
 	"github.com/dsrflow/dsrflow/internal/app"
 	"github.com/dsrflow/dsrflow/internal/devstack"
-	"github.com/dsrflow/dsrflow/workflows"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
 // TestRegisterSearchAttributesOnAFreshServer: the worker registers what a new
@@ -37,7 +37,7 @@ func TestRegisterSearchAttributesOnAFreshServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, typ := range workflows.SearchAttributes() {
+	for name, typ := range dsr.SearchAttributes() {
 		if got, ok := have.GetCustomAttributes()[name]; !ok || got != typ {
 			t.Errorf("search attribute %s: %v (present %v), want %v", name, got, ok, typ)
 		}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
-	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
 // Metric names.
@@ -68,7 +68,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.held, err)
 		return
 	}
-	emit(ch, c.open, opendsr.Regulations(), open)
+	emit(ch, c.open, dsr.Regulations(), open)
 	emit(ch, c.held, []string{ledger.HoldAmbiguous, ledger.HoldRetry}, held)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dsrflow/dsrflow/internal/deadlines"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 )
 
@@ -23,7 +24,7 @@ func TestCollectorCountsFromTheLedger(t *testing.T) {
 	defer store.Close()
 	now := time.Now().UTC()
 	day := 24 * time.Hour
-	add := func(id, regulation string, due time.Duration, status ledger.Status, reason string) {
+	add := func(id, regulation string, due time.Duration, status dsr.Status, reason string) {
 		r := ledger.Request{ControllerID: "acme", RequestID: id, Type: "erasure", Regulation: regulation, ReceivedTime: now.Add(-day), DueTime: now.Add(due)}
 		if _, _, err := store.CreateRequest(ctx, r); err != nil {
 			t.Fatal(err)
@@ -34,11 +35,11 @@ func TestCollectorCountsFromTheLedger(t *testing.T) {
 			}
 		}
 	}
-	add("a", "gdpr", -day, ledger.StatusInProgress, "sent")
-	add("b", "gdpr", -2*day, ledger.StatusPending, "ambiguous identity: 2 profiles match")
-	add("c", "ccpa", 5*day, ledger.StatusPending, "")
-	add("d", "ccpa", 40*day, ledger.StatusFailed, "mixpanel: credentials rejected")
-	add("e", "gdpr", 3*day, ledger.StatusCompleted, "deleted")
+	add("a", "gdpr", -day, dsr.StatusInProgress, "sent")
+	add("b", "gdpr", -2*day, dsr.StatusPending, "ambiguous identity: 2 profiles match")
+	add("c", "ccpa", 5*day, dsr.StatusPending, "")
+	add("d", "ccpa", 40*day, dsr.StatusFailed, "mixpanel: credentials rejected")
+	add("e", "gdpr", 3*day, dsr.StatusCompleted, "deleted")
 
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(deadlines.NewCollector(store, 30*day))

@@ -20,9 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"go.temporal.io/sdk/client"
-
-	"github.com/dsrflow/dsrflow/workflows"
 )
 
 // RepoRoot finds the checkout root (the directory holding go.mod) from the working directory.
@@ -277,7 +276,7 @@ func startTemporal(ctx context.Context, o TemporalOptions) (*Temporal, error) {
 // `temporal server start-dev --search-attribute`, sorted.
 func SearchAttributeFlags() []string {
 	var out []string
-	for name, typ := range workflows.SearchAttributes() {
+	for name, typ := range dsr.SearchAttributes() {
 		// INDEXED_VALUE_TYPE_KEYWORD -> Keyword
 		kind := strings.TrimPrefix(typ.String(), "INDEXED_VALUE_TYPE_")
 		out = append(out, name+"="+strings.ToUpper(kind[:1])+strings.ToLower(kind[1:]))

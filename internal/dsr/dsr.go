@@ -23,16 +23,53 @@ const (
 	StatusFailed     Status = "failed"
 )
 
+// Statuses lists every Status in lifecycle order.
+func Statuses() []Status {
+	return []Status{StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed}
+}
+
+// StatusNames lists every status as a string, in lifecycle order (for
+// flags, queries and tables).
+func StatusNames() []string {
+	var out []string
+	for _, s := range Statuses() {
+		out = append(out, string(s))
+	}
+	return out
+}
+
+// Valid reports whether s is one of the statuses above.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed:
+		return true
+	}
+	return false
+}
+
 // ForwardingStatus is the state of a request at one destination.
 type ForwardingStatus string
 
 // Forwarding statuses, as mParticle reports them per destination.
 const (
+	// ForwardingPending: not yet sent to the destination.
 	ForwardingPending ForwardingStatus = "pending"
+	// ForwardingSkipped: nothing to send (no identity the destination knows).
 	ForwardingSkipped ForwardingStatus = "skipped"
-	ForwardingSent    ForwardingStatus = "sent"
-	ForwardingFailed  ForwardingStatus = "failed"
+	// ForwardingSent: part of a task the destination accepted.
+	ForwardingSent ForwardingStatus = "sent"
+	// ForwardingFailed: the destination refused the request or its task failed.
+	ForwardingFailed ForwardingStatus = "failed"
 )
+
+// Valid reports whether s is one of the forwarding statuses above.
+func (s ForwardingStatus) Valid() bool {
+	switch s {
+	case ForwardingPending, ForwardingSkipped, ForwardingSent, ForwardingFailed:
+		return true
+	}
+	return false
+}
 
 // Request types and regulations (OpenDSR values).
 const (
@@ -42,6 +79,12 @@ const (
 	RegulationGDPR  = "gdpr"
 	RegulationCCPA  = "ccpa"
 )
+
+// Types returns every supported request type (OpenDSR subject_request_type).
+func Types() []string { return []string{TypeErasure, TypeAccess, TypePortability} }
+
+// Regulations returns every supported regulation.
+func Regulations() []string { return []string{RegulationGDPR, RegulationCCPA} }
 
 // Message names.
 const (
@@ -141,6 +184,21 @@ func TaskWorkflowID(destination, taskID string) string {
 	return "mptask/" + destination + "/" + taskID
 }
 
+// Plan is what one destination receives for a request (identity.Resolve
+// makes it, the DSR workflow forwards it).
+type Plan struct {
+	// Destination is the destination's name.
+	Destination string `json:"destination"`
+	// DistinctIDs are the ids to delete, sorted and unique. They are identity
+	// values: keep them where identity values may be kept.
+	DistinctIDs []string `json:"distinct_ids,omitempty"`
+	// Skipped is true when there is nothing suitable to forward.
+	Skipped bool `json:"skipped,omitempty"`
+	// Reason says where the ids come from, or why the destination is
+	// skipped, without identity values.
+	Reason string `json:"reason,omitempty"`
+}
+
 // Member is one request's place in a batch or a Mixpanel task.
 type Member struct {
 	ControllerID string   `json:"controller_id"`
@@ -210,8 +268,8 @@ type TaskResult struct {
 	Destination string `json:"destination"`
 	TaskID      string `json:"task_id,omitempty"`
 	// TaskStatus is Mixpanel's status (SUCCESS, FAILURE, REVOKED) or empty when no task was made.
-	TaskStatus string `json:"task_status,omitempty"`
-	Succeeded  bool   `json:"succeeded"`
+	TaskStatus TaskStatus `json:"task_status,omitempty"`
+	Succeeded  bool       `json:"succeeded"`
 	// Reason says why it failed; never holds identity values.
 	Reason string `json:"reason,omitempty"`
 	// Retryable is true when an operator's retry can help (credentials rejected).
@@ -249,7 +307,7 @@ type DestinationView struct {
 	Status        ForwardingStatus `json:"status"`
 	StatusMessage string           `json:"status_message,omitempty"`
 	TaskIDs       []string         `json:"task_ids,omitempty"`
-	TaskStatus    string           `json:"task_status,omitempty"`
+	TaskStatus    TaskStatus       `json:"task_status,omitempty"`
 }
 
 // StatusView answers QueryStatus.
@@ -299,6 +357,32 @@ func EndedReason(s enumspb.WorkflowExecutionStatus) string {
 		return "workflow ended without recording an outcome"
 	}
 }
+
+// TaskStatus is the state of a Mixpanel task, upper case as Mixpanel's GDPR
+// API reports it.
+type TaskStatus string
+
+// Task states. PENDING and STAGING can still be cancelled; STARTED cannot.
+const (
+	TaskPending  TaskStatus = "PENDING"
+	TaskStaging  TaskStatus = "STAGING"
+	TaskStarted  TaskStatus = "STARTED"
+	TaskSuccess  TaskStatus = "SUCCESS"
+	TaskFailure  TaskStatus = "FAILURE"
+	TaskRevoked  TaskStatus = "REVOKED"
+	TaskNotFound TaskStatus = "NOT_FOUND"
+	// TaskUnknown means Mixpanel could not locate the task for now; poll again.
+	TaskUnknown TaskStatus = "UNKNOWN"
+)
+
+// Terminal reports whether the task will not change any more: SUCCESS,
+// FAILURE (inputs were wrong: create a new task) or REVOKED (cancelled).
+func (s TaskStatus) Terminal() bool {
+	return s == TaskSuccess || s == TaskFailure || s == TaskRevoked
+}
+
+// Cancellable reports whether a cancel can still succeed (PENDING, STAGING).
+func (s TaskStatus) Cancellable() bool { return s == TaskPending || s == TaskStaging }
 
 // Search attributes of DSR workflows (values never hold identities); package
 // workflows registers and upserts them, the intake and the sweep set them at start.

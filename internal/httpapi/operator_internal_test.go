@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
@@ -24,7 +23,7 @@ func TestOperatorAuthed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Signer: signer, Config: config.Config{
+	s := New(Options{Signer: signer, Settings: Settings{
 		APITokens: map[string]string{"tok-acme": "acme"}, OperatorTokens: map[string]string{"op-alice": "alice"},
 	}})
 	var seen string

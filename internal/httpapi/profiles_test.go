@@ -42,7 +42,7 @@ func profilesServer(t *testing.T) (*httptest.Server, *identity.Store) {
 	t.Cleanup(func() { _ = store.Close() })
 	cfg := config.Config{ProcessorDomain: "dsr.example", APIRateBurst: 100, APIRateLimit: 100,
 		APITokens: map[string]string{"tok-acme": "acme", "tok-globex": "globex"}}
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{Config: cfg, Signer: signer, Keys: ring, Profiles: store}).Handler())
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{Settings: httpapi.SettingsFrom(cfg), Signer: signer, Keys: ring, Profiles: store}).Handler())
 	t.Cleanup(srv.Close)
 	return srv, store
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/devstack"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -38,10 +39,10 @@ func TestReceiptRoute(t *testing.T) {
 		}
 	}
 	done := ledger.Key{ControllerID: "acme", RequestID: "done-1"}
-	if err := f.ledger.SetForwarding(ctx, []ledger.Key{done}, ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingSent, TaskID: "t-1", TaskStatus: "SUCCESS"}); err != nil {
+	if err := f.ledger.SetForwarding(ctx, []ledger.Key{done}, ledger.Forwarding{Destination: "mixpanel", Status: dsr.ForwardingSent, TaskID: "t-1", TaskStatus: "SUCCESS"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.ledger.SetStatus(ctx, done, ledger.StatusCompleted, "deleted by mixpanel", now); err != nil {
+	if err := f.ledger.SetStatus(ctx, done, dsr.StatusCompleted, "deleted by mixpanel", now); err != nil {
 		t.Fatal(err)
 	}
 

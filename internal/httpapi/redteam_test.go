@@ -64,9 +64,9 @@ func TestRequestLogHoldsNoPathValue(t *testing.T) {
 	cfg := config.Config{ProcessorDomain: "dsr.example", APITokens: map[string]string{"tok-acme": "acme"},
 		OperatorTokens: map[string]string{"tok-op": "olga"}}
 	var logs syncBuffer
-	h := httpapi.New(httpapi.Options{Config: cfg, Signer: signer, Ledger: store, Keys: ring,
+	h := httpapi.New(httpapi.Options{Settings: httpapi.SettingsFrom(cfg), Signer: signer, Ledger: store, Keys: ring,
 		Logger:   slog.New(slog.NewJSONHandler(&logs, nil)),
-		Requests: &requests.Service{Config: cfg, Ledger: store, Keys: ring}}).Handler()
+		Requests: &requests.Service{Settings: requests.SettingsFrom(cfg), Ledger: store, Keys: ring}}).Handler()
 
 	const email, customer = "kim.logged@example.com", "cust-logged-8812"
 	known := devstack.NewRequestID()

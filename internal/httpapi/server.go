@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
-	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
@@ -31,7 +31,7 @@ import (
 
 // Server is the OpenDSR API. Build it with New.
 type Server struct {
-	cfg      config.Config
+	cfg      Settings
 	requests *requests.Service
 	signer   *opendsr.Signer
 	results  results.Bundles
@@ -54,7 +54,7 @@ type Server struct {
 
 // Options are the Server's dependencies.
 type Options struct {
-	Config   config.Config
+	Settings Settings
 	Requests *requests.Service
 	Signer   *opendsr.Signer
 	// Results and Ledger serve results links.
@@ -101,9 +101,9 @@ func (ts tokenSet) match(r *http.Request) (string, bool) {
 // New builds the API server.
 func New(o Options) *Server {
 	s := &Server{
-		cfg: o.Config, requests: o.Requests, signer: o.Signer, results: o.Results, ledger: o.Ledger, keys: o.Keys,
+		cfg: o.Settings, requests: o.Requests, signer: o.Signer, results: o.Results, ledger: o.Ledger, keys: o.Keys,
 		logger: o.Logger, gatherer: o.Registry,
-		limits:   newControllerLimits(o.Config.APIRateLimit, o.Config.APIRateBurst),
+		limits:   newControllerLimits(o.Settings.APIRateLimit, o.Settings.APIRateBurst),
 		failures: newFailureLimits(authFailureEvery, authFailureBurst),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dsrflow_api_requests_total", Help: "API requests, by route and HTTP status.",
@@ -119,13 +119,13 @@ func New(o Options) *Server {
 	if o.Registry != nil {
 		o.Registry.MustRegister(s.calls, s.latency)
 	}
-	for tok, controller := range o.Config.APITokens {
+	for tok, controller := range o.Settings.APITokens {
 		s.tokens = s.tokens.add(tok, controller)
 	}
-	for tok, name := range o.Config.OperatorTokens {
+	for tok, name := range o.Settings.OperatorTokens {
 		s.operators = s.operators.add(tok, name)
 	}
-	for _, tok := range o.Config.CodecTokens {
+	for _, tok := range o.Settings.CodecTokens {
 		s.codecTokens = s.codecTokens.add(tok.Reveal(), "operator")
 	}
 	return s
@@ -331,7 +331,7 @@ func (s *Server) answer(w http.ResponseWriter, code int, v any, err *opendsr.Err
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	d := opendsr.Discovery{
 		APIVersion:                   opendsr.APIVersion1,
-		SupportedSubjectRequestTypes: opendsr.RequestTypes(),
+		SupportedSubjectRequestTypes: dsr.Types(),
 		ProcessorCertificate:         s.cfg.PublicURL + "/v1/cert.pem",
 	}
 	for _, t := range opendsr.IdentityTypes() {

@@ -63,8 +63,8 @@ func newFixtureWith(t *testing.T, cfg config.Config) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httpapi.New(httpapi.Options{Config: cfg, Signer: signer, Ledger: store, Results: bundles, Keys: ring,
-		Requests: &requests.Service{Config: cfg, Ledger: store, Keys: ring}})
+	s := httpapi.New(httpapi.Options{Settings: httpapi.SettingsFrom(cfg), Signer: signer, Ledger: store, Results: bundles, Keys: ring,
+		Requests: &requests.Service{Settings: requests.SettingsFrom(cfg), Ledger: store, Keys: ring}})
 	h := s.Handler()
 	f := &fixture{srv: httptest.NewServer(h), handler: h, ledger: store, results: bundles, cert: signer.CertificatePEM()}
 	t.Cleanup(f.srv.Close)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/sqldb/sqldbtest"
 )
@@ -153,7 +154,7 @@ func BenchmarkResolve(b *testing.B) {
 	b.Cleanup(func() { _ = s.Close() })
 	benchImport(b, s, path, n)
 	ctx := context.Background()
-	dest := []identity.Destination{{Name: "mixpanel", IdentityType: "controller_customer_id", DeviceIDPrefix: "$device:"}}
+	dest := []config.Destination{{Name: "mixpanel", IdentityType: "controller_customer_id", DeviceIDPrefix: "$device:"}}
 	var lat []time.Duration
 	i := 0
 	for b.Loop() {

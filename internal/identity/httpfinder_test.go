@@ -94,7 +94,7 @@ func TestHTTPFinderFind(t *testing.T) {
 	}
 
 	// What it returns resolves like the store's matches.
-	res := identity.Resolve(identity.Input{Identities: resolverQueries, Matches: ms, Destinations: []identity.Destination{mixpanel}, Policy: identity.PolicyAll})
+	res := identity.Resolve(identity.Input{Identities: resolverQueries, Matches: ms, Destinations: []config.Destination{mixpanel}, Policy: identity.PolicyAll})
 	if res.Rule != identity.RuleAllProfiles || !reflect.DeepEqual(res.Plans[0].DistinctIDs, []string{"VAL-c1"}) {
 		t.Fatalf("resolution %+v", res)
 	}

@@ -6,19 +6,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
-
-// Destination is what Resolve needs to know of a destination.
-type Destination struct {
-	// Name identifies the destination (config, ledger, API).
-	Name string `json:"name"`
-	// IdentityType is the identity type whose values are its distinct_ids.
-	IdentityType string `json:"identity_type"`
-	// DeviceIDPrefix, when set, forwards the device ids of a device-only
-	// profile as DeviceIDPrefix+id: "$device:" with Simplified ID Merge.
-	DeviceIDPrefix string `json:"device_id_prefix,omitempty"`
-}
 
 // Policy says what Resolve does when several profiles match.
 type Policy string
@@ -68,7 +59,7 @@ type Input struct {
 	// DefaultLoginTypes when empty.
 	LoginTypes []string `json:"login_types,omitempty"`
 	// Destinations get one Plan each.
-	Destinations []Destination `json:"destinations"`
+	Destinations []config.Destination `json:"destinations"`
 	// Policy applies when several profiles match; PolicyHold when empty.
 	Policy Policy `json:"policy,omitempty"`
 	// ChosenProfile is the profile an operator settled an ambiguity with
@@ -91,20 +82,6 @@ type InputMatch struct {
 	Protected []string `json:"protected,omitempty"`
 }
 
-// Plan is what one destination receives.
-type Plan struct {
-	// Destination is the destination's name.
-	Destination string `json:"destination"`
-	// DistinctIDs are the ids to delete, sorted and unique. They are identity
-	// values: keep them where identity values may be kept.
-	DistinctIDs []string `json:"distinct_ids,omitempty"`
-	// Skipped is true when there is nothing suitable to forward.
-	Skipped bool `json:"skipped,omitempty"`
-	// Reason says where the ids come from, or why the destination is
-	// skipped, without identity values.
-	Reason string `json:"reason"`
-}
-
 // Resolution is the outcome of Resolve and the trace of how it was reached.
 // Apart from Plans[].DistinctIDs it holds no identity value (see Redacted).
 type Resolution struct {
@@ -123,13 +100,13 @@ type Resolution struct {
 	// profile; Plans is then empty.
 	Hold bool `json:"hold,omitempty"`
 	// Plans has one entry per destination, in the order given.
-	Plans []Plan `json:"plans,omitempty"`
+	Plans []dsr.Plan `json:"plans,omitempty"`
 }
 
 // Redacted returns r without the distinct_ids, fit for the ledger and logs.
 func (r Resolution) Redacted() Resolution {
 	r.Matched = slices.Clone(r.Matched)
-	plans := make([]Plan, len(r.Plans))
+	plans := make([]dsr.Plan, len(r.Plans))
 	for i, p := range r.Plans {
 		p.DistinctIDs = nil
 		plans[i] = p
@@ -275,7 +252,7 @@ func Resolve(in Input) Resolution {
 	for i, id := range res.Profiles {
 		resolved[i] = profiles[id]
 	}
-	res.Plans = make([]Plan, len(in.Destinations))
+	res.Plans = make([]dsr.Plan, len(in.Destinations))
 	for i, d := range in.Destinations {
 		res.Plans[i] = plan(d, in.Identities, resolved, login, res.Rule)
 	}
@@ -284,8 +261,8 @@ func Resolve(in Input) Resolution {
 
 // plan decides what destination d receives from the resolved profiles and
 // the request's identities.
-func plan(d Destination, request []Query, resolved []Profile, login []string, rule Rule) Plan {
-	p := Plan{Destination: d.Name}
+func plan(d config.Destination, request []Query, resolved []Profile, login []string, rule Rule) dsr.Plan {
+	p := dsr.Plan{Destination: d.Name}
 	if d.IdentityType == "" {
 		p.Skipped, p.Reason = true, "the destination has no identity type configured"
 		return p

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/identity"
 )
 
@@ -30,9 +32,9 @@ func match(id string, inputs []int, identities ...string) identity.Match {
 }
 
 var (
-	mixpanel   = identity.Destination{Name: "mixpanel", IdentityType: "controller_customer_id"}
-	simplified = identity.Destination{Name: "simplified", IdentityType: "controller_customer_id", DeviceIDPrefix: "$device:"}
-	byEmail    = identity.Destination{Name: "by-email", IdentityType: "email"}
+	mixpanel   = config.Destination{Name: "mixpanel", IdentityType: "controller_customer_id"}
+	simplified = config.Destination{Name: "simplified", IdentityType: "controller_customer_id", DeviceIDPrefix: "$device:"}
+	byEmail    = config.Destination{Name: "by-email", IdentityType: "email"}
 )
 
 // Identity values in these cases all contain "VAL" (or are hashes of such),
@@ -47,8 +49,8 @@ func TestResolveRules(t *testing.T) {
 		hold       bool
 		profiles   []string
 		candidates []string
-		plans      []identity.Plan // DistinctIDs and Skipped compared; Reason only when set here
-		reasonHas  string          // in Resolution.Reason
+		plans      []dsr.Plan // DistinctIDs and Skipped compared; Reason only when set here
+		reasonHas  string     // in Resolution.Reason
 		trace      []identity.InputMatch
 	}{
 		{
@@ -56,10 +58,10 @@ func TestResolveRules(t *testing.T) {
 			in: identity.Input{
 				Identities:   []identity.Query{{Type: "email", Value: "VAL-ann@example.com"}},
 				Matches:      []identity.Match{match("p1", []int{0}, "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-2", "controller_customer_id", "VAL-cust-1", "ios_vendor_id", "VAL-idfv")},
-				Destinations: []identity.Destination{mixpanel, byEmail},
+				Destinations: []config.Destination{mixpanel, byEmail},
 			},
 			rule: identity.RuleSingleProfile, profiles: []string{"p1"},
-			plans: []identity.Plan{
+			plans: []dsr.Plan{
 				{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1", "VAL-cust-2"}},
 				{Destination: "by-email", DistinctIDs: []string{"VAL-ann@example.com"}},
 			},
@@ -71,10 +73,10 @@ func TestResolveRules(t *testing.T) {
 				Identities: []identity.Query{{Type: "email", Value: " VAL-Ann@Example.com "}, {Type: "controller_customer_id", Value: " VAL-cust-9 "}},
 				// The profile's email differs only in case: not added twice.
 				Matches:      []identity.Match{match("p1", []int{0}, "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-1")},
-				Destinations: []identity.Destination{mixpanel, byEmail},
+				Destinations: []config.Destination{mixpanel, byEmail},
 			},
 			rule: identity.RuleSingleProfile, profiles: []string{"p1"},
-			plans: []identity.Plan{
+			plans: []dsr.Plan{
 				{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1", "VAL-cust-9"}},
 				{Destination: "by-email", DistinctIDs: []string{"VAL-ann@example.com"}},
 			},
@@ -84,40 +86,40 @@ func TestResolveRules(t *testing.T) {
 			in: identity.Input{
 				Identities:   []identity.Query{{Type: "controller_customer_id", Format: "sha256", Value: hashedCustomer}},
 				Matches:      []identity.Match{match("p1", []int{0}, "controller_customer_id", "VAL-cust-1", "email", "VAL-ann@example.com")},
-				Destinations: []identity.Destination{mixpanel},
+				Destinations: []config.Destination{mixpanel},
 			},
 			rule: identity.RuleSingleProfile, profiles: []string{"p1"},
-			plans: []identity.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1"}}},
+			plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1"}}},
 			trace: []identity.InputMatch{{Index: 0, Type: "controller_customer_id", Format: "sha256", Profiles: []string{"p1"}}},
 		},
 		{
 			name: "hashed input without a match is never forwarded",
 			in: identity.Input{
 				Identities:   []identity.Query{{Type: "controller_customer_id", Format: "sha256", Value: hashedCustomer}},
-				Destinations: []identity.Destination{mixpanel},
+				Destinations: []config.Destination{mixpanel},
 			},
 			rule: identity.RuleNoMatch,
-			plans: []identity.Plan{{Destination: "mixpanel", Skipped: true,
+			plans: []dsr.Plan{{Destination: "mixpanel", Skipped: true,
 				Reason: "the request's controller_customer_id identity is hashed (sha256) and no usable profile matches: hashed identities are never forwarded"}},
 		},
 		{
 			name: "no match: the original raw id of the destination's type is forwarded",
 			in: identity.Input{
 				Identities:   []identity.Query{{Type: "email", Value: "VAL-x@example.com"}, {Type: "controller_customer_id", Value: "VAL-cust-7"}},
-				Destinations: []identity.Destination{mixpanel},
+				Destinations: []config.Destination{mixpanel},
 			},
 			rule:  identity.RuleNoMatch,
-			plans: []identity.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-7"}}},
+			plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-7"}}},
 			trace: []identity.InputMatch{{Index: 0, Type: "email", Format: "raw"}, {Index: 1, Type: "controller_customer_id", Format: "raw"}},
 		},
 		{
 			name: "no match and no id of the destination's type: skipped",
 			in: identity.Input{
 				Identities:   []identity.Query{{Type: "email", Value: "VAL-x@example.com"}},
-				Destinations: []identity.Destination{mixpanel, simplified},
+				Destinations: []config.Destination{mixpanel, simplified},
 			},
 			rule: identity.RuleNoMatch,
-			plans: []identity.Plan{
+			plans: []dsr.Plan{
 				{Destination: "mixpanel", Skipped: true, Reason: "no controller_customer_id identity in the request and no matching profile"},
 				{Destination: "simplified", Skipped: true, Reason: "no controller_customer_id identity in the request and no matching profile"},
 			},
@@ -130,7 +132,7 @@ func TestResolveRules(t *testing.T) {
 					match("p2", []int{1}, "ios_vendor_id", "VAL-idfv", "controller_customer_id", "VAL-cust-2"),
 					match("p1", []int{0}, "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-1"),
 				},
-				Destinations: []identity.Destination{mixpanel},
+				Destinations: []config.Destination{mixpanel},
 			},
 			rule: identity.RuleAmbiguousHold, hold: true, candidates: []string{"p1", "p2"},
 			reasonHas: "2 profiles match (p1, p2); policy hold",
@@ -147,11 +149,11 @@ func TestResolveRules(t *testing.T) {
 					match("p1", []int{0}, "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-1"),
 					match("p2", []int{0}, "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-2"),
 				},
-				Destinations: []identity.Destination{mixpanel},
+				Destinations: []config.Destination{mixpanel},
 				Policy:       identity.PolicyAll,
 			},
 			rule: identity.RuleAllProfiles, profiles: []string{"p1", "p2"},
-			plans: []identity.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1", "VAL-cust-2"}}},
+			plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1", "VAL-cust-2"}}},
 		},
 		{
 			name: "several profiles, an operator chose one",
@@ -161,11 +163,11 @@ func TestResolveRules(t *testing.T) {
 					match("p1", []int{0}, "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-1"),
 					match("p2", []int{0}, "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-2"),
 				},
-				Destinations:  []identity.Destination{mixpanel},
+				Destinations:  []config.Destination{mixpanel},
 				ChosenProfile: "p2",
 			},
 			rule: identity.RuleOperatorChoice, profiles: []string{"p2"},
-			plans:     []identity.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-2"}}},
+			plans:     []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-2"}}},
 			reasonHas: "an operator chose profile p2 among p1, p2",
 		},
 		{
@@ -176,7 +178,7 @@ func TestResolveRules(t *testing.T) {
 					match("p1", []int{0}, "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-1"),
 					match("p2", []int{0}, "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-2"),
 				},
-				Destinations:  []identity.Destination{mixpanel},
+				Destinations:  []config.Destination{mixpanel},
 				Policy:        identity.PolicyAll, // does not override a refused choice
 				ChosenProfile: "p9",
 			},
@@ -188,10 +190,10 @@ func TestResolveRules(t *testing.T) {
 			in: identity.Input{
 				Identities:   []identity.Query{{Type: "ios_vendor_id", Value: "VAL-idfv"}},
 				Matches:      []identity.Match{match("p1", []int{0}, "ios_vendor_id", "VAL-idfv", "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-1")},
-				Destinations: []identity.Destination{mixpanel, simplified},
+				Destinations: []config.Destination{mixpanel, simplified},
 			},
 			rule: identity.RuleDeviceOnlyProtected,
-			plans: []identity.Plan{
+			plans: []dsr.Plan{
 				{Destination: "mixpanel", Skipped: true, Reason: "no controller_customer_id identity in the request, and the matching profiles are protected by a login id"},
 				{Destination: "simplified", Skipped: true},
 			},
@@ -205,10 +207,10 @@ func TestResolveRules(t *testing.T) {
 					match("p-known", []int{0}, "ios_vendor_id", "VAL-idfv", "email", "VAL-ann@example.com"),
 					match("p-anon", []int{0}, "ios_vendor_id", "VAL-idfv", "ios_advertising_id", "VAL-idfa"),
 				},
-				Destinations: []identity.Destination{mixpanel, simplified},
+				Destinations: []config.Destination{mixpanel, simplified},
 			},
 			rule: identity.RuleSingleProfile, profiles: []string{"p-anon"},
-			plans: []identity.Plan{
+			plans: []dsr.Plan{
 				{Destination: "mixpanel", Skipped: true, Reason: "no controller_customer_id identity on profile p-anon nor in the request"},
 				{Destination: "simplified", DistinctIDs: []string{"$device:VAL-idfa", "$device:VAL-idfv"}},
 			},
@@ -220,10 +222,10 @@ func TestResolveRules(t *testing.T) {
 			in: identity.Input{
 				Identities:   []identity.Query{{Type: "email", Value: "VAL-ann@example.com"}},
 				Matches:      []identity.Match{match("p1", []int{0}, "email", "VAL-ann@example.com", "android_id", "VAL-aid")},
-				Destinations: []identity.Destination{simplified},
+				Destinations: []config.Destination{simplified},
 			},
 			rule: identity.RuleSingleProfile, profiles: []string{"p1"},
-			plans: []identity.Plan{{Destination: "simplified", Skipped: true,
+			plans: []dsr.Plan{{Destination: "simplified", Skipped: true,
 				Reason: "no controller_customer_id identity on profile p1 nor in the request, and no device id of a device-only profile to map"}},
 		},
 		{
@@ -232,16 +234,16 @@ func TestResolveRules(t *testing.T) {
 				Identities:   []identity.Query{{Type: "android_id", Value: "VAL-aid"}},
 				Matches:      []identity.Match{match("p1", []int{0}, "android_id", "VAL-aid", "email", "VAL-ann@example.com", "controller_customer_id", "VAL-cust-1")},
 				LoginTypes:   []string{"controller_customer_id", "email", "android_id"},
-				Destinations: []identity.Destination{mixpanel},
+				Destinations: []config.Destination{mixpanel},
 			},
 			rule: identity.RuleSingleProfile, profiles: []string{"p1"},
-			plans: []identity.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1"}}},
+			plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1"}}},
 		},
 		{
 			name: "duplicate identity type rejected: nothing forwarded",
 			in: identity.Input{
 				Identities:   []identity.Query{{Type: "controller_customer_id", Value: "VAL-cust-1"}, {Type: "controller_customer_id", Value: "VAL-cust-2"}},
-				Destinations: []identity.Destination{mixpanel},
+				Destinations: []config.Destination{mixpanel},
 			},
 			rule: identity.RuleInvalidRequest, hold: true,
 			reasonHas: "Only one identity of each identity type is allowed per request",
@@ -251,10 +253,10 @@ func TestResolveRules(t *testing.T) {
 			in: identity.Input{
 				Identities:   []identity.Query{{Type: "controller_customer_id", Value: "VAL-cust-1"}},
 				Matches:      []identity.Match{match("p1", []int{3}, "controller_customer_id", "VAL-cust-5")},
-				Destinations: []identity.Destination{mixpanel},
+				Destinations: []config.Destination{mixpanel},
 			},
 			rule:  identity.RuleNoMatch,
-			plans: []identity.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1"}}},
+			plans: []dsr.Plan{{Destination: "mixpanel", DistinctIDs: []string{"VAL-cust-1"}}},
 		},
 	}
 	for _, tt := range tests {
@@ -328,7 +330,7 @@ func TestValidateIdentities(t *testing.T) {
 func TestRedactedKeepsOriginal(t *testing.T) {
 	res := identity.Resolve(identity.Input{
 		Identities:   []identity.Query{{Type: "controller_customer_id", Value: "VAL-c"}},
-		Destinations: []identity.Destination{mixpanel},
+		Destinations: []config.Destination{mixpanel},
 	})
 	red := res.Redacted()
 	if red.Plans[0].DistinctIDs != nil || len(res.Plans[0].DistinctIDs) != 1 || red.Plans[0].Reason != res.Plans[0].Reason {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/identity"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 	"github.com/dsrflow/dsrflow/internal/sqldb/sqldbtest"
@@ -342,7 +343,7 @@ func TestFindThenResolve(t *testing.T) {
 			identity.Profile{ID: "p1", Identities: ids("email", "Ann@Example.com", "controller_customer_id", "c-1", "ios_vendor_id", "v1")},
 			identity.Profile{ID: "p2", Identities: ids("ios_vendor_id", "v1", "ios_advertising_id", "idfa-1")},
 		)
-		dests := []identity.Destination{simplified}
+		dests := []config.Destination{simplified}
 		qs := []identity.Query{{Type: "email", Format: "sha256", Value: sha256Hex("ann@example.com")}}
 		ms, err := s.Find(context.Background(), owner, qs)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/sqldb/sqldbtest"
 )
@@ -48,11 +49,11 @@ func BenchmarkSetForwarding2000(b *testing.B) {
 		}
 		keys[i] = r.Key()
 	}
-	f := ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingSent, TaskID: "task-1"}
+	f := ledger.Forwarding{Destination: "mixpanel", Status: dsr.ForwardingSent, TaskID: "task-1"}
 	i := 0
 	for b.Loop() {
 		i++
-		f.TaskStatus, f.UpdatedAt = fmt.Sprintf("PENDING %d", i), base().Add(time.Duration(i)*time.Second)
+		f.TaskStatus, f.UpdatedAt = dsr.TaskStatus(fmt.Sprintf("PENDING %d", i)), base().Add(time.Duration(i)*time.Second)
 		if err := s.SetForwarding(ctx, keys, f); err != nil {
 			b.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 )
@@ -64,22 +65,22 @@ func TestDeadlineCounts(t *testing.T) {
 		ctx := context.Background()
 		now := base().Add(40 * 24 * time.Hour)
 		day := 24 * time.Hour
-		add := func(id, regulation string, due time.Time, status ledger.Status, reason string) {
+		add := func(id, regulation string, due time.Time, status dsr.Status, reason string) {
 			r := newRequest("acme", id, base())
 			r.Regulation, r.DueTime = regulation, due
 			mustCreate(t, s, r)
-			if status != ledger.StatusPending || reason != "" {
+			if status != dsr.StatusPending || reason != "" {
 				if err := s.SetStatus(ctx, r.Key(), status, reason, now.Add(-day)); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
-		add("overdue", "gdpr", now.Add(-day), ledger.StatusInProgress, "sent")
-		add("soon", "gdpr", now.Add(3*day), ledger.StatusPending, "ambiguous identity: 2 profiles match")
-		add("fortnight", "ccpa", now.Add(10*day), ledger.StatusPending, "")
-		add("later", "ccpa", now.Add(30*day), ledger.StatusPending, "")
-		add("done", "gdpr", now.Add(-day), ledger.StatusCompleted, "deleted")
-		add("failed", "ccpa", now.Add(2*day), ledger.StatusFailed, "credentials rejected")
+		add("overdue", "gdpr", now.Add(-day), dsr.StatusInProgress, "sent")
+		add("soon", "gdpr", now.Add(3*day), dsr.StatusPending, "ambiguous identity: 2 profiles match")
+		add("fortnight", "ccpa", now.Add(10*day), dsr.StatusPending, "")
+		add("later", "ccpa", now.Add(30*day), dsr.StatusPending, "")
+		add("done", "gdpr", now.Add(-day), dsr.StatusCompleted, "deleted")
+		add("failed", "ccpa", now.Add(2*day), dsr.StatusFailed, "credentials rejected")
 
 		open, err := s.OpenByDue(ctx, now)
 		if err != nil {

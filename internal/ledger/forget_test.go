@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 )
@@ -27,21 +28,21 @@ func TestForgetProfiles(t *testing.T) {
 		const erased = "cust_4417-x"
 		steps := []struct {
 			k      ledger.Key
-			to     ledger.Status
+			to     dsr.Status
 			reason string
 		}{
-			{held, ledger.StatusPending, "ambiguous identity: 3 profiles match (" + erased + ", " + erased + "0, p_2); choose one with dsr resolve"},
-			{held, ledger.StatusPending, "identity settled by operator olga: profile " + erased},
-			{held, ledger.StatusCompleted, "done for profile " + erased + "; local copy erased: 4 profile store rows removed"},
-			{access, ledger.StatusCompleted, "the identities resolve to one profile, " + erased},
-			{other, ledger.StatusCompleted, "identity settled by operator olga: profile " + erased},
+			{held, dsr.StatusPending, "ambiguous identity: 3 profiles match (" + erased + ", " + erased + "0, p_2); choose one with dsr resolve"},
+			{held, dsr.StatusPending, "identity settled by operator olga: profile " + erased},
+			{held, dsr.StatusCompleted, "done for profile " + erased + "; local copy erased: 4 profile store rows removed"},
+			{access, dsr.StatusCompleted, "the identities resolve to one profile, " + erased},
+			{other, dsr.StatusCompleted, "identity settled by operator olga: profile " + erased},
 		}
 		for i, st := range steps {
 			if err := s.SetStatus(ctx, st.k, st.to, st.reason, base().Add(timeStep(i))); err != nil {
 				t.Fatal(err)
 			}
 		}
-		skipped := ledger.Forwarding{Destination: "eu", Status: ledger.ForwardingSkipped, StatusMessage: "no controller_customer_id identity on profile " + erased + " nor in the request"}
+		skipped := ledger.Forwarding{Destination: "eu", Status: dsr.ForwardingSkipped, StatusMessage: "no controller_customer_id identity on profile " + erased + " nor in the request"}
 		if err := s.SetForwarding(ctx, []ledger.Key{held, other}, skipped); err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +140,7 @@ func BenchmarkForgetProfiles(b *testing.B) {
 	ctx := context.Background()
 	for i := range 20000 {
 		k := mustCreate(b, s, newRequest("acme", fmt.Sprintf("req-%06d", i), base())).Key()
-		if err := s.SetStatus(ctx, k, ledger.StatusInProgress, fmt.Sprintf("the identities resolve to one profile, p-%06d", i), base()); err != nil {
+		if err := s.SetStatus(ctx, k, dsr.StatusInProgress, fmt.Sprintf("the identities resolve to one profile, p-%06d", i), base()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,12 +6,12 @@
 //
 // The ledger never holds identity values, callback URLs or results links in
 // clear (see hash.go for the forms):
-//   - identities, the request body and callback URLs only as keyed hashes
-//     (HMAC-SHA-256 with a key of the key ring, "hmac:<key id>:<hex>"), so
-//     that a copy of the database does not let a dictionary of candidate
-//     values recover them;
-//   - callback URLs (which may carry the controller's secrets) and the
-//     results link sealed with the key ring ("enc:v1:<key id>:...");
+//   - identities and the request body only as keyed hashes (HMAC-SHA-256
+//     with a key of the key ring, "hmac:<key id>:<hex>"), so that a copy of
+//     the database does not let a dictionary of candidate values recover them;
+//   - a request's callback URLs (which may carry the controller's secrets)
+//     and its results link sealed with the key ring ("enc:v1:<key id>:...");
+//     callback attempts name their URL by its keyed hash and its host;
 //   - results tokens as their SHA-256 (a token is 256 random bits).
 //
 // CreateRequest and RecordCallbackAttempt refuse anything else. Rows written
@@ -30,6 +30,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
 // ErrNotFound is returned (wrapped) when a request is not in the ledger.
@@ -38,32 +40,6 @@ var ErrNotFound = errors.New("request not found")
 // DefaultRetention is how long a request's record is kept when no
 // WithRetention option says otherwise (DSR_RECORD_RETENTION's default).
 const DefaultRetention = 8760 * time.Hour
-
-// Status is the OpenDSR status of a request.
-type Status string
-
-// The statuses of a request.
-const (
-	StatusPending    Status = "pending"
-	StatusInProgress Status = "in_progress"
-	StatusCompleted  Status = "completed"
-	StatusCancelled  Status = "cancelled"
-	StatusFailed     Status = "failed"
-)
-
-// Statuses lists every Status in lifecycle order.
-func Statuses() []Status {
-	return []Status{StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed}
-}
-
-// Valid reports whether s is one of the statuses above.
-func (s Status) Valid() bool {
-	switch s {
-	case StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed:
-		return true
-	}
-	return false
-}
 
 // Key identifies a request: request ids are unique per controller.
 type Key struct {
@@ -95,9 +71,9 @@ type Request struct {
 	// Regulation is gdpr or ccpa.
 	Regulation string `json:"regulation"`
 	// Status and StatusReason are those of the latest transition.
-	Status       Status `json:"status"`
-	StatusReason string `json:"status_reason,omitempty"`
-	APIVersion   string `json:"api_version,omitempty"`
+	Status       dsr.Status `json:"status"`
+	StatusReason string     `json:"status_reason,omitempty"`
+	APIVersion   string     `json:"api_version,omitempty"`
 
 	SubmittedTime          time.Time `json:"submitted_time,omitzero"`
 	ReceivedTime           time.Time `json:"received_time,omitzero"`
@@ -140,44 +116,20 @@ func (r Request) Key() Key { return Key{ControllerID: r.ControllerID, RequestID:
 type Transition struct {
 	At time.Time `json:"at"`
 	// From is empty for the first transition, to pending.
-	From   Status `json:"from"`
-	To     Status `json:"to"`
-	Reason string `json:"reason,omitempty"`
-}
-
-// ForwardingStatus is the state of a request at one destination.
-type ForwardingStatus string
-
-// The forwarding statuses.
-const (
-	// ForwardingPending: not yet sent to the destination.
-	ForwardingPending ForwardingStatus = "pending"
-	// ForwardingSkipped: nothing to send (no identity the destination knows).
-	ForwardingSkipped ForwardingStatus = "skipped"
-	// ForwardingSent: part of a task the destination accepted.
-	ForwardingSent ForwardingStatus = "sent"
-	// ForwardingFailed: the destination refused the request or its task failed.
-	ForwardingFailed ForwardingStatus = "failed"
-)
-
-// Valid reports whether s is one of the forwarding statuses above.
-func (s ForwardingStatus) Valid() bool {
-	switch s {
-	case ForwardingPending, ForwardingSkipped, ForwardingSent, ForwardingFailed:
-		return true
-	}
-	return false
+	From   dsr.Status `json:"from"`
+	To     dsr.Status `json:"to"`
+	Reason string     `json:"reason,omitempty"`
 }
 
 // Forwarding is the state of a request at one destination (a Mixpanel project).
 type Forwarding struct {
-	Destination   string           `json:"destination"`
-	Status        ForwardingStatus `json:"status"`
-	StatusMessage string           `json:"status_message,omitempty"`
+	Destination   string               `json:"destination"`
+	Status        dsr.ForwardingStatus `json:"status"`
+	StatusMessage string               `json:"status_message,omitempty"`
 	// TaskID and TaskStatus are the destination's deletion task and its state.
-	TaskID     string    `json:"task_id,omitempty"`
-	TaskStatus string    `json:"task_status,omitempty"`
-	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+	TaskID     string         `json:"task_id,omitempty"`
+	TaskStatus dsr.TaskStatus `json:"task_status,omitempty"`
+	UpdatedAt  time.Time      `json:"updated_at,omitzero"`
 }
 
 // CallbackAttempt is one attempt to deliver a status callback.
@@ -191,7 +143,7 @@ type CallbackAttempt struct {
 	// again after a retry). Attempts from before migration 002 have 0.
 	Seq int `json:"seq"`
 	// RequestStatus is the status the callback announced.
-	RequestStatus Status `json:"request_status"`
+	RequestStatus dsr.Status `json:"request_status"`
 	// Attempt numbers the attempts to deliver one change to one URL, from 1.
 	Attempt int       `json:"attempt"`
 	At      time.Time `json:"at,omitzero"`

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
@@ -106,14 +107,14 @@ func TestCreateRequest(t *testing.T) {
 		ctx := context.Background()
 		in := newRequest("acme", "req-1", base())
 		in.SkipWaitingPeriod = true
-		in.Status, in.StatusReason = ledger.StatusCompleted, "ignored"
+		in.Status, in.StatusReason = dsr.StatusCompleted, "ignored"
 
 		got, created, err := s.CreateRequest(ctx, in)
 		if err != nil || !created {
 			t.Fatalf("CreateRequest: created %v, err %v", created, err)
 		}
 		want := in
-		want.Status, want.StatusReason = ledger.StatusPending, "received"
+		want.Status, want.StatusReason = dsr.StatusPending, "received"
 		want.SubmittedTime, want.ReceivedTime = us(in.SubmittedTime), us(in.ReceivedTime)
 		want.ExpectedCompletionTime, want.DueTime = us(in.ExpectedCompletionTime), us(in.DueTime)
 		want.UpdatedAt = us(in.ReceivedTime)
@@ -139,7 +140,7 @@ func TestCreateRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantTr := []ledger.Transition{{At: us(in.ReceivedTime), From: "", To: ledger.StatusPending, Reason: "received"}}
+		wantTr := []ledger.Transition{{At: us(in.ReceivedTime), From: "", To: dsr.StatusPending, Reason: "received"}}
 		if !reflect.DeepEqual(tr, wantTr) {
 			t.Fatalf("transitions %+v, want %+v", tr, wantTr)
 		}
@@ -214,16 +215,16 @@ func TestSetStatus(t *testing.T) {
 		r := mustCreate(t, s, newRequest("acme", "req-1", base()))
 		k := r.Key()
 		steps := []struct {
-			to     ledger.Status
+			to     dsr.Status
 			reason string
 		}{
-			{ledger.StatusInProgress, "forwarded"},
-			{ledger.StatusInProgress, "forwarded"}, // a retry: no-op
-			{ledger.StatusFailed, "mixpanel: task FAILURE"},
-			{ledger.StatusInProgress, "retry"},
-			{ledger.StatusInProgress, "forwarded again"}, // same status, new reason: recorded
-			{ledger.StatusCompleted, ""},
-			{ledger.StatusCompleted, ""}, // no-op
+			{dsr.StatusInProgress, "forwarded"},
+			{dsr.StatusInProgress, "forwarded"}, // a retry: no-op
+			{dsr.StatusFailed, "mixpanel: task FAILURE"},
+			{dsr.StatusInProgress, "retry"},
+			{dsr.StatusInProgress, "forwarded again"}, // same status, new reason: recorded
+			{dsr.StatusCompleted, ""},
+			{dsr.StatusCompleted, ""}, // no-op
 		}
 		for i, st := range steps {
 			if err := s.SetStatus(ctx, k, st.to, st.reason, base().Add(time.Duration(i+1)*time.Hour)); err != nil {
@@ -236,12 +237,12 @@ func TestSetStatus(t *testing.T) {
 		}
 		at := func(h int) time.Time { return us(base().Add(time.Duration(h) * time.Hour)) }
 		want := []ledger.Transition{
-			{At: at(0), From: "", To: ledger.StatusPending, Reason: "received"},
-			{At: at(1), From: ledger.StatusPending, To: ledger.StatusInProgress, Reason: "forwarded"},
-			{At: at(3), From: ledger.StatusInProgress, To: ledger.StatusFailed, Reason: "mixpanel: task FAILURE"},
-			{At: at(4), From: ledger.StatusFailed, To: ledger.StatusInProgress, Reason: "retry"},
-			{At: at(5), From: ledger.StatusInProgress, To: ledger.StatusInProgress, Reason: "forwarded again"},
-			{At: at(6), From: ledger.StatusInProgress, To: ledger.StatusCompleted, Reason: ""},
+			{At: at(0), From: "", To: dsr.StatusPending, Reason: "received"},
+			{At: at(1), From: dsr.StatusPending, To: dsr.StatusInProgress, Reason: "forwarded"},
+			{At: at(3), From: dsr.StatusInProgress, To: dsr.StatusFailed, Reason: "mixpanel: task FAILURE"},
+			{At: at(4), From: dsr.StatusFailed, To: dsr.StatusInProgress, Reason: "retry"},
+			{At: at(5), From: dsr.StatusInProgress, To: dsr.StatusInProgress, Reason: "forwarded again"},
+			{At: at(6), From: dsr.StatusInProgress, To: dsr.StatusCompleted, Reason: ""},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("transitions\n%+v\nwant\n%+v", got, want)
@@ -250,11 +251,11 @@ func TestSetStatus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Status != ledger.StatusCompleted || r.StatusReason != "" || !r.UpdatedAt.Equal(at(6)) {
+		if r.Status != dsr.StatusCompleted || r.StatusReason != "" || !r.UpdatedAt.Equal(at(6)) {
 			t.Errorf("request status %s %q updated %v", r.Status, r.StatusReason, r.UpdatedAt)
 		}
 
-		if err := s.SetStatus(ctx, ledger.Key{ControllerID: "acme", RequestID: "nope"}, ledger.StatusFailed, "", time.Time{}); !errors.Is(err, ledger.ErrNotFound) {
+		if err := s.SetStatus(ctx, ledger.Key{ControllerID: "acme", RequestID: "nope"}, dsr.StatusFailed, "", time.Time{}); !errors.Is(err, ledger.ErrNotFound) {
 			t.Errorf("unknown request: %v", err)
 		}
 		if err := s.SetStatus(ctx, k, "done", "", time.Time{}); err == nil {
@@ -273,7 +274,7 @@ func TestSetForwarding(t *testing.T) {
 		}
 		keys = append(keys, keys[0]) // a duplicate is harmless
 
-		sent := ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingSent, TaskID: "task-1", TaskStatus: "PENDING", UpdatedAt: base().Add(time.Hour)}
+		sent := ledger.Forwarding{Destination: "mixpanel", Status: dsr.ForwardingSent, TaskID: "task-1", TaskStatus: "PENDING", UpdatedAt: base().Add(time.Hour)}
 		start := time.Now()
 		if err := s.SetForwarding(ctx, keys, sent); err != nil {
 			t.Fatal(err)
@@ -289,7 +290,7 @@ func TestSetForwarding(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("SetForwarding of %d existing rows: %v", n, time.Since(start))
-		skipped := ledger.Forwarding{Destination: "eu-project", Status: ledger.ForwardingSkipped, StatusMessage: "no distinct id", UpdatedAt: base()}
+		skipped := ledger.Forwarding{Destination: "eu-project", Status: dsr.ForwardingSkipped, StatusMessage: "no distinct id", UpdatedAt: base()}
 		if err := s.SetForwarding(ctx, keys[:10], skipped); err != nil {
 			t.Fatal(err)
 		}
@@ -315,11 +316,11 @@ func TestSetForwarding(t *testing.T) {
 
 		// Unknown keys are reported; the others are recorded all the same.
 		unknown := ledger.Key{ControllerID: "acme", RequestID: "nope"}
-		failed := ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingFailed, StatusMessage: "task FAILURE"}
+		failed := ledger.Forwarding{Destination: "mixpanel", Status: dsr.ForwardingFailed, StatusMessage: "task FAILURE"}
 		if err := s.SetForwarding(ctx, []ledger.Key{keys[100], unknown}, failed); !errors.Is(err, ledger.ErrNotFound) {
 			t.Fatalf("unknown key: %v", err)
 		}
-		if got, _ := s.Forwardings(ctx, keys[100]); len(got) != 1 || got[0].Status != ledger.ForwardingFailed {
+		if got, _ := s.Forwardings(ctx, keys[100]); len(got) != 1 || got[0].Status != dsr.ForwardingFailed {
 			t.Fatalf("forwardings %+v", got)
 		}
 		if err := s.SetForwarding(ctx, keys, ledger.Forwarding{Destination: "mixpanel", Status: "lost"}); err == nil {
@@ -470,11 +471,11 @@ func TestCallbackAttempts(t *testing.T) {
 		// pending, in_progress, failed, then pending again after a retry: the
 		// same status twice, told apart by the change's sequence number.
 		attempts := []ledger.CallbackAttempt{
-			{URLHash: url, Host: "controller.example", Seq: 1, RequestStatus: ledger.StatusPending, Attempt: 1, At: base(), HTTPStatus: 503, Error: "503 Service Unavailable"},
-			{URLHash: url, Host: "controller.example", Seq: 1, RequestStatus: ledger.StatusPending, Attempt: 2, At: base().Add(time.Minute), HTTPStatus: 200, Delivered: true},
-			{URLHash: url, Host: "controller.example", Seq: 2, RequestStatus: ledger.StatusInProgress, Attempt: 1, At: base().Add(time.Hour), Error: "dial tcp: connection refused"},
-			{URLHash: url, Host: "controller.example", Seq: 3, RequestStatus: ledger.StatusFailed, Attempt: 1, At: base().Add(2 * time.Hour), HTTPStatus: 410, Error: "410 Gone", Permanent: true},
-			{URLHash: url, Host: "controller.example", Seq: 4, RequestStatus: ledger.StatusPending, Attempt: 1, At: base().Add(3 * time.Hour), HTTPStatus: 200, Delivered: true},
+			{URLHash: url, Host: "controller.example", Seq: 1, RequestStatus: dsr.StatusPending, Attempt: 1, At: base(), HTTPStatus: 503, Error: "503 Service Unavailable"},
+			{URLHash: url, Host: "controller.example", Seq: 1, RequestStatus: dsr.StatusPending, Attempt: 2, At: base().Add(time.Minute), HTTPStatus: 200, Delivered: true},
+			{URLHash: url, Host: "controller.example", Seq: 2, RequestStatus: dsr.StatusInProgress, Attempt: 1, At: base().Add(time.Hour), Error: "dial tcp: connection refused"},
+			{URLHash: url, Host: "controller.example", Seq: 3, RequestStatus: dsr.StatusFailed, Attempt: 1, At: base().Add(2 * time.Hour), HTTPStatus: 410, Error: "410 Gone", Permanent: true},
+			{URLHash: url, Host: "controller.example", Seq: 4, RequestStatus: dsr.StatusPending, Attempt: 1, At: base().Add(3 * time.Hour), HTTPStatus: 200, Delivered: true},
 		}
 		for _, a := range attempts {
 			if err := s.RecordCallbackAttempt(ctx, k, a); err != nil {
@@ -503,7 +504,7 @@ func TestCallbackAttempts(t *testing.T) {
 			t.Errorf("unknown request: %v", err)
 		}
 		for name, bad := range map[string]string{"no URL hash": "", "unkeyed URL hash": ledger.HashHex("https://controller.example/callback?sig=abc")} {
-			if err := s.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: bad, RequestStatus: ledger.StatusPending, Attempt: 1}); err == nil {
+			if err := s.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: bad, RequestStatus: dsr.StatusPending, Attempt: 1}); err == nil {
 				t.Errorf("attempt with %s accepted", name)
 			}
 		}
@@ -524,15 +525,15 @@ func TestPurgeExpired(t *testing.T) {
 			k := mustCreate(t, s, r).Key()
 			keys = append(keys, k)
 			if i%100 == 0 || i >= expired {
-				if err := s.SetStatus(ctx, k, ledger.StatusCompleted, "", base().Add(time.Hour)); err != nil {
+				if err := s.SetStatus(ctx, k, dsr.StatusCompleted, "", base().Add(time.Hour)); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: keyed(ledger.PurposeCallbackURL, "u"), Seq: 1, RequestStatus: ledger.StatusCompleted, Attempt: 1, Delivered: true}); err != nil {
+				if err := s.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: keyed(ledger.PurposeCallbackURL, "u"), Seq: 1, RequestStatus: dsr.StatusCompleted, Attempt: 1, Delivered: true}); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
-		if err := s.SetForwarding(ctx, keys, ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingSent}); err != nil {
+		if err := s.SetForwarding(ctx, keys, ledger.Forwarding{Destination: "mixpanel", Status: dsr.ForwardingSent}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -566,7 +567,7 @@ func TestStats(t *testing.T) {
 		for i := range 5 {
 			k := mustCreate(t, s, newRequest("acme", fmt.Sprintf("req-%d", i), base())).Key()
 			if i < 2 {
-				if err := s.SetStatus(ctx, k, ledger.StatusInProgress, "", time.Time{}); err != nil {
+				if err := s.SetStatus(ctx, k, dsr.StatusInProgress, "", time.Time{}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -575,7 +576,7 @@ func TestStats(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[ledger.Status]int{ledger.StatusPending: 3, ledger.StatusInProgress: 2, ledger.StatusCompleted: 0, ledger.StatusCancelled: 0, ledger.StatusFailed: 0}
+		want := map[dsr.Status]int{dsr.StatusPending: 3, dsr.StatusInProgress: 2, dsr.StatusCompleted: 0, dsr.StatusCancelled: 0, dsr.StatusFailed: 0}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("stats %v, want %v", got, want)
 		}
@@ -648,10 +649,10 @@ func TestSQLiteTwoWriters(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if err := s.SetStatus(ctx, r.Key(), ledger.StatusInProgress, "forwarded", time.Time{}); err != nil {
+				if err := s.SetStatus(ctx, r.Key(), dsr.StatusInProgress, "forwarded", time.Time{}); err != nil {
 					t.Error(err)
 				}
-				a := ledger.CallbackAttempt{URLHash: keyed(ledger.PurposeCallbackURL, "u"), Seq: 2, RequestStatus: ledger.StatusInProgress, Attempt: 1, Delivered: true}
+				a := ledger.CallbackAttempt{URLHash: keyed(ledger.PurposeCallbackURL, "u"), Seq: 2, RequestStatus: dsr.StatusInProgress, Attempt: 1, Delivered: true}
 				if err := s.RecordCallbackAttempt(ctx, r.Key(), a); err != nil {
 					t.Error(err)
 				}
@@ -663,7 +664,7 @@ func TestSQLiteTwoWriters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats[ledger.StatusInProgress] != 2*perStore {
+	if stats[dsr.StatusInProgress] != 2*perStore {
 		t.Fatalf("stats %v", stats)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 	"github.com/dsrflow/dsrflow/internal/sqldb/sqldbtest"
@@ -18,7 +19,7 @@ func TestStaleQueued(t *testing.T) {
 			t.Fatal(err)
 		}
 		now := time.Now().UTC()
-		add := func(id string, forwarding ledger.ForwardingStatus, at time.Time, status ledger.Status) {
+		add := func(id string, forwarding dsr.ForwardingStatus, at time.Time, status dsr.Status) {
 			k := ledger.Key{ControllerID: "acme", RequestID: id}
 			if _, _, err := s.CreateRequest(ctx, ledger.Request{ControllerID: "acme", RequestID: id, Type: "erasure", Regulation: "gdpr"}); err != nil {
 				t.Fatal(err)
@@ -26,16 +27,16 @@ func TestStaleQueued(t *testing.T) {
 			if err := s.SetForwarding(ctx, []ledger.Key{k}, ledger.Forwarding{Destination: "mixpanel", Status: forwarding, UpdatedAt: at}); err != nil {
 				t.Fatal(err)
 			}
-			if status != ledger.StatusPending {
+			if status != dsr.StatusPending {
 				if err := s.SetStatus(ctx, k, status, "", at); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
-		add("stale", ledger.ForwardingPending, now.Add(-3*time.Hour), ledger.StatusPending)
-		add("fresh", ledger.ForwardingPending, now.Add(-time.Minute), ledger.StatusPending)
-		add("sent", ledger.ForwardingSent, now.Add(-3*time.Hour), ledger.StatusInProgress)
-		add("skipped", ledger.ForwardingSkipped, now.Add(-3*time.Hour), ledger.StatusPending)
+		add("stale", dsr.ForwardingPending, now.Add(-3*time.Hour), dsr.StatusPending)
+		add("fresh", dsr.ForwardingPending, now.Add(-time.Minute), dsr.StatusPending)
+		add("sent", dsr.ForwardingSent, now.Add(-3*time.Hour), dsr.StatusInProgress)
+		add("skipped", dsr.ForwardingSkipped, now.Add(-3*time.Hour), dsr.StatusPending)
 		keys, err := s.StaleQueued(ctx, now.Add(-2*time.Hour), 10)
 		if err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/sqldb"
 )
@@ -143,7 +144,7 @@ func (s *Store) CreateRequest(ctx context.Context, r Request) (stored Request, c
 		res, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO requests (`+requestColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (controller_id, request_id) DO NOTHING`),
-			r.ControllerID, r.RequestID, r.Type, r.Regulation, string(StatusPending), "received", r.APIVersion,
+			r.ControllerID, r.RequestID, r.Type, r.Regulation, string(dsr.StatusPending), "received", r.APIVersion,
 			db.TimeArg(r.SubmittedTime), db.TimeArg(r.ReceivedTime), db.TimeArg(r.ExpectedCompletionTime), db.TimeArg(r.DueTime),
 			r.BodyHash, identities, callbacks, r.SkipWaitingPeriod,
 			r.ResultsURL, r.ResultsCount, db.TimeArg(r.ResultsExpiresAt), resolution, db.TimeArg(r.ReceivedTime), db.TimeArg(r.ExpiresAt))
@@ -155,7 +156,7 @@ func (s *Store) CreateRequest(ctx context.Context, r Request) (stored Request, c
 			return err
 		}
 		if created = n == 1; created {
-			if err := s.insertTransition(ctx, tx, k, r.ReceivedTime, "", StatusPending, "received"); err != nil {
+			if err := s.insertTransition(ctx, tx, k, r.ReceivedTime, "", dsr.StatusPending, "received"); err != nil {
 				return err
 			}
 		}
@@ -206,7 +207,7 @@ func (s *Store) ByResultsToken(ctx context.Context, token string) (_ Request, er
 // when the request already has status to with the same reason, so a retry
 // records nothing twice. Any transition is allowed (failed -> in_progress
 // happens on retry); each one is recorded.
-func (s *Store) SetStatus(ctx context.Context, k Key, to Status, reason string, at time.Time) (err error) {
+func (s *Store) SetStatus(ctx context.Context, k Key, to dsr.Status, reason string, at time.Time) (err error) {
 	defer wrap(&err, "set status of %s to %s", k, to)
 	if !to.Valid() {
 		return fmt.Errorf("unknown status %q", to)
@@ -216,7 +217,7 @@ func (s *Store) SetStatus(ctx context.Context, k Key, to Status, reason string, 
 	}
 	db := s.db
 	return db.WithTx(ctx, func(tx *sql.Tx) error {
-		var from Status
+		var from dsr.Status
 		var fromReason string
 		err := tx.QueryRowContext(ctx, db.Rebind(`SELECT status, status_reason FROM requests
 			WHERE controller_id = ? AND request_id = ?`+db.ForUpdate()),
@@ -240,7 +241,7 @@ func (s *Store) SetStatus(ctx context.Context, k Key, to Status, reason string, 
 	})
 }
 
-func (s *Store) insertTransition(ctx context.Context, tx *sql.Tx, k Key, at time.Time, from, to Status, reason string) error {
+func (s *Store) insertTransition(ctx context.Context, tx *sql.Tx, k Key, at time.Time, from, to dsr.Status, reason string) error {
 	_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO transitions
 		(controller_id, request_id, at, from_status, to_status, reason) VALUES (?, ?, ?, ?, ?, ?)`),
 		k.ControllerID, k.RequestID, s.db.TimeArg(at), string(from), string(to), reason)
@@ -490,14 +491,14 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (total int64, e
 }
 
 // Stats counts the requests in each status; every Status has an entry.
-func (s *Store) Stats(ctx context.Context) (_ map[Status]int, err error) {
+func (s *Store) Stats(ctx context.Context) (_ map[dsr.Status]int, err error) {
 	defer wrap(&err, "count requests by status")
 	rows, err := s.db.QueryContext(ctx, `SELECT status, COUNT(*) FROM requests GROUP BY status`)
 	if err != nil {
 		return nil, err
 	}
 	type count struct {
-		status Status
+		status dsr.Status
 		n      int
 	}
 	counts, err := collect(rows, func(rows *sql.Rows) (count, error) {
@@ -507,8 +508,8 @@ func (s *Store) Stats(ctx context.Context) (_ map[Status]int, err error) {
 	if err != nil {
 		return nil, err
 	}
-	stats := make(map[Status]int, len(counts))
-	for _, st := range Statuses() {
+	stats := make(map[dsr.Status]int, len(counts))
+	for _, st := range dsr.Statuses() {
 		stats[st] = 0
 	}
 	for _, c := range counts {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
 // Defaults used when the corresponding Options field is zero.
@@ -264,7 +265,7 @@ func (c *Client) status(ctx context.Context, path, taskID string) (Task, error) 
 		return Task{}, err
 	}
 	if r.status == http.StatusNotFound {
-		return Task{ID: taskID, Status: StatusNotFound}, ErrTaskNotFound
+		return Task{ID: taskID, Status: dsr.TaskNotFound}, ErrTaskNotFound
 	}
 	if !r.ok() {
 		return Task{}, c.statusError(r, nil)
@@ -274,7 +275,7 @@ func (c *Client) status(ctx context.Context, path, taskID string) (Task, error) 
 		return Task{}, c.protocolError(r, err)
 	}
 	t.ID = taskID
-	if t.Status == StatusNotFound {
+	if t.Status == dsr.TaskNotFound {
 		return t, ErrTaskNotFound
 	}
 	return t, nil

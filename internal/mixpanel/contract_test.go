@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
 )
@@ -124,7 +125,7 @@ func TestDeletionCancelWhileStaging(t *testing.T) {
 		t.Fatal("empty task id")
 	}
 	task := f.status("deletion", id)
-	if task.ID != id || task.Status != mixpanel.StatusPending || !slices.Equal(task.DistinctIDs, []string{"alice", "bob"}) ||
+	if task.ID != id || task.Status != dsr.TaskPending || !slices.Equal(task.DistinctIDs, []string{"alice", "bob"}) ||
 		task.ComplianceType != "gdpr" || task.ProjectID == "" || task.DateRequested != "2025-03-01T12:00:00.000000" {
 		t.Fatalf("status %+v", task)
 	}
@@ -132,7 +133,7 @@ func TestDeletionCancelWhileStaging(t *testing.T) {
 		t.Fatal("PENDING must be cancellable and not terminal")
 	}
 	f.clock.Advance(step)
-	if st := f.status("deletion", id).Status; st != mixpanel.StatusStaging {
+	if st := f.status("deletion", id).Status; st != dsr.TaskStaging {
 		t.Fatalf("after one step: %s", st)
 	}
 	if err := f.c.CancelDeletion(ctx, id); err != nil {
@@ -141,7 +142,7 @@ func TestDeletionCancelWhileStaging(t *testing.T) {
 	if r := f.last(); r.method != "DELETE" || r.path != "/api/app/data-deletions/v3.0/"+id {
 		t.Errorf("cancel sent %s %s", r.method, r.path)
 	}
-	if st := f.status("deletion", id).Status; st != mixpanel.StatusRevoked || !st.Terminal() {
+	if st := f.status("deletion", id).Status; st != dsr.TaskRevoked || !st.Terminal() {
 		t.Fatalf("after cancel: %s", st)
 	}
 }
@@ -150,7 +151,7 @@ func TestDeletionSuccessNotCancellable(t *testing.T) {
 	f := newFixture(t, emulator.Options{})
 	id := f.createDeletion("carol")
 	f.clock.Advance(2 * step)
-	if st := f.status("deletion", id).Status; st != mixpanel.StatusStarted || st.Terminal() || st.Cancellable() {
+	if st := f.status("deletion", id).Status; st != dsr.TaskStarted || st.Terminal() || st.Cancellable() {
 		t.Fatalf("after two steps: %s", st)
 	}
 	err := f.c.CancelDeletion(ctx, id)
@@ -158,7 +159,7 @@ func TestDeletionSuccessNotCancellable(t *testing.T) {
 		t.Fatalf("cancel after STARTED: %v", err)
 	}
 	f.clock.Advance(step)
-	if st := f.status("deletion", id).Status; st != mixpanel.StatusSuccess || !st.Terminal() {
+	if st := f.status("deletion", id).Status; st != dsr.TaskSuccess || !st.Terminal() {
 		t.Fatalf("after three steps: %s", st)
 	}
 	if err := f.c.CancelDeletion(ctx, id); !errors.Is(err, mixpanel.ErrNotCancellable) {
@@ -171,10 +172,10 @@ func TestDeletionFailure(t *testing.T) {
 	ok := f.createDeletion("dave")
 	bad := f.createDeletion("erin", "fail-frank")
 	f.clock.Advance(3 * step)
-	if st := f.status("deletion", ok).Status; st != mixpanel.StatusSuccess {
+	if st := f.status("deletion", ok).Status; st != dsr.TaskSuccess {
 		t.Errorf("task without fail prefix: %s", st)
 	}
-	if st := f.status("deletion", bad).Status; st != mixpanel.StatusFailure || !st.Terminal() {
+	if st := f.status("deletion", bad).Status; st != dsr.TaskFailure || !st.Terminal() {
 		t.Errorf("task with fail prefix: %s", st)
 	}
 }
@@ -221,12 +222,12 @@ func TestRetrievalGDPR(t *testing.T) {
 		t.Errorf("GDPR retrieval sent %s %s (disclosure_type is for CCPA only)", r.path, r.body)
 	}
 	task := f.status("retrieval", id)
-	if task.Status != mixpanel.StatusPending || task.Result != "" {
+	if task.Status != dsr.TaskPending || task.Result != "" {
 		t.Fatalf("status %+v", task)
 	}
 	f.clock.Advance(3 * step)
 	task = f.status("retrieval", id)
-	if task.Status != mixpanel.StatusSuccess || task.Result == "" {
+	if task.Status != dsr.TaskSuccess || task.Result == "" {
 		t.Fatalf("status %+v", task)
 	}
 	rc, err := f.c.DownloadResult(ctx, task.Result)
@@ -403,7 +404,7 @@ func TestConflict(t *testing.T) {
 func TestNotFound(t *testing.T) {
 	f := newFixture(t, emulator.Options{})
 	task, err := f.c.DeletionStatus(ctx, "no-such-task")
-	if !errors.Is(err, mixpanel.ErrTaskNotFound) || task.Status != mixpanel.StatusNotFound || mixpanel.Retryable(err) {
+	if !errors.Is(err, mixpanel.ErrTaskNotFound) || task.Status != dsr.TaskNotFound || mixpanel.Retryable(err) {
 		t.Fatalf("status of unknown deletion: %+v %v", task, err)
 	}
 	if r := f.last(); r.path != "/api/app/data-deletions/v3.0/no-such-task" {
@@ -433,7 +434,7 @@ func TestBaseURLForms(t *testing.T) {
 		if r := f.last(); r.path != "/api/app/data-deletions/v3.0" {
 			t.Errorf("base %q: create path %s", suffix, r.path)
 		}
-		if st := f.status("deletion", id).Status; st != mixpanel.StatusPending {
+		if st := f.status("deletion", id).Status; st != dsr.TaskPending {
 			t.Errorf("base %q: status %s", suffix, st)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 	"github.com/dsrflow/dsrflow/internal/mixpanel/emulator"
 )
@@ -203,7 +204,7 @@ func exercise(t *testing.T, f *fixture) {
 	failing := f.createDeletion("dave", "fail-erin")
 	_, err = f.c.CreateDeletion(ctx, []string{"bob"}, mixpanel.GDPR)
 	check("conflicting deletion", err, func(err error) bool { var ce *mixpanel.ConflictError; return errors.As(err, &ce) })
-	if task := f.status("deletion", gdpr); task.Status != mixpanel.StatusPending || !slices.Equal(task.DistinctIDs, []string{"alice", "bob"}) {
+	if task := f.status("deletion", gdpr); task.Status != dsr.TaskPending || !slices.Equal(task.DistinctIDs, []string{"alice", "bob"}) {
 		t.Errorf("deletion status %+v", task)
 	}
 	check("cancel PENDING", f.c.CancelDeletion(ctx, ccpa), ok)
@@ -212,20 +213,20 @@ func exercise(t *testing.T, f *fixture) {
 	check("GDPR retrieval", err, ok)
 	_, err = f.c.CreateRetrieval(ctx, []string{"gina"}, mixpanel.CCPA, mixpanel.DisclosureCategories)
 	check("CCPA retrieval", err, ok)
-	if task := f.status("retrieval", retrieval); task.Status != mixpanel.StatusPending || task.Result != "" {
+	if task := f.status("retrieval", retrieval); task.Status != dsr.TaskPending || task.Result != "" {
 		t.Errorf("retrieval status %+v", task)
 	}
 
 	f.clock.Advance(3 * step)
-	if st := f.status("deletion", gdpr).Status; st != mixpanel.StatusSuccess {
+	if st := f.status("deletion", gdpr).Status; st != dsr.TaskSuccess {
 		t.Errorf("deletion after three steps: %s", st)
 	}
-	if st := f.status("deletion", failing).Status; st != mixpanel.StatusFailure {
+	if st := f.status("deletion", failing).Status; st != dsr.TaskFailure {
 		t.Errorf("deletion holding a failing id: %s", st)
 	}
 	check("cancel SUCCESS", f.c.CancelDeletion(ctx, gdpr), func(err error) bool { return errors.Is(err, mixpanel.ErrNotCancellable) })
 	task := f.status("retrieval", retrieval)
-	if task.Status != mixpanel.StatusSuccess || task.Result == "" {
+	if task.Status != dsr.TaskSuccess || task.Result == "" {
 		t.Fatalf("retrieval after three steps %+v", task)
 	}
 	rc, err := f.c.DownloadResult(ctx, task.Result)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 )
 
@@ -105,32 +106,32 @@ func TestParseStatus(t *testing.T) {
 	}{
 		{"full shape",
 			`{"status":"ok","results":{"status":"STARTED","tracking_id":"1583958896131033662","distinct_ids":["a","b"],"compliance_type":"gdpr","project_id":1978118,"date_requested":"2020-03-09T22:28:55.078315","requesting_user":"admin@example.com"}}`,
-			mixpanel.Task{Status: mixpanel.StatusStarted, DistinctIDs: []string{"a", "b"}, ComplianceType: "gdpr", ProjectID: "1978118",
+			mixpanel.Task{Status: dsr.TaskStarted, DistinctIDs: []string{"a", "b"}, ComplianceType: "gdpr", ProjectID: "1978118",
 				DateRequested: "2020-03-09T22:28:55.078315", RequestingUser: "admin@example.com"}},
 		{"older example",
 			`{"status": "ok", "results": {"status": "PENDING", "result": "", "distinct_ids": ["1"]}}`,
-			mixpanel.Task{Status: mixpanel.StatusPending, DistinctIDs: []string{"1"}}},
+			mixpanel.Task{Status: dsr.TaskPending, DistinctIDs: []string{"1"}}},
 		{"without status envelope",
 			`{"results":{"status":"PENDING","result":"","distinct_ids":["1"]}}`,
-			mixpanel.Task{Status: mixpanel.StatusPending, DistinctIDs: []string{"1"}}},
+			mixpanel.Task{Status: dsr.TaskPending, DistinctIDs: []string{"1"}}},
 		{"numeric ids",
 			`{"results":{"status":"SUCCESS","distinct_ids":[1583792934719392965,"x",null,{}],"project_id":12345678901234567890}}`,
-			mixpanel.Task{Status: mixpanel.StatusSuccess, DistinctIDs: []string{"1583792934719392965", "x"}, ProjectID: "12345678901234567890"}},
+			mixpanel.Task{Status: dsr.TaskSuccess, DistinctIDs: []string{"1583792934719392965", "x"}, ProjectID: "12345678901234567890"}},
 		{"OpenAPI document's retrieval success (link in results.results)",
 			`{"status":"ok","results":{"status":"SUCCESS","results":"https://storage.googleapis.com/blob-path?sig=abc","distinct_ids":["1"]}}`,
-			mixpanel.Task{Status: mixpanel.StatusSuccess, Result: "https://storage.googleapis.com/blob-path?sig=abc", DistinctIDs: []string{"1"}}},
+			mixpanel.Task{Status: dsr.TaskSuccess, Result: "https://storage.googleapis.com/blob-path?sig=abc", DistinctIDs: []string{"1"}}},
 		{"OpenAPI document's retrieval before SUCCESS",
 			`{"status":"ok","results":{"status":"STARTED","results":"","distinct_ids":["1"]}}`,
-			mixpanel.Task{Status: mixpanel.StatusStarted, DistinctIDs: []string{"1"}}},
+			mixpanel.Task{Status: dsr.TaskStarted, DistinctIDs: []string{"1"}}},
 		{"v2 retrieval success",
 			`{"results": {"status": "SUCCESS", "result": "https://storage.googleapis.com/blob-path?sig=abc"}}`,
-			mixpanel.Task{Status: mixpanel.StatusSuccess, Result: "https://storage.googleapis.com/blob-path?sig=abc"}},
+			mixpanel.Task{Status: dsr.TaskSuccess, Result: "https://storage.googleapis.com/blob-path?sig=abc"}},
 		{"retrieval with disclosure type", `{"status":"ok","results":{"status":"REVOKED","disclosure_type":"DATA","result":null,"destination_url":null}}`,
-			mixpanel.Task{Status: mixpanel.StatusRevoked, DisclosureType: "DATA"}},
-		{"lower case status", `{"results":{"status":"failure"}}`, mixpanel.Task{Status: mixpanel.StatusFailure}},
-		{"UNKNOWN", `{"results":{"status":"UNKNOWN"}}`, mixpanel.Task{Status: mixpanel.StatusUnknown}},
+			mixpanel.Task{Status: dsr.TaskRevoked, DisclosureType: "DATA"}},
+		{"lower case status", `{"results":{"status":"failure"}}`, mixpanel.Task{Status: dsr.TaskFailure}},
+		{"UNKNOWN", `{"results":{"status":"UNKNOWN"}}`, mixpanel.Task{Status: dsr.TaskUnknown}},
 		{"a status Mixpanel may add", `{"results":{"status":"ARCHIVING"}}`, mixpanel.Task{Status: "ARCHIVING"}},
-		{"results as a list", `{"status":"ok","results":[{"status":"STAGING","tracking_id":1}]}`, mixpanel.Task{Status: mixpanel.StatusStaging}},
+		{"results as a list", `{"status":"ok","results":[{"status":"STAGING","tracking_id":1}]}`, mixpanel.Task{Status: dsr.TaskStaging}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cannedClient(t, canned{code: 200, body: tc.body})
@@ -158,7 +159,7 @@ func TestParseStatusNotFound(t *testing.T) {
 		{code: 404, body: `<html>Not Found</html>`},
 	} {
 		task, err := cannedClient(t, a).RetrievalStatus(ctx, "T2")
-		if !errors.Is(err, mixpanel.ErrTaskNotFound) || task.Status != mixpanel.StatusNotFound || task.ID != "T2" {
+		if !errors.Is(err, mixpanel.ErrTaskNotFound) || task.Status != dsr.TaskNotFound || task.ID != "T2" {
 			t.Errorf("%d %s: got %+v, %v", a.code, a.body, task, err)
 		}
 	}
@@ -292,10 +293,10 @@ func TestCancelAnswers(t *testing.T) {
 }
 
 func TestStatusTerminal(t *testing.T) {
-	for s, want := range map[mixpanel.Status]bool{
-		mixpanel.StatusPending: false, mixpanel.StatusStaging: false, mixpanel.StatusStarted: false,
-		mixpanel.StatusSuccess: true, mixpanel.StatusFailure: true, mixpanel.StatusRevoked: true,
-		mixpanel.StatusNotFound: false, mixpanel.StatusUnknown: false, "": false,
+	for s, want := range map[dsr.TaskStatus]bool{
+		dsr.TaskPending: false, dsr.TaskStaging: false, dsr.TaskStarted: false,
+		dsr.TaskSuccess: true, dsr.TaskFailure: true, dsr.TaskRevoked: true,
+		dsr.TaskNotFound: false, dsr.TaskUnknown: false, "": false,
 	} {
 		if s.Terminal() != want {
 			t.Errorf("%q.Terminal() = %v", s, !want)

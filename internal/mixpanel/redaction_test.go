@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dsrflow/dsrflow/internal/config"
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/mixpanel"
 )
 
@@ -181,7 +182,7 @@ func TestRedactionTransportErrors(t *testing.T) {
 func TestRedactionPrinting(t *testing.T) {
 	c, o := secretClient(t, "https://eu.mixpanel.com/api/app")
 	assertClean(t, "client and options", fmt.Sprintf("%v %+v %#v %s | %v %+v %#v | %v %+v %#v", c, c, c, c, o, o, o, *c, *c, *c))
-	task := mixpanel.Task{ID: "T1", Status: mixpanel.StatusSuccess, Result: "https://x/r.zip?sig=" + secretSig, DistinctIDs: secretIDs}
+	task := mixpanel.Task{ID: "T1", Status: dsr.TaskSuccess, Result: "https://x/r.zip?sig=" + secretSig, DistinctIDs: secretIDs}
 	assertClean(t, "task", fmt.Sprintf("%v %+v %s", task, task, task))
 	ce := &mixpanel.ConflictError{DistinctIDs: secretIDs, TaskIDs: []string{"T9"}}
 	assertClean(t, "conflict", fmt.Sprintf("%v %+v %s", ce, ce, ce))

@@ -3,6 +3,8 @@ package mixpanel
 import (
 	"fmt"
 	"strings"
+
+	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
 // ComplianceType is the regulation a task is made under. Pick it from the
@@ -46,35 +48,10 @@ func (dt DisclosureType) normalize() (DisclosureType, bool) {
 	return "", false
 }
 
-// Status is the state of a Mixpanel task.
-type Status string
-
-// Task states. PENDING and STAGING can still be cancelled; STARTED cannot.
-const (
-	StatusPending  Status = "PENDING"
-	StatusStaging  Status = "STAGING"
-	StatusStarted  Status = "STARTED"
-	StatusSuccess  Status = "SUCCESS"
-	StatusFailure  Status = "FAILURE"
-	StatusRevoked  Status = "REVOKED"
-	StatusNotFound Status = "NOT_FOUND"
-	// StatusUnknown means Mixpanel could not locate the task for now; poll again.
-	StatusUnknown Status = "UNKNOWN"
-)
-
-// Terminal reports whether the task will not change any more: SUCCESS,
-// FAILURE (inputs were wrong: create a new task) or REVOKED (cancelled).
-func (s Status) Terminal() bool {
-	return s == StatusSuccess || s == StatusFailure || s == StatusRevoked
-}
-
-// Cancellable reports whether a cancel can still succeed (PENDING, STAGING).
-func (s Status) Cancellable() bool { return s == StatusPending || s == StatusStaging }
-
 // normalizeStatus upper-cases a status and maps "NOT FOUND" to NOT_FOUND.
 // Values Mixpanel may add later are kept as they are (not terminal).
-func normalizeStatus(s string) Status {
-	return Status(strings.ReplaceAll(strings.ToUpper(strings.TrimSpace(s)), " ", "_"))
+func normalizeStatus(s string) dsr.TaskStatus {
+	return dsr.TaskStatus(strings.ReplaceAll(strings.ToUpper(strings.TrimSpace(s)), " ", "_"))
 }
 
 // Task is a deletion or retrieval task as Mixpanel reports it. Fields other
@@ -83,7 +60,7 @@ type Task struct {
 	// ID is the task id (tracking id) the status was asked for.
 	ID string
 	// Status is the task's state, upper case as Mixpanel documents it.
-	Status Status
+	Status dsr.TaskStatus
 	// Result is the signed URL of a retrieval's result zip once SUCCESS. It
 	// grants access to personal data: do not log it.
 	Result string

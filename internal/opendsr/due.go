@@ -1,6 +1,10 @@
 package opendsr
 
-import "time"
+import (
+	"time"
+
+	"github.com/dsrflow/dsrflow/internal/dsr"
+)
 
 // CCPAResponsePeriod is the CCPA deadline for answering a request.
 const CCPAResponsePeriod = 45 * 24 * time.Hour
@@ -15,7 +19,7 @@ const CCPAResponsePeriod = 45 * 24 * time.Hour
 // clock, the shorter of the two.
 func DueTime(regulation string, submitted time.Time) time.Time {
 	t := submitted.UTC()
-	if regulation == RegulationCCPA {
+	if regulation == dsr.RegulationCCPA {
 		return t.Add(CCPAResponsePeriod)
 	}
 	y, m, d := t.Date()

@@ -8,28 +8,6 @@ import (
 	"time"
 )
 
-// Subject request types.
-const (
-	RequestTypeErasure     = "erasure"
-	RequestTypeAccess      = "access"
-	RequestTypePortability = "portability"
-)
-
-// Regulations.
-const (
-	RegulationGDPR = "gdpr"
-	RegulationCCPA = "ccpa"
-)
-
-// Request statuses. StatusFailed is a dsrflow addition to the OpenDSR set.
-const (
-	StatusPending    = "pending"
-	StatusInProgress = "in_progress"
-	StatusCompleted  = "completed"
-	StatusCancelled  = "cancelled"
-	StatusFailed     = "failed"
-)
-
 // Identity types.
 const (
 	IdentityTypeControllerCustomerID   = "controller_customer_id"
@@ -65,27 +43,6 @@ const (
 	DisclosureCategories = "categories"
 	DisclosureSources    = "sources"
 )
-
-// Per-destination forwarding statuses reported in StatusExtension.
-const (
-	ForwardingPending = "pending"
-	ForwardingSkipped = "skipped"
-	ForwardingSent    = "sent"
-	ForwardingFailed  = "failed"
-)
-
-// RequestTypes returns every supported subject_request_type.
-func RequestTypes() []string {
-	return []string{RequestTypeErasure, RequestTypeAccess, RequestTypePortability}
-}
-
-// Regulations returns every supported regulation.
-func Regulations() []string { return []string{RegulationGDPR, RegulationCCPA} }
-
-// Statuses returns every request_status dsrflow reports.
-func Statuses() []string {
-	return []string{StatusPending, StatusInProgress, StatusCompleted, StatusCancelled, StatusFailed}
-}
 
 // IdentityTypes returns every supported identity_type.
 func IdentityTypes() []string {
@@ -298,8 +255,8 @@ type StatusExtension struct {
 	// DueTime is the statutory deadline (see DueTime).
 	DueTime Time `json:"due_time,omitzero"`
 	// StatusReason says why the request is in its status (e.g. why it failed).
-	StatusReason string             `json:"status_reason,omitempty"`
-	Forwarding   []ForwardingStatus `json:"forwarding,omitempty"`
+	StatusReason string       `json:"status_reason,omitempty"`
+	Forwarding   []Forwarding `json:"forwarding,omitempty"`
 	// Resolution is the identity resolution trace: which input identities
 	// matched which of the controller's profiles, the rule applied, and the
 	// reason per destination, without identity values (owning controller only).
@@ -311,8 +268,8 @@ type StatusExtension struct {
 	ResultsExpiresAt Time `json:"results_expires_at,omitzero"`
 }
 
-// ForwardingStatus is the state of a request at one destination.
-type ForwardingStatus struct {
+// Forwarding is the state of a request at one destination, as GET reports it.
+type Forwarding struct {
 	Destination string `json:"destination"`
 	// Status is pending, skipped, sent or failed.
 	Status        string `json:"status"`

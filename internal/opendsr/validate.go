@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/netguard"
 )
 
@@ -69,7 +70,7 @@ func Validate(req Request, opts ValidateOptions) *Error {
 	switch {
 	case req.SubjectRequestType == "":
 		c.required("subject_request_type")
-	case !slices.Contains(RequestTypes(), req.SubjectRequestType):
+	case !slices.Contains(dsr.Types(), req.SubjectRequestType):
 		c.add(ReasonUnsupported, "subject_request_type", "subject_request_type must be one of erasure, access, portability")
 	default:
 		typeOK = true
@@ -92,7 +93,7 @@ func Validate(req Request, opts ValidateOptions) *Error {
 	switch {
 	case req.Regulation == "":
 		c.required("regulation")
-	case !slices.Contains(Regulations(), req.Regulation):
+	case !slices.Contains(dsr.Regulations(), req.Regulation):
 		c.add(ReasonUnsupported, "regulation", "regulation must be one of gdpr, ccpa")
 	default:
 		regulationOK = true
@@ -111,7 +112,7 @@ func Validate(req Request, opts ValidateOptions) *Error {
 		ext, items := parseExtension(req, opts.ProcessorDomain)
 		c.items = append(c.items, items...)
 		if ext.DisclosureType != "" && typeOK && regulationOK &&
-			(req.Regulation != RegulationCCPA || req.SubjectRequestType == RequestTypeErasure) {
+			(req.Regulation != dsr.RegulationCCPA || req.SubjectRequestType == dsr.TypeErasure) {
 			loc := extensionLocation(opts.ProcessorDomain) + ".disclosure_type"
 			c.add(ReasonUnsupported, loc, loc+" applies only to ccpa access and portability requests")
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
 
@@ -29,9 +30,9 @@ const (
 func validRequest() opendsr.Request {
 	return opendsr.Request{
 		SubjectRequestID:   "a7551968-d5d6-44b2-9831-815ac9017798",
-		SubjectRequestType: opendsr.RequestTypeErasure,
+		SubjectRequestType: dsr.TypeErasure,
 		SubmittedTime:      "2026-03-10T09:00:00Z",
-		Regulation:         opendsr.RegulationGDPR,
+		Regulation:         dsr.RegulationGDPR,
 		APIVersion:         "1.0",
 		SubjectIdentities: []opendsr.Identity{
 			{IdentityType: "email", IdentityValue: secretEmail, IdentityFormat: "raw"},
@@ -318,8 +319,8 @@ func assertNoSubmittedValues(t *testing.T, e *opendsr.Error, req opendsr.Request
 
 func TestValidateAccepts(t *testing.T) {
 	var good []opendsr.Request
-	for _, reg := range opendsr.Regulations() {
-		for _, typ := range opendsr.RequestTypes() {
+	for _, reg := range dsr.Regulations() {
+		for _, typ := range dsr.Types() {
 			r := validRequest()
 			r.Regulation, r.SubjectRequestType = reg, typ
 			good = append(good, r)

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
 )
@@ -127,8 +128,8 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 }
 
 // Final reports whether a request status is final, so that it has a receipt.
-func Final(s ledger.Status) bool {
-	return s == ledger.StatusCompleted || s == ledger.StatusCancelled || s == ledger.StatusFailed
+func Final(s dsr.Status) bool {
+	return s == dsr.StatusCompleted || s == dsr.StatusCancelled || s == dsr.StatusFailed
 }
 
 // Issuer builds and signs receipts.
@@ -188,7 +189,7 @@ func (is *Issuer) Build(ctx context.Context, key ledger.Key) (Receipt, error) {
 		r.Extension = &Extension{OriginalDueTime: Time{ext.OriginalDueTime}, ExtendedAt: Time{ext.ExtendedAt}, Reason: ext.Reason}
 	}
 	for _, t := range transitions {
-		if t.To == ledger.StatusInProgress && r.ForwardedTime == nil {
+		if t.To == dsr.StatusInProgress && r.ForwardedTime == nil {
 			r.ForwardedTime = &Time{t.At}
 		}
 		if t.To == rec.Status && t.From != rec.Status {
@@ -200,7 +201,7 @@ func (is *Issuer) Build(ctx context.Context, key ledger.Key) (Receipt, error) {
 	}
 	for _, f := range forwardings {
 		d := Destination{Project: f.Destination, Status: string(f.Status), StatusMessage: f.StatusMessage,
-			TaskStatus: f.TaskStatus, ReportedAt: Time{f.UpdatedAt}}
+			TaskStatus: string(f.TaskStatus), ReportedAt: Time{f.UpdatedAt}}
 		for id := range strings.SplitSeq(f.TaskID, ",") {
 			if id = strings.TrimSpace(id); id != "" {
 				d.TaskIDs = append(d.TaskIDs, id)

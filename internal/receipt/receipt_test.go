@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 	"github.com/dsrflow/dsrflow/internal/opendsr"
@@ -68,14 +69,14 @@ func completedErasure(t *testing.T, store *ledger.Store, received time.Time) led
 			t.Fatal(err)
 		}
 	}
-	must(store.SetStatus(ctx, k, ledger.StatusInProgress, "sent to Mixpanel", received.Add(7*24*time.Hour)))
-	must(store.SetForwarding(ctx, []ledger.Key{k}, ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingSent,
+	must(store.SetStatus(ctx, k, dsr.StatusInProgress, "sent to Mixpanel", received.Add(7*24*time.Hour)))
+	must(store.SetForwarding(ctx, []ledger.Key{k}, ledger.Forwarding{Destination: "mixpanel", Status: dsr.ForwardingSent,
 		TaskID: "t-77", TaskStatus: "SUCCESS", StatusMessage: "Mixpanel task ended SUCCESS", UpdatedAt: received.Add(8 * 24 * time.Hour)}))
-	must(store.SetStatus(ctx, k, ledger.StatusCompleted, "deleted by mixpanel; local copy erased: 2 profile store rows removed", received.Add(8*24*time.Hour)))
+	must(store.SetStatus(ctx, k, dsr.StatusCompleted, "deleted by mixpanel; local copy erased: 2 profile store rows removed", received.Add(8*24*time.Hour)))
 	must(store.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: urlHash,
-		Host: "controller.example", RequestStatus: ledger.StatusCompleted, Attempt: 1, At: received.Add(8*24*time.Hour + time.Minute), HTTPStatus: 200, Delivered: true}))
+		Host: "controller.example", RequestStatus: dsr.StatusCompleted, Attempt: 1, At: received.Add(8*24*time.Hour + time.Minute), HTTPStatus: 200, Delivered: true}))
 	must(store.RecordCallbackAttempt(ctx, k, ledger.CallbackAttempt{URLHash: urlHash,
-		Host: "controller.example", RequestStatus: ledger.StatusPending, Attempt: 1, At: received, HTTPStatus: 500}))
+		Host: "controller.example", RequestStatus: dsr.StatusPending, Attempt: 1, At: received, HTTPStatus: 500}))
 	return k
 }
 
@@ -153,7 +154,7 @@ func TestNotFinal(t *testing.T) {
 	if _, err := is.Issue(ctx, r.Key()); !errors.Is(err, receipt.ErrNotFinal) {
 		t.Fatalf("open request: %v, want ErrNotFinal", err)
 	}
-	if err := store.SetStatus(ctx, r.Key(), ledger.StatusCancelled, "cancelled during the waiting period", time.Now()); err != nil {
+	if err := store.SetStatus(ctx, r.Key(), dsr.StatusCancelled, "cancelled during the waiting period", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	rc, err := is.Build(ctx, r.Key())

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/dsrflow/dsrflow/internal/dsr"
 )
 
 // ContentSecurityPolicy is what a served report allows: its inline styles,
@@ -25,11 +27,8 @@ func Render(w io.Writer, r Report, processor string) error {
 	return nil
 }
 
-// statuses lists the request statuses in lifecycle order, for the tables.
-var statuses = []string{"pending", "in_progress", "completed", "cancelled", "failed"}
-
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"statuses": func() []string { return statuses },
+	"statuses": dsr.StatusNames,
 	"count": func(r Report, typ, reg, status string) int {
 		for _, c := range r.Counts {
 			if c.Type == typ && c.Regulation == reg && c.Status == status {

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/ledger"
 )
 
@@ -134,7 +135,7 @@ func compute(month string, from, to time.Time, records []ledger.MonthRecord, now
 		byType[rec.Type]++
 		byRegulation[rec.Regulation]++
 		final := !rec.FinalTime.IsZero()
-		if rec.Status == ledger.StatusCompleted && final {
+		if rec.Status == dsr.StatusCompleted && final {
 			durations[rec.Regulation] = append(durations[rec.Regulation], rec.FinalTime.Sub(rec.ReceivedTime))
 			if !rec.FinalTime.After(rec.DueTime) {
 				onTime[rec.Regulation]++
@@ -152,7 +153,7 @@ func compute(month string, from, to time.Time, records []ledger.MonthRecord, now
 			if tasks[f.Destination] == nil {
 				tasks[f.Destination] = map[string]int{}
 			}
-			st := f.TaskStatus
+			st := string(f.TaskStatus)
 			if st == "" {
 				st = "none"
 			}
@@ -188,7 +189,7 @@ func compute(month string, from, to time.Time, records []ledger.MonthRecord, now
 // lateness is how far past its due time a request was completed, or is at
 // now while open; 0 when it is not late. Cancelled requests are never late.
 func lateness(rec ledger.MonthRecord, now time.Time) time.Duration {
-	if rec.DueTime.IsZero() || rec.Status == ledger.StatusCancelled {
+	if rec.DueTime.IsZero() || rec.Status == dsr.StatusCancelled {
 		return 0
 	}
 	end := rec.FinalTime

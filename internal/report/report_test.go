@@ -48,8 +48,8 @@ func generate(t *testing.T, store *ledger.Store, from, now time.Time) truth {
 		overdue: map[string]bool{}, extended: map[string]bool{}, tasks: map[string]int{}}
 	month := from.AddDate(0, 1, 0).Sub(from)
 	types := []string{dsr.TypeErasure, dsr.TypeErasure, dsr.TypeErasure, dsr.TypeAccess, dsr.TypePortability}
-	outcomes := []ledger.Status{ledger.StatusCompleted, ledger.StatusCompleted, ledger.StatusCompleted, ledger.StatusCompleted,
-		ledger.StatusCompleted, ledger.StatusCancelled, ledger.StatusFailed, ledger.StatusPending, ledger.StatusInProgress}
+	outcomes := []dsr.Status{dsr.StatusCompleted, dsr.StatusCompleted, dsr.StatusCompleted, dsr.StatusCompleted,
+		dsr.StatusCompleted, dsr.StatusCancelled, dsr.StatusFailed, dsr.StatusPending, dsr.StatusInProgress}
 	for i := range 260 {
 		received := from.Add(time.Duration(rng.Int64N(int64(month))))
 		inMonth := true
@@ -73,7 +73,7 @@ func generate(t *testing.T, store *ledger.Store, from, now time.Time) truth {
 		}
 		k := r.Key()
 		due := r.DueTime
-		if rng.IntN(10) == 0 && status != ledger.StatusCancelled {
+		if rng.IntN(10) == 0 && status != dsr.StatusCancelled {
 			ext := ledger.Extension{DueTime: dsr.ExtendedDueTime(reg, due), ExtendedAt: received.Add(48 * time.Hour), Reason: "many systems hold the data"}
 			if err := store.Extend(ctx, k, ext); err != nil {
 				t.Fatal(err)
@@ -90,23 +90,23 @@ func generate(t *testing.T, store *ledger.Store, from, now time.Time) truth {
 				t.Fatal(err)
 			}
 		}
-		if status != ledger.StatusPending && status != ledger.StatusCancelled {
-			must(store.SetStatus(ctx, k, ledger.StatusInProgress, "sent to Mixpanel", received.Add(time.Hour/2)))
+		if status != dsr.StatusPending && status != dsr.StatusCancelled {
+			must(store.SetStatus(ctx, k, dsr.StatusInProgress, "sent to Mixpanel", received.Add(time.Hour/2)))
 		}
-		taskStatus := map[ledger.Status]string{ledger.StatusCompleted: "SUCCESS", ledger.StatusFailed: "FAILURE", ledger.StatusInProgress: "PENDING"}[status]
+		taskStatus := map[dsr.Status]string{dsr.StatusCompleted: "SUCCESS", dsr.StatusFailed: "FAILURE", dsr.StatusInProgress: "PENDING"}[status]
 		if taskStatus != "" {
-			must(store.SetForwarding(ctx, []ledger.Key{k}, ledger.Forwarding{Destination: "mixpanel", Status: ledger.ForwardingSent, TaskID: fmt.Sprintf("task-%d", i), TaskStatus: taskStatus}))
+			must(store.SetForwarding(ctx, []ledger.Key{k}, ledger.Forwarding{Destination: "mixpanel", Status: dsr.ForwardingSent, TaskID: fmt.Sprintf("task-%d", i), TaskStatus: dsr.TaskStatus(taskStatus)}))
 			if inMonth {
 				tr.tasks["mixpanel/"+taskStatus]++
 			}
 		}
-		if typ == dsr.TypeErasure && status == ledger.StatusCompleted {
-			must(store.SetForwarding(ctx, []ledger.Key{k}, ledger.Forwarding{Destination: "eu-project", Status: ledger.ForwardingSkipped}))
+		if typ == dsr.TypeErasure && status == dsr.StatusCompleted {
+			must(store.SetForwarding(ctx, []ledger.Key{k}, ledger.Forwarding{Destination: "eu-project", Status: dsr.ForwardingSkipped}))
 			if inMonth {
 				tr.tasks["eu-project/none"]++
 			}
 		}
-		if status == ledger.StatusCompleted || status == ledger.StatusCancelled || status == ledger.StatusFailed {
+		if status == dsr.StatusCompleted || status == dsr.StatusCancelled || status == dsr.StatusFailed {
 			must(store.SetStatus(ctx, k, status, "done", final))
 		}
 		if !inMonth {
@@ -115,17 +115,17 @@ func generate(t *testing.T, store *ledger.Store, from, now time.Time) truth {
 		tr.total++
 		tr.counts[typ+"/"+reg+"/"+string(status)]++
 		tr.secrets = append(tr.secrets, email, hash)
-		if status == ledger.StatusCompleted {
+		if status == dsr.StatusCompleted {
 			tr.durations[reg] = append(tr.durations[reg], final.Truncate(time.Microsecond).Sub(received.Truncate(time.Microsecond)))
 			if !final.After(due) {
 				tr.onTime[reg]++
 			}
 		}
 		end := final
-		if status == ledger.StatusPending || status == ledger.StatusInProgress {
+		if status == dsr.StatusPending || status == dsr.StatusInProgress {
 			end = now
 		}
-		if status != ledger.StatusCancelled && end.After(due) {
+		if status != dsr.StatusCancelled && end.After(due) {
 			tr.overdue[r.RequestID] = true
 		}
 	}

@@ -42,14 +42,14 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 	}
 	ext := opendsr.StatusExtension{DueTime: opendsr.NewTime(rec.DueTime), StatusReason: rec.StatusReason, Resolution: trace,
 		ResultsExpiresAt: opendsr.NewTime(rec.ResultsExpiresAt)}
-	if end := rec.ReceivedTime.Add(s.Config.WaitingPeriod); rec.Type == dsr.TypeErasure && !rec.SkipWaitingPeriod &&
-		rec.Status == ledger.StatusPending && end.After(s.now()) {
+	if end := rec.ReceivedTime.Add(s.Settings.WaitingPeriod); rec.Type == dsr.TypeErasure && !rec.SkipWaitingPeriod &&
+		rec.Status == dsr.StatusPending && end.After(s.now()) {
 		ext.CancellableUntil = opendsr.NewTime(end)
 	}
 	for _, f := range fwd {
-		ext.Forwarding = append(ext.Forwarding, opendsr.ForwardingStatus{
+		ext.Forwarding = append(ext.Forwarding, opendsr.Forwarding{
 			Destination: f.Destination, Status: string(f.Status), StatusMessage: f.StatusMessage,
-			TaskID: f.TaskID, TaskStatus: f.TaskStatus,
+			TaskID: f.TaskID, TaskStatus: string(f.TaskStatus),
 		})
 	}
 	extJSON, _ := json.Marshal(ext) // plain struct: cannot fail
@@ -64,7 +64,7 @@ func (s *Service) Status(ctx context.Context, key ledger.Key) (opendsr.StatusRes
 		ControllerID: rec.ControllerID, SubjectRequestID: rec.RequestID,
 		RequestStatus: string(rec.Status), ExpectedCompletionTime: opendsr.NewTime(rec.ExpectedCompletionTime),
 		APIVersion: rec.APIVersion, ResultsURL: resultsURL, ResultsCount: rec.ResultsCount,
-		Extensions: map[string]json.RawMessage{s.Config.ProcessorDomain: extJSON},
+		Extensions: map[string]json.RawMessage{s.Settings.ProcessorDomain: extJSON},
 	}, nil
 }
 
@@ -175,7 +175,7 @@ func (s *Service) recordEnded(ctx context.Context, key ledger.Key, announce bool
 	if reason == "" {
 		return ""
 	}
-	if err := s.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusFailed), reason, s.now()); err != nil {
+	if err := s.Ledger.SetStatus(ctx, key, dsr.StatusFailed, reason, s.now()); err != nil {
 		s.logger().Error("ledger write failed", "request_id", key.RequestID, "error", err)
 		return ""
 	}
@@ -213,7 +213,7 @@ func (s *Service) restart(ctx context.Context, key ledger.Key, by string) error 
 	if by != "" {
 		who = by
 	}
-	if err := s.Ledger.SetStatus(ctx, key, ledger.Status(dsr.StatusPending), "retried by "+who+": started again", s.now()); err != nil {
+	if err := s.Ledger.SetStatus(ctx, key, dsr.StatusPending, "retried by "+who+": started again", s.now()); err != nil {
 		// The new run records its own progress; only this transition is missing.
 		s.logger().Error("ledger write failed after restarting a request", "request_id", key.RequestID, "error", err)
 	}

@@ -1,8 +1,8 @@
 // Package requests is the request service shared by the HTTP API and the dsr
-// CLI: Submit validates a data subject request, writes its ledger row and
-// starts its DSR workflow, in that order, before anyone is told it was
-// accepted; Status answers from the ledger; Cancel and Retry go to the
-// request's workflow.
+// CLI: Submit validates a data subject request, starts its DSR workflow and
+// then writes its ledger row (the workflow writes the row too, as its first
+// step), before anyone is told it was accepted; Status answers from the
+// ledger; Cancel, Retry and Resolve go to the request's workflow.
 package requests
 
 import (
@@ -17,7 +17,6 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/dsrflow/dsrflow/activities"
 	"github.com/dsrflow/dsrflow/internal/config"
 	"github.com/dsrflow/dsrflow/internal/dsr"
 	"github.com/dsrflow/dsrflow/internal/keyring"
@@ -41,9 +40,27 @@ func ExpectedCompletionTime(forwardAt time.Time) time.Time {
 // retryWindow is how long a failed request waits for an operator's retry.
 const retryWindow = 30 * 24 * time.Hour
 
+// Settings are the parts of the configuration the request service reads.
+type Settings struct {
+	// ProcessorDomain is dsrflow's OpenDSR processor domain (the extensions key).
+	ProcessorDomain string
+	// CallbackAllowPrivate lets callback URLs use http:// and private addresses.
+	CallbackAllowPrivate bool
+	// WaitingPeriod is an erasure's cancellation window.
+	WaitingPeriod time.Duration
+	// TaskQueue is the queue DSR workflows start on.
+	TaskQueue string
+}
+
+// SettingsFrom takes the request service's settings from the configuration.
+func SettingsFrom(cfg config.Config) Settings {
+	return Settings{ProcessorDomain: cfg.ProcessorDomain, CallbackAllowPrivate: cfg.CallbackAllowPrivate,
+		WaitingPeriod: cfg.WaitingPeriod, TaskQueue: cfg.TaskQueue}
+}
+
 // Service submits requests.
 type Service struct {
-	Config   config.Config
+	Settings Settings
 	Ledger   *ledger.Store
 	Temporal client.Client
 	// Keys open sealed ledger fields (the results link).
@@ -64,17 +81,18 @@ type Result struct {
 	Response opendsr.CreatedResponse
 }
 
-// Submit validates req (decoded from raw) for a controller, records it and
-// starts its workflow. The answer lists the extensions entries of other
+// Submit validates req (decoded from raw) for a controller, starts its
+// workflow and records it. The answer lists the extensions entries of other
 // processors that were ignored. Submitting the same request id with the same content
 // again returns the existing record and starts nothing; with different content
 // it is a 409. A request is never left half-created: if the workflow cannot be
-// started, the ledger row is removed again and the caller gets a 503.
+// started nothing was written and the caller gets a 503; if this process dies
+// after the start, the workflow writes the ledger row itself.
 func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.Request, raw []byte) (Result, *opendsr.Error) {
 	res, oerr := s.submit(ctx, controllerID, req, raw)
-	if ignored := req.IgnoredExtensions(s.Config.ProcessorDomain); oerr == nil && len(ignored) > 0 {
+	if ignored := req.IgnoredExtensions(s.Settings.ProcessorDomain); oerr == nil && len(ignored) > 0 {
 		ext, _ := json.Marshal(opendsr.CreatedExtension{IgnoredExtensions: ignored}) // plain struct: cannot fail
-		res.Response.Extensions = map[string]json.RawMessage{s.Config.ProcessorDomain: ext}
+		res.Response.Extensions = map[string]json.RawMessage{s.Settings.ProcessorDomain: ext}
 	}
 	return res, oerr
 }
@@ -82,13 +100,13 @@ func (s *Service) Submit(ctx context.Context, controllerID string, req opendsr.R
 func (s *Service) submit(ctx context.Context, controllerID string, req opendsr.Request, raw []byte) (Result, *opendsr.Error) {
 	now := s.now()
 	if verr := opendsr.Validate(req, opendsr.ValidateOptions{
-		ProcessorDomain: s.Config.ProcessorDomain, Now: now,
-		AllowHTTPCallbacks: s.Config.CallbackAllowPrivate, AllowPrivateCallbacks: s.Config.CallbackAllowPrivate,
+		ProcessorDomain: s.Settings.ProcessorDomain, Now: now,
+		AllowHTTPCallbacks: s.Settings.CallbackAllowPrivate, AllowPrivateCallbacks: s.Settings.CallbackAllowPrivate,
 		AllowUUIDv5: s.NameBasedIDs,
 	}); verr != nil {
 		return Result{}, verr
 	}
-	ext, err := req.ProcessorExtension(s.Config.ProcessorDomain)
+	ext, err := req.ProcessorExtension(s.Settings.ProcessorDomain)
 	if err != nil {
 		var oerr *opendsr.Error
 		if errors.As(err, &oerr) {
@@ -117,7 +135,7 @@ func (s *Service) submit(ctx context.Context, controllerID string, req opendsr.R
 	if err != nil {
 		return Result{}, unavailable()
 	}
-	rec, err := activities.LedgerRecord(s.Keys, in)
+	rec, err := ledger.RecordOf(s.Keys, in)
 	if err != nil {
 		s.logger().Error("ledger record failed", "controller", controllerID, "request_id", req.SubjectRequestID, "error", err)
 		return Result{}, unavailable()
@@ -166,7 +184,7 @@ func (s *Service) logger() *slog.Logger {
 func (s *Service) workflowInput(controllerID string, req opendsr.Request, ext opendsr.ProcessorExtension, submitted, received time.Time) dsr.Request {
 	forwardAt := received
 	if req.SubjectRequestType == dsr.TypeErasure && !ext.SkipWaitingPeriod {
-		forwardAt = received.Add(s.Config.WaitingPeriod)
+		forwardAt = received.Add(s.Settings.WaitingPeriod)
 	}
 	ids := make([]dsr.Identity, len(req.SubjectIdentities))
 	for i, id := range req.SubjectIdentities {
@@ -208,7 +226,7 @@ func (s *Service) start(ctx context.Context, in dsr.Request) (bool, error) {
 func (s *Service) startRun(ctx context.Context, in dsr.Request, reuse enums.WorkflowIdReusePolicy) (bool, error) {
 	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       in.WorkflowID(),
-		TaskQueue:                s.Config.TaskQueue,
+		TaskQueue:                s.Settings.TaskQueue,
 		WorkflowIDReusePolicy:    reuse,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            fmt.Sprintf("%s %s request from %s", in.Regulation, in.Type, in.ControllerID),

@@ -36,8 +36,8 @@ func TestTheRequestCarriesNoWorkerSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := (&Service{Config: base, Keys: keys}).workflowInput("acme", req, opendsr.ProcessorExtension{}, submitted, received)
-	b := (&Service{Config: other, Keys: keys}).workflowInput("acme", req, opendsr.ProcessorExtension{}, submitted, received)
+	a := (&Service{Settings: SettingsFrom(base), Keys: keys}).workflowInput("acme", req, opendsr.ProcessorExtension{}, submitted, received)
+	b := (&Service{Settings: SettingsFrom(other), Keys: keys}).workflowInput("acme", req, opendsr.ProcessorExtension{}, submitted, received)
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("the same request scheduled differently under different worker settings:\n%+v\n%+v", a, b)
 	}

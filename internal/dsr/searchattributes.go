@@ -1,20 +1,8 @@
-package workflows
+package dsr
 
 import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
-
-	"github.com/dsrflow/dsrflow/internal/dsr"
-)
-
-// Search attributes of DSR workflows. Values never hold identities.
-var (
-	SearchStatus          = dsr.SearchStatus
-	SearchType            = dsr.SearchType
-	SearchRegulation      = dsr.SearchRegulation
-	SearchController      = dsr.SearchController
-	SearchDestinationTask = dsr.SearchDestinationTask
-	SearchDueTime         = dsr.SearchDueTime
 )
 
 // SearchAttributes names every search attribute dsrflow uses, with its type,
