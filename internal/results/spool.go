@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -134,39 +133,13 @@ func (r *seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // written is newer than cutoff when cutoff is further back than the longest
 // a download and build may take.
 func (s *Store) PurgeTemporary(cutoff time.Time) (int, error) {
-	entries, err := os.ReadDir(s.dir)
+	n, err := s.removeOlder(cutoff, func(e os.DirEntry) (remove, count bool) {
+		temporary := strings.HasPrefix(e.Name(), downloadPrefix) || strings.HasPrefix(e.Name(), tmpPrefix)
+		ok := temporary && (e.IsDir() || e.Type().IsRegular())
+		return ok, ok
+	})
 	if err != nil {
-		return 0, fmt.Errorf("results: purge temporary files: %w", err)
+		return n, fmt.Errorf("results: purge temporary files: %w", err)
 	}
-	removed := 0
-	var errs []error
-	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasPrefix(name, downloadPrefix) && !strings.HasPrefix(name, tmpPrefix) {
-			continue
-		}
-		if !e.IsDir() && !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil || !fi.ModTime().Before(cutoff) {
-			continue // gone meanwhile, or recent
-		}
-		path := filepath.Join(s.dir, name)
-		if e.IsDir() {
-			err = os.RemoveAll(path)
-		} else {
-			err = os.Remove(path)
-		}
-		switch {
-		case err == nil:
-			removed++
-		case !errors.Is(err, fs.ErrNotExist):
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return removed, fmt.Errorf("results: purge temporary files: %w", err)
-	}
-	return removed, nil
+	return n, nil
 }

@@ -223,36 +223,51 @@ func (s *Store) Delete(token string) error {
 // cutoff, left by interrupted writes (not counted). It is a safety net
 // behind the deletion of each bundle at its expiry.
 func (s *Store) PurgeOlderThan(cutoff time.Time) (int, error) {
+	n, err := s.removeOlder(cutoff, func(e os.DirEntry) (remove, count bool) {
+		bundle := isBundleName(e.Name())
+		return (bundle || strings.HasPrefix(e.Name(), tmpPrefix)) && e.Type().IsRegular(), bundle
+	})
+	if err != nil {
+		return n, fmt.Errorf("results: purge bundles: %w", err)
+	}
+	return n, nil
+}
+
+// removeOlder removes the entries of the store's directory last modified
+// before cutoff that match says to remove (directories with what they hold),
+// and returns how many of those match says to count.
+func (s *Store) removeOlder(cutoff time.Time, match func(os.DirEntry) (remove, count bool)) (int, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
-		return 0, fmt.Errorf("results: purge bundles: %w", err)
+		return 0, err
 	}
 	removed := 0
 	var errs []error
 	for _, e := range entries {
-		name := e.Name()
-		bundle := isBundleName(name)
-		if !bundle && !strings.HasPrefix(name, tmpPrefix) || !e.Type().IsRegular() {
+		remove, count := match(e)
+		if !remove {
 			continue
 		}
 		fi, err := e.Info()
 		if err != nil || !fi.ModTime().Before(cutoff) {
 			continue // gone meanwhile, or recent
 		}
-		err = os.Remove(filepath.Join(s.dir, name))
+		path := filepath.Join(s.dir, e.Name())
+		if e.IsDir() {
+			err = os.RemoveAll(path)
+		} else {
+			err = os.Remove(path)
+		}
 		switch {
 		case err == nil:
-			if bundle {
+			if count {
 				removed++
 			}
 		case !errors.Is(err, fs.ErrNotExist):
 			errs = append(errs, err)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return removed, fmt.Errorf("results: purge bundles: %w", err)
-	}
-	return removed, nil
+	return removed, errors.Join(errs...)
 }
 
 // isBundleName reports whether name is the file name of a bundle.
