@@ -164,34 +164,13 @@ METRICS_BASE=$CLUSTER_METRICS_PORT
 unset CLUSTER_METRICS_PORT # set per service below
 
 # dsrflow: dev values; anything already set in the environment wins.
-: "${TEMPORAL_ADDRESS:=$HOST:$DEV_TEMPORAL_PORT}"
-: "${TEMPORAL_NAMESPACE:=default}"
 : "${DSR_DB:=postgres://$PGUSER@$PGHOST:$PGPORT/$LEDGER_DB?sslmode=disable}"
 : "${DSR_RESULTS_DIR:=$CLUSTER_DIR/results}"
-: "${MIXPANEL_API_URL:=http://$HOST:$DEV_EMULATOR_PORT}"
-: "${MIXPANEL_PROJECT_TOKEN:=dev-project-token}"
-: "${MIXPANEL_OAUTH_TOKEN:=dev-oauth-token}"
-: "${API_ADDR:=$HOST:$DEV_API_PORT}"
-: "${API_TOKENS:=dev-token:dev}"
-: "${DSR_BATCH_MAX_WAIT:=10s}"
-: "${MIXPANEL_POLL_INTERVAL:=5s}"
 # Two workers on a cluster: leave headroom under Mixpanel's 1 request/s for
 # the jitter between Temporal's dispatch and each worker's call (docs/operations.md).
 : "${MIXPANEL_RATE_LIMIT:=0.8}"
-: "${DSR_CALLBACK_ALLOW_PRIVATE:=true}"
-: "${DSR_PROCESSOR_DOMAIN:=localhost}"
-generate_keys=false
-if [[ -z ${DSR_SIGNING_KEY:-} && -z ${DSR_SIGNING_CERT:-} ]]; then
-    DSR_SIGNING_KEY=$DEV_DATA/signing-key.pem
-    DSR_SIGNING_CERT=$DEV_DATA/signing-cert.pem
-    generate_keys=true
-fi
-: "${DSR_CODEC_ORIGINS:=http://$HOST:$DEV_UI_PORT,http://localhost:$DEV_UI_PORT}"
-: "${DSR_CODEC_ALLOW_LOOPBACK:=true}"
-export TEMPORAL_ADDRESS TEMPORAL_NAMESPACE DSR_DB DSR_RESULTS_DIR MIXPANEL_API_URL \
-    MIXPANEL_PROJECT_TOKEN MIXPANEL_OAUTH_TOKEN API_ADDR API_TOKENS DSR_BATCH_MAX_WAIT \
-    MIXPANEL_POLL_INTERVAL MIXPANEL_RATE_LIMIT DSR_CALLBACK_ALLOW_PRIVATE DSR_PROCESSOR_DOMAIN \
-    DSR_SIGNING_KEY DSR_SIGNING_CERT DSR_CODEC_ORIGINS DSR_CODEC_ALLOW_LOOPBACK
+export MIXPANEL_RATE_LIMIT
+dev_environment
 
 # ------------------------------------------------------------------- helpers
 # namespace_ready: the namespace exists (created with a week's retention if

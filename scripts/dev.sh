@@ -46,34 +46,11 @@ done
 
 # ---------------------------------------------------------------- environment
 # Dev values; anything already set in the environment wins.
-: "${TEMPORAL_ADDRESS:=$HOST:$DEV_TEMPORAL_PORT}"
-: "${TEMPORAL_NAMESPACE:=default}"
 : "${DSR_DB:=$DEV_DATA/dsrflow.db}"
 : "${DSR_RESULTS_DIR:=$DEV_DATA/results}"
-: "${MIXPANEL_API_URL:=http://$HOST:$DEV_EMULATOR_PORT}"
-: "${MIXPANEL_PROJECT_TOKEN:=dev-project-token}"
-: "${MIXPANEL_OAUTH_TOKEN:=dev-oauth-token}"
-: "${API_ADDR:=$HOST:$DEV_API_PORT}"
-: "${API_TOKENS:=dev-token:dev}"
-: "${DSR_BATCH_MAX_WAIT:=10s}"
-: "${MIXPANEL_POLL_INTERVAL:=5s}"
-: "${DSR_CALLBACK_ALLOW_PRIVATE:=true}"
-: "${DSR_PROCESSOR_DOMAIN:=localhost}"
 : "${WORKER_METRICS_ADDR:=$HOST:$DEV_METRICS_PORT}"
-generate_keys=false
-if [[ -z ${DSR_SIGNING_KEY:-} && -z ${DSR_SIGNING_CERT:-} ]]; then
-    DSR_SIGNING_KEY=$DEV_DATA/signing-key.pem
-    DSR_SIGNING_CERT=$DEV_DATA/signing-cert.pem
-    generate_keys=true
-fi
-# Payloads are encrypted (DSR_ENCRYPTION_KEYS): the Web UI (on DEV_UI_PORT) shows them
-# through the API's codec endpoint (/codec), which answers this machine without a token.
-: "${DSR_CODEC_ORIGINS:=http://$HOST:$DEV_UI_PORT,http://localhost:$DEV_UI_PORT}"
-: "${DSR_CODEC_ALLOW_LOOPBACK:=true}"
-export TEMPORAL_ADDRESS TEMPORAL_NAMESPACE DSR_DB DSR_RESULTS_DIR MIXPANEL_API_URL \
-    MIXPANEL_PROJECT_TOKEN MIXPANEL_OAUTH_TOKEN API_ADDR API_TOKENS DSR_BATCH_MAX_WAIT \
-    MIXPANEL_POLL_INTERVAL DSR_CALLBACK_ALLOW_PRIVATE DSR_PROCESSOR_DOMAIN \
-    WORKER_METRICS_ADDR DSR_SIGNING_KEY DSR_SIGNING_CERT DSR_CODEC_ORIGINS DSR_CODEC_ALLOW_LOOPBACK
+export WORKER_METRICS_ADDR
+dev_environment
 
 # The Temporal CLI reads TEMPORAL_* client settings from the environment too;
 # the dev server and its health check must not pick up a production address,
