@@ -40,12 +40,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-: "${DEV_DATA:=.data}"
-: "${DEV_TEMPORAL_PORT:=7233}"
-: "${DEV_UI_PORT:=8233}"
-: "${DEV_API_PORT:=8080}"
-: "${DEV_EMULATOR_PORT:=9410}"
-: "${DEV_METRICS_PORT:=9090}"
+# shellcheck source=lib/stack.sh
+. scripts/lib/stack.sh
 : "${CLUSTER_SHARDS:=4}"
 : "${CLUSTER_WORKERS:=2}"
 : "${CLUSTER_METRICS_PORT:=8000}"
@@ -53,7 +49,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${PGPORT:=5432}"
 : "${PGUSER:=postgres}"
 export PGHOST PGPORT PGUSER
-HOST=127.0.0.1
 CLUSTER_DIR="$DEV_DATA/cluster"
 LOGS="$CLUSTER_DIR/logs"
 START_TIMEOUT=120 # seconds each process may take to answer
@@ -63,8 +58,6 @@ STACK=cluster
 # warnings while their peers start or stop, and the config loader's chatter.
 QUIET_NAMES='^(history|matching|frontend|t-worker|ui)$'
 TEMPORAL_QUIET='"level":"(info|warn)"|Not enough hosts to serve the request|^[0-9/: ]*Loading config'
-# shellcheck source=lib/stack.sh
-. scripts/lib/stack.sh
 
 for bin in temporal temporal-server temporal-sql-tool temporal-ui-server worker api dsr; do
     [[ -x bin/$bin ]] || die "bin/$bin is missing: run \`make tools build\` (or just \`make cluster\`)"

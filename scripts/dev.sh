@@ -22,13 +22,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-: "${DEV_DATA:=.data}"
-: "${DEV_TEMPORAL_PORT:=7233}"
-: "${DEV_UI_PORT:=8233}"
-: "${DEV_API_PORT:=8080}"
-: "${DEV_EMULATOR_PORT:=9410}"
-: "${DEV_METRICS_PORT:=9090}"
-HOST=127.0.0.1
+# shellcheck source=lib/stack.sh
+. scripts/lib/stack.sh
 LOGS="$DEV_DATA/logs"
 START_TIMEOUT=90 # seconds each process may take to answer
 STOP_SECONDS=10  # and to stop
@@ -37,8 +32,6 @@ STACK=dev
 # connection warnings, a wall of them while it shuts down.
 QUIET_NAMES='^temporal$'
 TEMPORAL_QUIET='msg="(network dial error|Failed to poll for task[.]?)"'
-# shellcheck source=lib/stack.sh
-. scripts/lib/stack.sh
 
 for bin in temporal worker api dsr; do
     [[ -x bin/$bin ]] || die "bin/$bin is missing: run \`make tools build\` (or just \`make dev\`)"

@@ -1,15 +1,24 @@
 # scripts/lib/stack.sh — what scripts/dev.sh and scripts/cluster.sh share:
 # messages, probes, and supervision of the processes of a local stack. Sourced,
-# not run. The sourcing script sets, before calling these functions:
+# not run. It sets the DEV_* ports and DEV_DATA (defaults below) and HOST; the
+# sourcing script sets, before calling these functions:
 #   STACK            the name messages start with ("dev", "cluster")
-#   HOST             the address probes connect to (127.0.0.1)
 #   LOGS             the directory of the processes' logs
 #   START_TIMEOUT    seconds each process may take to answer
 #   STOP_SECONDS     seconds each process may take to stop before SIGKILL
 #   TEMPORAL_CLI     the command (array) running bin/temporal for health checks
-#   DEV_TEMPORAL_PORT the Temporal frontend's port
 #   TEMPORAL_QUIET   lines (regular expression) kept out of the terminal, for
 #   QUIET_NAMES      the processes whose names match this regular expression
+
+# Ports and data directory of a local stack, the same for both scripts (the
+# environment may move them, e.g. to run two stacks at once).
+: "${DEV_DATA:=.data}"
+: "${DEV_TEMPORAL_PORT:=7233}"
+: "${DEV_UI_PORT:=8233}"
+: "${DEV_API_PORT:=8080}"
+: "${DEV_EMULATOR_PORT:=9410}"
+: "${DEV_METRICS_PORT:=9090}"
+HOST=127.0.0.1
 
 # dev_environment: the dev values of dsrflow's settings, exported; anything
 # already set in the environment wins (the caller sets DSR_DB and
